@@ -1,0 +1,95 @@
+"""The paper's sampling protocol: a source task, and k-shot target tasks on disjoint characters.
+
+Every draw comes from numpy Generators seeded by (seed, purpose, [trial,] character), so a
+class's samples do not depend on which other classes were chosen or in what order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import CharacterSet, DataError
+
+PAPER = dict(n_classes=20, source_per_class=400, test_per_class=50)  # 20 chars x 400; test 1,000 = 50 x 20
+_TEST, _TRAIN, _SOURCE = 1, 2, 3  # purposes, mixed into the seeds
+
+
+@dataclass
+class Split:
+    train: CharacterSet
+    test: CharacterSet
+    classes: list[str]  # labels 0..len-1 of train and test index into this
+
+
+def default_class_split(classes: list[str], seed: int = 0, n: int = 20) -> tuple[list[str], list[str]]:
+    """Two disjoint random sets of n characters (source, target), each in class order."""
+    if 2 * n > len(classes):
+        raise DataError(f"cannot pick two disjoint sets of {n} characters from {len(classes)} classes")
+    pick = np.random.default_rng(seed).choice(len(classes), 2 * n, replace=False)
+    return [classes[i] for i in sorted(pick[:n])], [classes[i] for i in sorted(pick[n:])]
+
+
+def check_classes(ds: CharacterSet, chars, name: str) -> None:
+    chars = list(chars)
+    unknown = [c for c in chars if c not in ds.classes]
+    if unknown:
+        raise DataError(f"{name}: characters {''.join(unknown)!r} are not in {ds.source}")
+    dups = sorted({c for c in chars if chars.count(c) > 1})
+    if dups:
+        raise DataError(f"{name}: characters {''.join(dups)!r} are listed twice")
+    if len(chars) < 2:
+        raise DataError(f"{name}: need at least 2 characters, got {len(chars)}")
+
+
+def _rows(ds: CharacterSet, c: str) -> np.ndarray:
+    return np.flatnonzero(ds.labels == ds.classes.index(c))
+
+
+def _relabel(ds: CharacterSet, rows: list[np.ndarray], chars: list[str]) -> CharacterSet:
+    labels = np.concatenate([np.full(len(r), i, np.int64) for i, r in enumerate(rows)])
+    idx = np.concatenate(rows)
+    return CharacterSet(ds.images[idx], labels, list(chars), ds.source, ds.description)
+
+
+def source_split(ds: CharacterSet, source_classes, per_class: int = 400, heldout_per_class: int = 100,
+                 seed: int = 0) -> Split:
+    """per_class training samples per character, and a disjoint held-out test set."""
+    chars = list(source_classes)
+    check_classes(ds, chars, "source classes")
+    train, test = [], []
+    for c in chars:
+        rows = _rows(ds, c)
+        if len(rows) < per_class + heldout_per_class:
+            raise DataError(f"class {c!r} has {len(rows)} samples, need {per_class} + {heldout_per_class} held out")
+        rows = np.random.default_rng([seed, _SOURCE, ord(c)]).permutation(rows)
+        train.append(rows[:per_class])
+        test.append(rows[per_class:per_class + heldout_per_class])
+    return Split(_relabel(ds, train, chars), _relabel(ds, test, chars), chars)
+
+
+def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, seed: int = 0,
+                   test_per_class: int = 50, source_classes=None) -> Split:
+    """k training samples per target character (a new draw per trial) and a fixed test set.
+
+    The test set depends on seed only (never on trial or k), so every run is scored on the
+    same 50 x 20 = 1,000 characters; training samples come from the rest. For one trial the
+    draws are nested: the k=5 samples are the first 5 of the k=10 ones.
+    """
+    chars = list(target_classes)
+    check_classes(ds, chars, "target classes")
+    overlap = [c for c in chars if source_classes is not None and c in set(source_classes)]
+    if overlap:
+        raise DataError(f"target classes overlap the source classes: {''.join(overlap)!r}")
+    if k < 1:
+        raise DataError(f"k (samples per class) must be at least 1, got {k}")
+    train, test = [], []
+    for c in chars:
+        rows = _rows(ds, c)
+        if len(rows) < test_per_class + k:
+            raise DataError(f"class {c!r} has {len(rows)} samples: too few for {test_per_class} test + k={k}")
+        rows = np.random.default_rng([seed, _TEST, ord(c)]).permutation(rows)
+        test.append(np.sort(rows[:test_per_class]))
+        pool = np.sort(rows[test_per_class:])
+        train.append(np.random.default_rng([seed, _TRAIN, trial, ord(c)]).permutation(pool)[:k])
+    return Split(_relabel(ds, train, chars), _relabel(ds, test, chars), chars)

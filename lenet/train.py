@@ -1,0 +1,149 @@
+"""One `fit` for every caller: the CLI, the app's background jobs and the benchmarks.
+
+The trainer knows nothing of any UI. Observers attach through `on_step` and
+`on_epoch` callbacks (that is where a live chart or progress bar plugs in) and
+a `stop` event ends training between two mini-batches.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .codes import decode
+from .config import Recipe
+from .transfer import retained_levels
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    step: int
+    train_loss: float
+    train_acc: float
+    test_acc: float | None  # None on epochs where the test set was not evaluated
+    seconds: float          # since fit started
+
+
+@dataclass
+class FitResult:
+    epochs: int
+    train_loss: float
+    train_acc: float
+    test_acc: float | None
+    seconds: float
+    stopped: bool                 # the stop event ended training early
+    history: list[EpochStats] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, codes: torch.Tensor, level: int = 0,
+            batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs, predicted class) for inputs x entering the net above `level`."""
+    was_training = model.training
+    model.eval()
+    outs = torch.cat([model.forward_from(x[i:i + batch], level) for i in range(0, len(x), batch)]) \
+        if len(x) else torch.zeros(0, codes.shape[1])
+    model.train(was_training)
+    return outs, decode(outs, codes)
+
+
+def evaluate(model, x, y, codes, level: int = 0) -> tuple[float, float]:
+    """(MSE loss to the codes, accuracy) of the model on (x, y)."""
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    outs, pred = predict(model, x, codes, level)
+    loss = F.mse_loss(outs, codes[y]).item()
+    return loss, (pred == y).float().mean().item()
+
+
+@torch.no_grad()
+def frozen_features(model, x: torch.Tensor, level: int, batch: int = 2000) -> torch.Tensor:
+    """Outputs of the frozen bottom levels; they never change while the rest trains."""
+    if level == 0:
+        return x
+    return torch.cat([model.forward_to(x[i:i + batch], level) for i in range(0, len(x), batch)])
+
+
+def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, codes: torch.Tensor,
+        recipe: Recipe, x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None, *,
+        on_step: Callable[[int, float], None] | None = None,
+        on_epoch: Callable[[EpochStats], None] | None = None,
+        stop: threading.Event | None = None, cache_frozen: bool = True) -> FitResult:
+    """Train the model's trainable parameters with SGD + momentum on MSE to the codes.
+
+    Stops at `recipe.max_epochs`, when training accuracy reaches `recipe.target_train_acc`,
+    when the training loss has not fallen for `recipe.patience` epochs, or when `stop` is set.
+    `cache_frozen` runs the frozen bottom levels once instead of every step (same result).
+    """
+    recipe.validate()
+    if len(x_train) == 0:
+        raise ValueError("the training set is empty")
+    level = retained_levels(model) if cache_frozen else 0
+    h_train = frozen_features(model, x_train, level)
+    h_test = frozen_features(model, x_test, level) if x_test is not None and len(x_test) else None
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen levels never reach the optimiser
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum)
+    g = torch.Generator().manual_seed(recipe.seed)
+    targets = codes[y_train]
+    n = len(h_train)
+    t0 = time.perf_counter()
+    history: list[EpochStats] = []
+    step, best_loss, since_best, stopped = 0, math.inf, 0, False
+    test_acc = None
+    model.train()
+    for epoch in range(1, recipe.max_epochs + 1):
+        order = torch.randperm(n, generator=g)
+        for i in range(0, n, recipe.batch_size):
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            idx = order[i:i + recipe.batch_size]
+            loss = F.mse_loss(model.forward_from(h_train[idx], level), targets[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if on_step is not None:
+                on_step(step, loss.item())
+        if stopped and step == 0:
+            break
+        train_loss, train_acc = evaluate(model, h_train, y_train, codes, level)
+        if not math.isfinite(train_loss):
+            raise TrainingError(f"the training loss became {train_loss} at epoch {epoch}; "
+                                f"try a smaller learning rate (lr={recipe.lr})")
+        done = (stopped or epoch == recipe.max_epochs or train_acc >= recipe.target_train_acc)
+        if train_loss < best_loss - recipe.min_delta:
+            best_loss, since_best = train_loss, 0
+        else:
+            since_best += 1
+            done = done or (recipe.patience > 0 and since_best >= recipe.patience)
+        evaluated = h_test is not None and (done or epoch % recipe.eval_every == 0)
+        if evaluated:
+            test_acc = evaluate(model, h_test, y_test, codes, level)[1]
+        stats = EpochStats(epoch, step, train_loss, train_acc, test_acc if evaluated else None,
+                           time.perf_counter() - t0)
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
+        if done:
+            break
+    model.eval()
+    last = history[-1] if history else EpochStats(0, 0, math.nan, math.nan, None, 0.0)
+    return FitResult(epochs=last.epoch, train_loss=last.train_loss, train_acc=last.train_acc,
+                     test_acc=test_acc, seconds=time.perf_counter() - t0, stopped=stopped,
+                     history=history)
