@@ -288,6 +288,6 @@ def test_check_classes(tagged):
 
 
 def test_real_transfer_split(real):
-    src, tgt = default_class_split(real.classes, seed=0)
+    src, tgt = default_class_split(real, seed=0)
     s = transfer_split(real, tgt, k=PAPER["source_per_class"] // 20, source_classes=src)
     assert len(s.test) == 1000 and len(s.train) == 400

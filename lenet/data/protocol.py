@@ -22,12 +22,28 @@ class Split:
     classes: list[str]  # labels 0..len-1 of train and test index into this
 
 
-def default_class_split(classes: list[str], seed: int = 0, n: int = 20) -> tuple[list[str], list[str]]:
-    """Two disjoint random sets of n characters (source, target), each in class order."""
-    if 2 * n > len(classes):
-        raise DataError(f"cannot pick two disjoint sets of {n} characters from {len(classes)} classes")
-    pick = np.random.default_rng(seed).choice(len(classes), 2 * n, replace=False)
-    return [classes[i] for i in sorted(pick[:n])], [classes[i] for i in sorted(pick[n:])]
+def default_class_split(classes, seed: int = 0, n: int = 20,
+                        source_need: int = PAPER["source_per_class"] + 100) -> tuple[list[str], list[str]]:
+    """Two disjoint random sets of n characters (source, target), each in class order.
+
+    `classes` is a class list or a CharacterSet; given a CharacterSet, the source characters
+    are drawn only from classes with at least `source_need` samples (400 to train + 100 held
+    out), since EMNIST's test split has 20 classes with fewer than 500.
+    """
+    counts = classes.counts() if isinstance(classes, CharacterSet) else None
+    names = list(classes.classes) if counts is not None else list(classes)
+    if 2 * n > len(names):
+        raise DataError(f"cannot pick two disjoint sets of {n} characters from {len(names)} classes")
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    rich = [c for c in order if counts is None or counts[c] >= source_need]
+    if len(rich) < n:
+        raise DataError(f"only {len(rich)} classes have the {source_need} samples a source character needs; "
+                        f"need {n}")
+    source = rich[:n]
+    target = [c for c in order if c not in source][:n]
+    pos = {c: i for i, c in enumerate(names)}
+    return sorted(source, key=pos.get), sorted(target, key=pos.get)
 
 
 def check_classes(ds: CharacterSet, chars, name: str) -> None:
