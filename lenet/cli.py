@@ -1,0 +1,315 @@
+"""`python -m lenet ...`: Table 1, the source net, the paper's experiment, data and benchmarks.
+
+Every bad input ends with one `error: ...` line on stderr and exit code 2, before any work.
+With --json, stdout holds exactly one JSON object; progress always goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, SOURCE_RECIPE, TRANSFER_RECIPE
+
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A user-facing problem with the command line itself."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + message
+        raise CliError(f"{self.prog}: {message}")
+
+
+class Progress:
+    """A one-line progress bar with ETA on stderr (a line per update when stderr is not a terminal)."""
+
+    def __init__(self, label: str, stream=sys.stderr, header: str = ""):
+        self.label, self.stream, self.t0, self.first = label, stream, time.perf_counter(), None
+        self.tty, self.header = stream.isatty(), header
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.first is None:
+            self.first = done  # runs finished before this process started do not count for the ETA
+            if self.header:  # printed once the work really starts, so an error stays the only line
+                self.stream.write(self.header + "\n")
+        elapsed = time.perf_counter() - self.t0
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0
+        eta = f"ETA {_hms((total - done) / rate)}" if rate > 0 and done < total else ""
+        frac = done / total if total else 1.0
+        bar = "#" * int(30 * frac)
+        line = f"{self.label} [{bar:<30}] {done}/{total} {frac:4.0%} {_hms(elapsed)} {eta}".rstrip()
+        self.stream.write(("\r" + line + ("\n" if done >= total else "")) if self.tty else line + "\n")
+        self.stream.flush()
+
+
+def _hms(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _emit(args, obj: dict, text: str) -> None:
+    print(json.dumps(obj) if args.json else text, flush=True)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_table1(args) -> None:
+    from .model import LeNet5, free_parameters
+    from .transfer import trainable_fraction
+
+    counts = free_parameters(LeNet5())
+    lines = ["free parameters (the paper's Table 1):"]
+    lines += [f"  {name:<5} {v:>7,}" for name, v in counts.items()]
+    lines += ["trainable share when the bottom n levels are retained:"]
+    lines += [f"  n={n}  {trainable_fraction(n):6.1%}" for n in PAPER_LEVELS]
+    _emit(args, counts, "\n".join(lines))
+
+
+def _load_data(args):
+    from .data import load
+
+    return load(args.data, args.data_dir)
+
+
+def _chars(text: str | None, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    chars = list(text)
+    dups = sorted({c for c in chars if chars.count(c) > 1})
+    if dups:
+        raise ValueError(f"{what}: characters {''.join(dups)!r} are listed twice")
+    return chars
+
+
+def cmd_train_source(args) -> None:
+    from . import checkpoint
+    from .data.protocol import check_classes, default_class_split, source_split
+    from .net import train_source
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
+    recipe = SOURCE_RECIPE.replace(seed=args.seed, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    ds = _load_data(args)
+    classes = _chars(args.classes, "--classes") or default_class_split(ds.classes, args.seed)[0]
+    check_classes(ds, classes, "--classes")
+    split = source_split(ds, classes, args.per_class, args.heldout, args.seed)
+    _err(f"source net: {len(classes)} characters {''.join(classes)} x {args.per_class} from {ds.source}")
+
+    def on_epoch(s):
+        test = "" if s.test_acc is None else f", held-out acc {s.test_acc:.2%}"
+        _err(f"epoch {s.epoch}: loss {s.train_loss:.4f}, train acc {s.train_acc:.2%}{test} ({s.seconds:.0f} s)")
+
+    net, fit = train_source(split, recipe, on_epoch=on_epoch)
+    path = checkpoint.save(net, args.out)
+    res = {"out": str(Path(args.out)), "model": str(path), "data": ds.source, "classes": "".join(classes),
+           "train_acc": fit.train_acc, "heldout_acc": fit.test_acc, "epochs": fit.epochs,
+           "min_hamming": net.meta["min_hamming"], "seconds": round(fit.seconds, 1)}
+    _emit(args, res, f"saved {path}\nclasses: {res['classes']}\n"
+                     f"accuracy on its training set: {fit.train_acc:.2%} (paper: 94.38%)\n"
+                     f"accuracy held out: {fit.test_acc:.2%}\nmin Hamming distance of the codes: "
+                     f"{res['min_hamming']}")
+
+
+def default_targets(classes: list[str], source_classes: list[str], seed: int, n: int = 20) -> list[str]:
+    """The default split's target half, or (for a source net on other characters) n others."""
+    from .data.protocol import default_class_split
+
+    if 2 * n <= len(classes):
+        targets = default_class_split(classes, seed, n)[1]
+        if not set(targets) & set(source_classes):
+            return targets
+    rest = [c for c in classes if c not in set(source_classes)]
+    pick = np.random.default_rng(seed).permutation(len(rest))[:n]
+    return [rest[i] for i in sorted(pick)]
+
+
+def _source_for(args, ds):
+    """--source, else OUT/source from an earlier run, else a newly trained source net saved there."""
+    from . import checkpoint
+    from .data.protocol import default_class_split, source_split
+    from .net import train_source
+
+    if args.source:
+        return checkpoint.load(args.source), str(args.source)
+    where = Path(args.out) / "source"
+    if (where / checkpoint.WEIGHTS).exists():
+        return checkpoint.load(where), str(where)
+    classes = default_class_split(ds.classes, args.seed)[0]
+    _err(f"training a source net on {''.join(classes)} (no --source given); it is saved in {where}")
+    net, _ = train_source(source_split(ds, classes, seed=args.seed), SOURCE_RECIPE.replace(seed=args.seed),
+                          on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
+    checkpoint.save(net, where)
+    return net, str(where)
+
+
+def cmd_reproduce(args) -> None:
+    from . import experiment as E
+
+    levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
+    recipe = TRANSFER_RECIPE.replace(**({} if args.epochs is None else {"max_epochs": args.epochs}))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    targets = _chars(args.target_classes, "--target-classes")
+    ds = _load_data(args)
+    if targets is not None:  # every check that needs no source net, before one is trained
+        E.check_targets(ds, targets, [], max(samples))
+    source, source_path = _source_for(args, ds)
+    targets = targets or default_targets(ds.classes, source.classes, args.seed)
+    E.check_targets(ds, targets, source.classes, max(samples))
+    header = f"source net: {source_path} ({''.join(source.classes)})\ntarget classes: {''.join(targets)}"
+    stop = threading.Event()
+    try:
+        results = E.reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=args.seed,
+                              recipe=recipe, out_dir=out, fast=not args.plain, stop=stop,
+                              progress=Progress("runs", header=header), log=_err)
+    except KeyboardInterrupt:
+        stop.set()
+        raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out / E.RUNS}, rerun to resume")
+    summary = E.summarize(results)
+    meta = json.loads((out / E.META).read_text())
+    res = {"out": str(out), "runs": len(results), "complete": meta["complete"], "engine": meta["engine"],
+           "source": source_path, "source_classes": "".join(source.classes), "target_classes": "".join(targets),
+           "summary": summary}
+    table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  min {r['min']:.2%}  max {r['max']:.2%}"
+                      f"  ({r['runs']} runs)" for r in summary)
+    _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
+
+
+def cmd_data_info(args) -> None:
+    from .data import info
+
+    d = info(args.data, args.data_dir)
+    counts = " ".join(f"{c}:{n}" for c, n in d["counts"].items())
+    _emit(args, d, f"{d['source']}: {d['description']}\n{d['n']:,} characters in {len(d['classes'])} classes\n"
+                   f"per class: {counts}")
+
+
+def cmd_data_download(args) -> None:
+    from .data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
+
+    bar = Progress("download")
+    last = [0.0]
+
+    def progress(have: int, total: int) -> None:  # throttled: a bar update per 0.5 s
+        now = time.perf_counter()
+        if now - last[0] > 0.5 or have >= total:
+            last[0] = now
+            bar(have >> 20, max(total, 1) >> 20)
+
+    url = args.url or EMNIST_URL
+    path = download_emnist(args.dest, url, EMNIST_SIZE if url == EMNIST_URL else None, progress)
+    _emit(args, {"path": str(path)}, f"EMNIST is at {path}")
+
+
+def cmd_bench(args) -> int:
+    import importlib
+    import importlib.util
+
+    name = f"{__package__}.bench"
+    if importlib.util.find_spec(name) is None:
+        raise CliError("benchmarks are not available: lenet/bench.py is missing")
+    return importlib.import_module(name).main(args.bench_args) or 0
+
+
+# --- wiring -----------------------------------------------------------------------------------
+
+def _data_args(p, required=True) -> None:
+    from .data import KINDS
+
+    p.add_argument("--data", choices=KINDS, required=required,
+                   help="character set: synthetic (built in), emnist (downloaded) or sd19 (NIST folder)")
+    p.add_argument("--data-dir", help="folder or zip with the data (default: the usual places)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lenet", description="LeNet Transfer Lab: Gutstein et al.'s knowledge-transfer experiments.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("table1", help="free parameters per layer (the paper's Table 1)")
+    t.add_argument("--json", action="store_true", help="print one JSON object")
+    t.set_defaults(fn=cmd_table1)
+
+    s = sub.add_parser("train-source", help="train a source net and save it")
+    _data_args(s)
+    s.add_argument("--out", required=True, help="folder to save the net in (model.safetensors + config.json)")
+    s.add_argument("--classes", help="source characters, e.g. ABCD... (default: a seeded pick of 20)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the class pick, samples, init and codes")
+    s.add_argument("--epochs", type=int, default=SOURCE_RECIPE.max_epochs, help="passes over the training set")
+    s.add_argument("--lr", type=float, default=SOURCE_RECIPE.lr, help="SGD learning rate")
+    s.add_argument("--batch-size", type=int, default=SOURCE_RECIPE.batch_size, help="mini-batch size")
+    s.add_argument("--per-class", type=int, default=400, help="training samples per character (paper: 400)")
+    s.add_argument("--heldout", type=int, default=100, help="held-out samples per character for testing")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(fn=cmd_train_source)
+
+    r = sub.add_parser("reproduce", help="run the paper's grid of transfer experiments (resumable)")
+    _data_args(r)
+    r.add_argument("--levels", type=int, nargs="+", default=list(PAPER_LEVELS), help="retained levels n (0..5)")
+    r.add_argument("--samples", type=int, nargs="+", default=list(PAPER_SAMPLES), help="samples per class k")
+    r.add_argument("--trials", type=int, default=PAPER_TRIALS, help="trials per (n, k)")
+    r.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
+    r.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
+    r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net)")
+    r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
+    r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.fast")
+    r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    r.set_defaults(fn=cmd_reproduce)
+
+    d = sub.add_parser("data", help="inspect or download character data")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    i = dsub.add_parser("info", help="what is found: source, description, counts per class")
+    _data_args(i)
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(fn=cmd_data_info)
+    dl = dsub.add_parser("download", help="download a data set")
+    dl.add_argument("what", choices=["emnist"], help="the data set to download")
+    dl.add_argument("--dest", help="destination folder (default: the cache)")
+    dl.add_argument("--url", help="download from this URL instead of NIST's")
+    dl.add_argument("--json", action="store_true", help="print one JSON object")
+    dl.set_defaults(fn=cmd_data_download)
+
+    b = sub.add_parser("bench", help="benchmarks (lenet.bench); arguments are passed on", add_help=False)
+    b.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for lenet.bench")
+    b.set_defaults(fn=cmd_bench, json=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import ModelFileError
+    from .data import DataError
+    from .train import TrainingError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["bench"]:  # everything after `bench` belongs to lenet.bench's own parser
+            return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
+        args = build_parser().parse_args(argv)
+        return args.fn(args) or 0
+    except (CliError, DataError, ModelFileError, TrainingError, ValueError, OSError) as e:
+        _err(f"error: {_one_line(e)}")
+    except KeyboardInterrupt as e:
+        _err(f"error: {_one_line(e) or 'interrupted'}")
+    return EXIT_ERROR
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e)
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        text = f"{e.filename}: {e.strerror}"
+    return " ".join(text.split())
