@@ -1,0 +1,41 @@
+"""Home: what the paper shows, Figure 1 drawn from the live model, and what is active."""
+import streamlit as st
+
+import ui
+from lenet.figures import architecture_figure
+from lenet.model import LeNet5, architecture
+
+st.title("LeNet Transfer Lab")
+st.markdown(
+    "Gutstein, Fuentes & Freudenthal, *Knowledge Transfer in Deep Convolutional Neural Nets* (2007): "
+    "a LeNet-5 **source net** learns 20 handwritten characters from 400 samples each. Its bottom "
+    "**n retained levels** (C1, S2, C3, S4, C5) are copied into a new net and frozen; only the levels "
+    "above learn 20 *other* characters from just **k samples per class**. With few samples, keeping "
+    "more levels helps a lot: features learned on one set of characters carry over to new ones. "
+    "Every output is trained towards a 20-bit random **target code**; the prediction is the "
+    "character whose code is nearest.")
+
+s = ui.state()
+net, label, job = ui.active_source()
+c1, c2 = st.columns(2)
+c1.metric("Dataset", s.data_kind)
+c1.caption(s.data_path or ("EMNIST ByClass, real handwriting (NIST SD19)" if s.data_kind == "emnist"
+                           else "built-in synthetic characters from handwriting fonts"))
+if net is None:
+    c2.metric("Source net", "training…")
+    st.info("No pretrained source net ships with this copy: a quick one is training in the background.")
+    ui.job_panel(job, "bootstrap", stop_button=False)
+else:
+    c2.metric("Source net", f"{len(net.classes)} characters")
+    c2.caption(f"{label}: {' '.join(net.classes)}")
+    acc = net.meta.get("train_acc")
+    if isinstance(acc, float):
+        c2.caption(f"training accuracy {acc:.1%}, trained on {net.meta.get('data', '?')}")
+
+rows = architecture(net.model if net is not None else LeNet5())
+st.subheader("The architecture (Figure 1), read from the live model")
+st.plotly_chart(architecture_figure(rows), key="arch")
+st.table([{"layer": r["layer"], "maps": r["maps"], "map size": r["size"], "free parameters": r["params"]}
+              for r in rows])
+st.markdown("Start with **Draw** to try the source net, **Transfer** to train on new characters, "
+            "or **Teach** to invent your own.")

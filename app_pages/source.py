@@ -1,0 +1,117 @@
+"""Source net: choose the dataset, train a source net in the background (or load one), make it active."""
+import random
+import re
+
+import streamlit as st
+
+import ui
+from lenet import checkpoint
+from lenet.config import N_CLASSES, SOURCE_RECIPE
+from lenet.data import DataError, find_emnist
+
+st.title("Source net")
+s = ui.state()
+
+st.subheader("1. Dataset")
+emnist = find_emnist()
+kinds = {"synthetic": "built-in synthetic characters",
+         "emnist": f"EMNIST (found at {emnist})" if emnist else "EMNIST (not found on this machine)",
+         "path": "EMNIST from a folder or archive path"}
+current = "path" if s.data_path else s.data_kind
+choice = st.radio("Characters", list(kinds), format_func=kinds.get, index=list(kinds).index(current),
+                  key="src-kind")
+path = st.text_input("Folder or gzip.zip with emnist-*-ubyte.gz files", value=s.data_path or "",
+                     key="src-path") if choice == "path" else None
+if st.button("Use this dataset"):
+    kind = "emnist" if choice == "path" else choice
+    if choice == "path" and not (path or "").strip():
+        st.error("Give the folder or archive path first.")
+    else:
+        try:
+            ui.dataset(kind, (path or "").strip() or None)
+        except DataError as e:
+            st.error(str(e))
+        else:
+            s.data_kind, s.data_path = kind, (path or "").strip() or None
+            st.success(f"Using {ui.data_label(s.data_kind, s.data_path)}.")
+try:
+    ds = ui.current_dataset()
+except DataError as e:
+    st.error(f"The active dataset cannot be loaded: {e}")
+    st.stop()
+st.caption(f"Active: {ds.description} ({len(ds.classes)} classes)")
+
+st.subheader("2. The active source net")
+net, label, _ = ui.active_source()
+if net is None:
+    ui.require_source()
+st.write(f"**{label}** — {len(net.classes)} characters: `{' '.join(net.classes)}`, "
+         f"training accuracy {net.meta.get('train_acc', float('nan')):.1%}")
+st.download_button("Download the active source net", checkpoint.to_bytes(net), "source-net.safetensors")
+
+with st.expander("Load a saved source net"):
+    uploaded = st.file_uploader("A model.safetensors saved by this app or `python -m lenet train-source`",
+                                type=["safetensors"], key="src-upload")
+    if uploaded is not None and st.button("Use the uploaded net"):
+        try:
+            loaded = checkpoint.from_bytes(uploaded.getvalue(), uploaded.name)
+        except checkpoint.ModelFileError as e:
+            st.error(str(e))
+        else:
+            s.source, s.source_label = loaded, f"uploaded: {uploaded.name}"
+            st.rerun()
+    saved = sorted(p.parent for p in ui.session_dir("nets").glob("*/model.safetensors"))
+    saved += sorted(p.parent for p in ui.ASSETS.glob("*/model.safetensors"))
+    if saved:
+        pick = st.selectbox("Or a saved one", saved, format_func=lambda p: p.name, key="src-saved")
+        if st.button("Use the saved net"):
+            try:
+                s.source, s.source_label = checkpoint.load(pick), f"saved: {pick.name}"
+            except checkpoint.ModelFileError as e:
+                st.error(str(e))
+            else:
+                st.rerun()
+
+st.subheader("3. Train a new source net")
+
+
+def pick_random() -> None:
+    st.session_state["src-chars"] = sorted(random.sample(ds.classes, min(N_CLASSES, len(ds.classes))))
+
+
+if "src-chars" not in st.session_state:
+    st.session_state["src-chars"] = [c for c in net.classes if c in ds.classes]
+st.session_state["src-chars"] = [c for c in st.session_state["src-chars"] if c in ds.classes]
+chars = st.multiselect("Source characters (the paper uses 20)", ds.classes, key="src-chars")
+st.button("Random 20", on_click=pick_random)
+c1, c2, c3 = st.columns(3)
+per_class = c1.number_input("Training samples per character", 1, 5000, 400, key="src-per-class")
+heldout = c2.number_input("Held-out samples per character", 1, 1000, 100, key="src-heldout")
+epochs = c3.number_input("Max epochs", 1, 200, SOURCE_RECIPE.max_epochs, key="src-epochs")
+if st.button("Start training", type="primary"):
+    if len(chars) < 2:
+        st.error(f"Pick at least 2 source characters (you picked {len(chars)}).")
+    else:
+        recipe = SOURCE_RECIPE.replace(max_epochs=int(epochs))
+        ui.check_data(ui.start_source_training, ds, chars, int(per_class), int(heldout), recipe,
+                      f"source {len(chars)} chars x {per_class}")
+
+for job, meta in reversed(ui.session_jobs("source")):
+    with st.container(border=True):
+        st.markdown(f"**#{job.id} {meta['label']}**")
+        ui.job_panel(job, "source")
+        snap = job.snapshot()
+        if snap.state == "done":
+            trained = snap.result
+            a, b, c = st.columns(3)
+            if a.button("Make it the active source net", key=f"use-{job.id}"):
+                s.source, s.source_label = trained, f"trained here: #{job.id}"
+                st.rerun()
+            name = b.text_input("Save as", value=f"source-{job.id}", key=f"name-{job.id}")
+            if b.button("Save", key=f"save-{job.id}"):
+                if not re.fullmatch(r"[\w.-]{1,64}", name):
+                    st.error("A name is 1-64 letters, digits, '.', '_' or '-'.")
+                else:
+                    st.success(f"Saved to {checkpoint.save(trained, ui.session_dir('nets', name)).parent}")
+            c.download_button("Download", checkpoint.to_bytes(trained), f"source-{job.id}.safetensors",
+                              key=f"dl-{job.id}")

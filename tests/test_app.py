@@ -1,0 +1,236 @@
+"""The Streamlit app, page by page, through streamlit.testing.v1.AppTest (no browser).
+
+Every page renders without an exception, shows its main controls, turns bad input into a
+message, and (where it starts work) runs a short background job to the end. All tests
+share one session id, as a reloaded browser tab would, so later pages see earlier jobs.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lenet import checkpoint
+from lenet.config import Recipe
+from lenet.data import load
+from lenet.data.protocol import default_class_split, source_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SID = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module", autouse=True)
+def env(tmp_path_factory):
+    """LENET_HOME in tmp, synthetic data, and a tiny source net (1 epoch) as the shipped one."""
+    import torch
+    torch.set_num_threads(1)  # as the app does: one intra-op thread is far faster on busy cores
+    mp = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("home")
+    ds = load("synthetic")
+    chars = default_class_split(ds.classes)[0]
+    from lenet.net import train_source
+    net, _ = train_source(source_split(ds, chars, 30, 5), Recipe(max_epochs=1))
+    checkpoint.save(net, home / "source")
+    mp.setenv("LENET_HOME", str(home))
+    mp.setenv("LENET_DATA", "synthetic")
+    mp.setenv("LENET_SOURCE", str(home / "source"))
+    mp.setenv("LENET_WORKERS", "2")
+    yield {"home": home, "source": net, "ds": ds}
+    mp.undo()
+
+
+def page(path: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["sid"] = SID
+    at.run()
+    if path:
+        at.switch_page(path)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def until(at: AppTest, done, timeout: float = 45.0) -> None:
+    """Rerun the page until done(at) holds (the job runs in a background thread meanwhile)."""
+    end = time.monotonic() + timeout
+    while not done(at):
+        assert time.monotonic() < end, "the job did not finish in time"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+
+
+def ui_pool():
+    import ui
+    return ui.pool()
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_home_shows_the_live_architecture_and_active_net(env):
+    at = page()
+    assert at.query_params["sid"] == [SID] or at.query_params["sid"] == SID
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Dataset"] == "synthetic"
+    assert metrics["Source net"] == "20 characters"
+    table = at.table[0].value
+    assert list(table["free parameters"]) == [0, 156, 12, 1516, 32, 48120, 2420]
+
+
+def test_source_page_controls_bad_inputs_and_a_short_training_job(env):
+    at = page("app_pages/source.py")
+    assert at.radio(key="src-kind").value == "synthetic"
+    assert at.multiselect(key="src-chars").value == env["source"].classes
+    # a dataset path that does not exist is a message
+    at.radio(key="src-kind").set_value("path").run()
+    at.text_input(key="src-path").set_value("/no/such/emnist").run()
+    button(at, "Use this dataset").click().run()
+    assert "/no/such/emnist" in texts(at.error)
+    at.radio(key="src-kind").set_value("synthetic").run()
+    # fewer than 2 characters
+    at.multiselect(key="src-chars").set_value(["A"]).run()
+    button(at, "Start training").click().run()
+    assert "at least 2" in texts(at.error)
+    # more samples than a class has
+    at.multiselect(key="src-chars").set_value(["A", "B"]).run()
+    at.number_input(key="src-per-class").set_value(5000).run()
+    button(at, "Start training").click().run()
+    assert "has 500 samples" in texts(at.error)
+    # a short job, started and finished
+    at.number_input(key="src-per-class").set_value(20)
+    at.number_input(key="src-heldout").set_value(5)
+    at.number_input(key="src-epochs").set_value(1).run()
+    button(at, "Start training").click().run()
+    until(at, lambda a: "Done" in texts(a.success))
+    assert any(b.label == "Make it the active source net" for b in at.button)
+
+
+def test_transfer_page_prevents_overlap_and_runs_a_job(env):
+    at = page("app_pages/transfer.py")
+    source = env["source"].classes
+    chars = at.multiselect(key="tr-chars")
+    assert len(chars.value) == 20 and not set(chars.value) & set(source)
+    assert not set(chars.options) & set(source)  # the source net's characters are never offered
+    assert at.slider(key="tr-n").value == 4
+    assert "96.7%" in texts(at.caption)  # trainable share at n = 4 (the paper's figure)
+    at.multiselect(key="tr-chars").set_value(chars.value[:3]).run()
+    at.number_input(key="tr-k").set_value(1000).run()
+    button(at, "Start").click().run()
+    assert "too few" in texts(at.error)
+    at.number_input(key="tr-k").set_value(2)
+    at.number_input(key="tr-epochs").set_value(3).run()
+    button(at, "Start").click().run()
+    until(at, lambda a: "Done" in texts(a.success))
+    assert at.dataframe, "the finished run is in the session's results table"
+    assert at.dataframe[-1].value["n"].tolist()[-1] == 4
+    # a long run stops within a second of pressing Stop
+    at.slider(key="tr-n").set_value(0)
+    at.number_input(key="tr-k").set_value(40)
+    at.number_input(key="tr-epochs").set_value(1000).run()
+    button(at, "Start").click().run()
+    stop = next(b for b in at.button if b.label == "Stop")
+    job = ui_pool().get(int(stop.key.rsplit("-", 1)[1]))
+    assert not job.wait(0.5), "the long run is still going"
+    t = time.monotonic()
+    stop.click().run()
+    assert job.wait(1.0) and time.monotonic() - t < 1.5
+    until(at, lambda a: "Stopped" in texts(a.warning))
+
+
+def test_a_failed_job_shows_its_reason_and_the_page_keeps_working(env):
+    import ui
+    from lenet.train import TrainingError
+
+    def blow_up(job):
+        raise TrainingError("the training loss became nan at epoch 3")
+    job = ui_pool().submit(blow_up, name="n=2 k=1 trial 0", owner=SID)
+    ui._sessions()[SID].runs[job.id] = dict(kind="transfer", label="n=2 k=1 trial 0", n=2, k=1, trial=0,
+                                            classes=["a", "b"])
+    assert job.wait(5)
+    at = page("app_pages/transfer.py")
+    assert "Failed: TrainingError: the training loss became nan at epoch 3" in texts(at.error)
+    assert "failed" in at.dataframe[-1].value["state"].tolist()
+    assert any(b.label == "Start" for b in at.button), "the page still works"
+
+
+def test_maps_page_shows_a_transferred_net_beside_its_source(env):
+    at = page("app_pages/maps.py")
+    nets = at.selectbox(key="maps-net")
+    assert nets.options[0].startswith("source net")
+    transferred = [o for o in nets.options if "n=4" in o]
+    assert transferred, "the transfer run from the previous test is listed"
+    nets.set_value(transferred[-1]).run()
+    assert not at.exception
+    assert "Identical maps at: C1, S2, C3, S4" in texts(at.info)
+    assert len(at.get("plotly_chart")) >= 6  # kernels + C1 + C3, for both nets
+
+
+def test_draw_page_asks_for_a_drawing_and_classifies_canvas_pixels(env):
+    import ui
+    from lenet.preprocess import BlankImage
+    at = page("app_pages/draw.py")
+    assert "Draw a character" in texts(at.info)
+    assert not at.metric, "an empty canvas never shows a made-up prediction"
+    rgba = np.full((280, 280, 4), 255, np.uint8)
+    with pytest.raises(BlankImage):
+        ui.classify(env["source"], rgba)
+    rgba[40:240, 120:140, :3] = 0  # a black vertical bar: a "1" / "I"
+    image, ranking = ui.classify(env["source"], rgba)
+    assert image.shape == (28, 28) and image.max() > 200 and image[0, 0] == 0
+    assert len(ranking) == 5 and ranking[0][0] in env["source"].classes
+    assert [d for _, d in ranking] == sorted(d for _, d in ranking)
+
+
+def test_teach_page_names_trains_and_keeps_samples(env):
+    from lenet.samples import SampleStore
+    at = page("app_pages/teach.py")
+    assert "Add a character" in texts(at.info)
+    at.text_input(key="teach-new").set_value(env["source"].classes[0]).run()
+    button(at, "Add character").click().run()
+    assert "source net's characters" in texts(at.error)
+    for name in ("α", "☺"):
+        at.text_input(key="teach-new").set_value(name).run()
+        button(at, "Add character").click().run()
+    assert at.radio(key="teach-char").options == ["α", "☺"]
+    button(at, "Add this drawing to α").click().run()
+    assert "Draw the character" in texts(at.error)
+    button(at, "Train on my drawings").click().run()
+    assert "at least 2 characters" in texts(at.error)
+    # samples as the canvas would add them (a stand-in for drawing), stored in this session's folder
+    store = SampleStore(env["home"] / "sessions" / SID / "teach")
+    ds = env["ds"]
+    for name, src in (("α", "v"), ("☺", "o")):
+        for img in ds.images[ds.labels == ds.classes.index(src)][:4]:
+            store.add(name, img)
+    at = page("app_pages/teach.py")  # a reload: the drawings are still there
+    assert "4 sample(s)" in texts(at.markdown)
+    at.number_input(key="teach-epochs").set_value(20).run()
+    button(at, "Train on my drawings").click().run()
+    until(at, lambda a: "Done" in texts(a.success))
+    assert any(m.value.startswith("4. Test it") for m in at.subheader)
+
+
+@pytest.mark.skipif(not (ROOT / "lenet" / "experiment.py").exists(), reason="lenet/experiment.py not there yet")
+def test_experiments_page_runs_a_small_grid(env):
+    at = page("app_pages/experiments.py")
+    at.multiselect(key="ex-levels").set_value([]).run()
+    button(at, "Run the grid").click().run()
+    assert "at least one" in texts(at.error)
+    at.multiselect(key="ex-levels").set_value([4, 5])
+    at.multiselect(key="ex-k").set_value([1])
+    at.number_input(key="ex-trials").set_value(1)
+    at.number_input(key="ex-epochs").set_value(3).run()
+    button(at, "Run the grid").click().run()
+    until(at, lambda a: "Done" in texts(a.success), timeout=60)
+    assert len(at.get("plotly_chart")) >= 2  # Figure 2 and the min/avg/max figure
+    assert at.selectbox(key="ex-reopen").options, "the finished grid can be reopened"

@@ -1,0 +1,170 @@
+"""The served app in a real browser: `streamlit run app.py`, driven by headless Chromium (Playwright).
+
+Opens every page (no exception box; a screenshot of each in test-artifacts/), draws an "L" on
+the Draw canvas with the mouse and reads the Prediction metric, and starts a transfer run at
+n = 4, k = 5 and watches its chart grow. Skips cleanly without Chromium or Playwright.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+PAGES = ["", "source", "transfer", "experiments", "maps", "draw", "teach"]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing", allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on a free port with LENET_HOME in tmp and a tiny source net (1 epoch)."""
+    from lenet import checkpoint
+    from lenet.config import Recipe
+    from lenet.data import load
+    from lenet.data.protocol import default_class_split, source_split
+    from lenet.net import train_source
+    import torch
+    torch.set_num_threads(1)  # one intra-op thread is far faster on busy cores
+    home = tmp_path_factory.mktemp("home")
+    ds = load("synthetic")
+    net, _ = train_source(source_split(ds, default_class_split(ds.classes)[0], 30, 5), Recipe(max_epochs=1))
+    checkpoint.save(net, home / "source")
+    port = free_port()
+    env = {**os.environ, "LENET_HOME": str(home), "LENET_WORKERS": "2", "LENET_DATA": "synthetic",
+           "LENET_SOURCE": str(home / "source")}
+    log = open(home / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, (home / "streamlit.log").read_text()
+            assert time.monotonic() < end, "streamlit did not become healthy in 30 s"
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}", net
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 2000})
+        yield pg
+        browser.close()
+
+
+def open_page(pg, base: str, path: str, sid: str) -> None:
+    pg.goto(f"{base}/{path}?sid={sid}")
+    pg.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=45_000)
+    settle(pg)
+
+
+def settle(pg) -> None:
+    """Wait until the script run is over (twice, a moment apart: one run may trigger another)."""
+    for _ in range(2):
+        pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=45_000)
+        pg.wait_for_timeout(700)
+
+
+def test_every_page_renders_without_an_exception(server, page):
+    base, _ = server
+    sid = uuid.uuid4().hex
+    for path in PAGES:
+        t = time.monotonic()
+        open_page(page, base, path, sid)
+        page.screenshot(path=str(ARTIFACTS / f"page-{path or 'home'}.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0, f"/{path} shows an exception"
+        assert sid in page.url, "the session id stays in the URL"
+        assert time.monotonic() - t < 45
+
+
+def test_draw_an_L_and_read_the_prediction(server, page):
+    base, net = server
+    open_page(page, base, "draw", uuid.uuid4().hex)
+    assert page.locator('[data-testid="stMetric"]').count() == 0, "no prediction before drawing"
+    canvas = page.locator("canvas").last
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 100, y + 50)
+    page.mouse.down()
+    for i in range(1, 21):
+        page.mouse.move(x + 100, y + 50 + 9 * i)
+    for i in range(1, 11):
+        page.mouse.move(x + 100 + 8 * i, y + 230)
+    page.mouse.up()
+    metric = page.locator('[data-testid="stMetric"]')
+    metric.wait_for(timeout=20_000)
+    assert "Prediction" in metric.inner_text()
+    value = page.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    assert value in net.classes
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "draw-prediction.png"), full_page=True)
+
+
+CURVE_POINTS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const curves = plots.filter(p => (p.data || []).some(t => t.name === 'train loss'));
+  return curves.length ? curves[curves.length - 1].data.find(t => t.name === 'train loss').x.length : -1;
+}"""
+
+
+def test_transfer_run_at_n4_k5_updates_its_chart(server, page):
+    base, _ = server
+    open_page(page, base, "transfer", uuid.uuid4().hex)
+    k = page.get_by_label("Samples per class k")
+    k.fill("5")
+    k.press("Enter")
+    epochs = page.get_by_label("Max epochs")
+    epochs.fill("60")
+    epochs.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Start", exact=True).click()
+    seen, end = [], time.monotonic() + 60
+    while time.monotonic() < end:
+        points = page.evaluate(CURVE_POINTS)
+        if points > 0 and (not seen or points != seen[-1]):
+            seen.append(points)
+        if page.get_by_text("Done:").count() or page.get_by_text("Stopped").count():
+            break
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "transfer-run.png"), full_page=True)
+    final = page.evaluate(CURVE_POINTS)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("Done:").count(), "the run finished"
+    assert final > 1 and len(set(seen + [final])) >= 2, f"the chart never grew: saw {seen}, final {final}"
