@@ -139,7 +139,7 @@ def _bootstrap(kind: str, path: str | None) -> Job:
     """A quick source net for a first start with no shipped one (shared by every session)."""
     def work(job: Job) -> Net:
         ds = load(kind, path or None)
-        chars = default_class_split(ds.classes)[0]
+        chars = default_class_split(ds)[0]
         split = source_split(ds, chars, QUICK_SOURCE["per_class"], QUICK_SOURCE["heldout_per_class"])
         recipe = SOURCE_RECIPE.replace(max_epochs=QUICK_SOURCE["max_epochs"])
         net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
@@ -307,7 +307,7 @@ def default_targets(ds: CharacterSet, source: Net) -> list[str]:
     """The paper's other 20 characters when they are free, else the first 20 the source net lacks."""
     options = [c for c in ds.classes if c not in source.classes]
     if len(ds.classes) >= 2 * N_CLASSES:
-        preferred = [c for c in default_class_split(ds.classes)[1] if c in options]
+        preferred = [c for c in default_class_split(ds)[1] if c in options]
         if len(preferred) == N_CLASSES:
             return preferred
     return options[:N_CLASSES]

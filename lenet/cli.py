@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, SOURCE_RECIPE, TRANSFER_RECIPE
 
@@ -102,7 +104,7 @@ def cmd_train_source(args) -> None:
         raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
     recipe = SOURCE_RECIPE.replace(seed=args.seed, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
     ds = _load_data(args)
-    classes = _chars(args.classes, "--classes") or default_class_split(ds.classes, args.seed)[0]
+    classes = _chars(args.classes, "--classes") or default_class_split(ds, args.seed)[0]
     check_classes(ds, classes, "--classes")
     split = source_split(ds, classes, args.per_class, args.heldout, args.seed)
     _err(f"source net: {len(classes)} characters {''.join(classes)} x {args.per_class} from {ds.source}")
@@ -122,12 +124,13 @@ def cmd_train_source(args) -> None:
                      f"{res['min_hamming']}")
 
 
-def default_targets(classes: list[str], source_classes: list[str], seed: int, n: int = 20) -> list[str]:
+def default_targets(ds, source_classes: list[str], seed: int, n: int = 20) -> list[str]:
     """The default split's target half, or (for a source net on other characters) n others."""
     from .data.protocol import default_class_split
 
+    classes = ds.classes
     if 2 * n <= len(classes):
-        targets = default_class_split(classes, seed, n)[1]
+        targets = default_class_split(ds, seed, n)[1]
         if not set(targets) & set(source_classes):
             return targets
     rest = [c for c in classes if c not in set(source_classes)]
@@ -146,7 +149,7 @@ def _source_for(args, ds):
     where = Path(args.out) / "source"
     if (where / checkpoint.WEIGHTS).exists():
         return checkpoint.load(where), str(where)
-    classes = default_class_split(ds.classes, args.seed)[0]
+    classes = default_class_split(ds, args.seed)[0]
     _err(f"training a source net on {''.join(classes)} (no --source given); it is saved in {where}")
     net, _ = train_source(source_split(ds, classes, seed=args.seed), SOURCE_RECIPE.replace(seed=args.seed),
                           on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
@@ -169,7 +172,7 @@ def cmd_reproduce(args) -> None:
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))
     source, source_path = _source_for(args, ds)
-    targets = targets or default_targets(ds.classes, source.classes, args.seed)
+    targets = targets or default_targets(ds, source.classes, args.seed)
     E.check_targets(ds, targets, source.classes, max(samples))
     header = f"source net: {source_path} ({''.join(source.classes)})\ntarget classes: {''.join(targets)}"
     stop = threading.Event()
@@ -296,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     from .train import TrainingError
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    # LeNet-5 at small batches gains nothing from a second thread, and two
+    # threads fighting other work on 2 cores run many times slower.
+    torch.set_num_threads(int(os.environ.get("LENET_THREADS", "1")))
     try:
         if argv[:1] == ["bench"]:  # everything after `bench` belongs to lenet.bench's own parser
             return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
