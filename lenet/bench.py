@@ -1,0 +1,226 @@
+"""`python -m lenet bench [--json] [--quick]`: speed figures of this machine, all from one run.
+
+A benchmark, not a test: it prints numbers (goals in parentheses) and asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import LAYERS, SOURCE_RECIPE, TRANSFER_RECIPE, PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS
+from .data import find_emnist, load, to_net_input
+from .data.protocol import default_class_split, source_split
+from .experiment import grid, run_cell
+from .fast import run_cells
+from .fast.stacked import StackedUpper
+from .jobs import JobPool
+from .model import LeNet5
+from .net import Net, train_source
+from .train import fit
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+# Useful multiply-adds per sample of each layer's forward pass (C3: its 60 real kernels only).
+MACS = {"c1": 28 * 28 * 6 * 25, "s2": 6 * 14 * 14 * 2, "c3": 10 * 10 * 60 * 25, "s4": 16 * 5 * 5 * 2,
+        "c5": 120 * 400, "f6": 20 * 120}
+
+
+def peak_gflops(seconds: float = 1.0) -> float:
+    """Best float32 matmul rate (GFLOP/s) over a few sizes, with all threads."""
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 3:
+            a @ b
+            reps += 1
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def run_flops(n: int, samples_trained: int, samples_evaluated: int) -> float:
+    """Useful FLOPs of a transfer run: forward + weight gradient of the levels above n, input
+    gradient of all but the lowest of them, and forward passes for evaluation."""
+    up = LAYERS[n:]
+    fwd = sum(MACS[layer] for layer in up)
+    train = 2 * (2 * fwd + fwd - MACS[up[0]])
+    return samples_trained * train + samples_evaluated * 2 * fwd
+
+
+def sweep_flops(results, n_classes: int, test_n: int) -> float:
+    return sum(run_flops(r.n, r.epochs * r.k * n_classes, r.epochs * r.k * n_classes + test_n) for r in results)
+
+
+def get_source(ds, src, quick: bool) -> tuple[Net, str]:
+    from .checkpoint import load as load_net
+    folder = ASSETS / f"source-{'emnist' if ds.source.startswith('emnist') else 'synthetic'}"
+    if folder.is_dir():
+        net = load_net(folder)
+        if list(net.classes) == list(src):
+            return net, f"pretrained {folder.name}"
+    recipe = SOURCE_RECIPE.replace(max_epochs=2 if quick else SOURCE_RECIPE.max_epochs)
+    net, _ = train_source(source_split(ds, src, per_class=400, heldout_per_class=100), recipe)
+    return net, f"trained here ({recipe.max_epochs} epochs)"
+
+
+def epoch_seconds(step, n_samples: int, batch: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, n_samples, batch):
+        step(i, min(batch, n_samples - i))
+    return time.perf_counter() - t0
+
+
+def source_epochs(x: torch.Tensor, codes: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(plain eager batch-128 epoch, stacked-model epoch at the source recipe's batch) seconds."""
+    targets = codes[y]
+    model = LeNet5(seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def eager(i, b):
+        loss = F.mse_loss(model(x[i:i + b]), targets[i:i + b])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    stacked = StackedUpper([LeNet5(seed=0)], 0)
+
+    def fast(i, b):
+        loss = F.mse_loss(stacked.forward(x[i:i + b, None])[0], targets[i:i + b])
+        loss.backward()
+        stacked.sgd_step(0.01, 0.9)
+
+    eager(0, 128), fast(0, 16)  # warm-up
+    return (min(epoch_seconds(eager, len(x), 128) for _ in range(2)),
+            min(epoch_seconds(fast, len(x), SOURCE_RECIPE.batch_size) for _ in range(2)))
+
+
+def canvas(size: int = 280) -> np.ndarray:
+    from PIL import Image, ImageDraw
+    im = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.line([(80, 60), (140, 220), (200, 60)], fill=(0, 0, 0, 255), width=18)  # a "V"
+    d.line([(110, 140), (170, 140)], fill=(0, 0, 0, 255), width=18)
+    return np.asarray(im)
+
+
+def predict_ms(net: Net, reps: int = 200) -> tuple[float, float]:
+    try:
+        from .preprocess import canvas_to_image
+    except ImportError:
+        from .data.framing import frame_character
+
+        def canvas_to_image(rgba):
+            return frame_character(rgba[..., 3], ink_is_dark=False)
+    rgba = canvas()
+    net.rank(canvas_to_image(rgba))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        net.rank(canvas_to_image(rgba))
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def ui_poll_slowdown(x, y, codes, seconds: float = 4.0) -> float:
+    """Training samples/s in a JobPool job without / with a thread polling snapshots 4x/s, minus one."""
+    recipe = SOURCE_RECIPE.replace(max_epochs=10_000)
+    pool = JobPool(1)
+
+    def throughput(poll: bool) -> float:
+        def work(job):
+            stop = threading.Event()
+            threading.Timer(seconds, stop.set).start()
+            steps = []
+            fit(LeNet5(seed=0), x, y, codes, recipe, on_step=lambda s, loss: (steps.append(s),
+                job.record(step=s, loss=loss)), stop=stop)
+            return len(steps) * recipe.batch_size / seconds
+        job = pool.submit(work, "bench")
+        done = threading.Event()
+
+        def poller():
+            while not done.wait(0.25):
+                job.snapshot()
+        if poll:
+            threading.Thread(target=poller, daemon=True).start()
+        job.wait()
+        done.set()
+        return job.snapshot().result
+
+    rates = {False: [], True: []}
+    for poll in (False, True, False, True):  # interleaved, best of two: machine noise hits both
+        rates[poll].append(throughput(poll))
+    return max(rates[False]) / max(rates[True]) - 1
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lenet bench", description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--quick", action="store_true", help="a reduced sweep (1 trial) and shorter timings")
+    p.add_argument("--workers", type=int, default=None, help="fast-path worker processes (default: 2)")
+    args = p.parse_args(argv)
+    out: dict = {}
+    say = (lambda m: None) if args.json else print
+    emnist = find_emnist()
+    ds = load("emnist") if emnist else load("synthetic")
+    out["data"] = ds.source + ("" if emnist else " (EMNIST not found: synthetic)")
+    src, tgt = default_class_split(ds, 0)  # the same characters as the shipped source nets
+    out["peak_gflops"] = round(peak_gflops(), 1)
+    say(f"peak_gflops {out['peak_gflops']}")
+    source, how = get_source(ds, src, args.quick)
+    out["source_net"] = how
+
+    # plain vs fast on a reduced grid that keeps every n
+    small = grid(PAPER_LEVELS, (1, 5), 1)
+    t0 = time.perf_counter()
+    plain = [run_cell(source, ds, tgt, c, TRANSFER_RECIPE, 0) for c in small]
+    t_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fast = run_cells(source, ds, tgt, small, TRANSFER_RECIPE, 0, workers=args.workers)
+    t_fast = time.perf_counter() - t0
+    by_cell = {r.cell: r for r in fast}
+    deltas = [abs(by_cell[r.cell].test_acc - r.test_acc) for r in plain]
+    out.update(sweep_ratio=round(t_plain / t_fast, 2), plain_seconds=round(t_plain, 2),
+               fast_seconds=round(t_fast, 2), max_acc_delta=round(max(deltas), 4),
+               identical_runs=f"{sum(d == 0 for d in deltas)}/{len(deltas)}")
+    say(f"sweep_ratio {out['sweep_ratio']} (plain {t_plain:.1f} s / fast {t_fast:.1f} s on {len(small)} runs), "
+        f"max_acc_delta {out['max_acc_delta']}, identical {out['identical_runs']}")
+
+    trials = 1 if args.quick else PAPER_TRIALS
+    cells = grid(PAPER_LEVELS, PAPER_SAMPLES, trials)
+    t0 = time.perf_counter()
+    results = run_cells(source, ds, tgt, cells, TRANSFER_RECIPE, 0, workers=args.workers)
+    out["sweep_seconds"] = round(time.perf_counter() - t0, 2)
+    out["sweep_runs"] = len(cells)
+    gflop = sweep_flops(results, len(tgt), 50 * len(tgt)) / 1e9
+    out["sweep_gflop"] = round(gflop, 1)
+    out["fraction_of_peak"] = round(gflop / out["sweep_seconds"] / out["peak_gflops"], 3)
+    say(f"sweep_seconds {out['sweep_seconds']} ({len(cells)} runs), {gflop:.1f} GFLOP useful, "
+        f"fraction_of_peak {out['fraction_of_peak']}")
+
+    split = source_split(ds, src, per_class=400, heldout_per_class=100)
+    x, y = to_net_input(split.train.images), torch.from_numpy(split.train.labels)
+    eager, mine = source_epochs(x, source.codes, y)
+    out.update(source_epoch_ratio=round(eager / mine, 2), source_epoch_eager128_s=round(eager, 2),
+               source_epoch_fast16_s=round(mine, 2))
+    say(f"source_epoch_ratio {out['source_epoch_ratio']} (eager batch 128 {eager:.2f} s / "
+        f"stacked batch {SOURCE_RECIPE.batch_size} {mine:.2f} s per epoch of {len(x)})")
+
+    p50, p95 = predict_ms(source)
+    out.update(predict_p50_ms=round(p50, 2), predict_p95_ms=round(p95, 2))
+    say(f"predict_p50_ms {p50:.2f}, predict_p95_ms {p95:.2f}")
+
+    sub = slice(0, 2000)
+    out["ui_poll_slowdown"] = round(ui_poll_slowdown(x[sub], y[sub], source.codes,
+                                                     2.0 if args.quick else 4.0), 3)
+    say(f"ui_poll_slowdown {out['ui_poll_slowdown']}")
+    if args.json:
+        print(json.dumps(out))
+    return 0 if all(math.isfinite(v) for v in out.values() if isinstance(v, float)) else 1

@@ -1,0 +1,132 @@
+"""Train a group of transfer runs with the same retained levels n as one batched model.
+
+Mirrors `lenet.train.fit` run by run: each run keeps its own seeded batch order
+(a new torch.randperm per epoch), its own mini-batches of recipe.batch_size (the last
+one of an epoch may be shorter), SGD + momentum, and fit's stopping rule evaluated on
+its whole training set after each of its epochs. Runs with different k have epochs of
+different lengths; each run simply starts its next epoch when its own one ends. A run
+that stops leaves the group (regrouping), and its test accuracy is evaluated then: only
+the final test accuracy is reported, so the test set is evaluated once per run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+
+from ..codes import decode
+from ..config import Recipe
+from ..train import TrainingError
+from .stacked import StackedUpper
+
+EVAL_CHUNK = 4096  # rows (runs x samples) per evaluation forward, to bound memory
+
+
+@dataclass
+class RunState:
+    key: int                 # caller's id for the run
+    offset: int              # first row of its training set in the group's feature tensor
+    n_train: int
+    codes: torch.Tensor      # (C, 20)
+    y: torch.Tensor          # (n_train,) labels
+    generator: torch.Generator
+    order: torch.Tensor | None = None
+    pos: int = 0
+    epoch: int = 0
+    best_loss: float = math.inf
+    since_best: int = 0
+    train_loss: float = math.nan
+    train_acc: float = math.nan
+
+
+@dataclass
+class Finished:
+    key: int
+    train_acc: float
+    test_acc: float
+    epochs: int
+    seconds: float           # wall time of the group until this run stopped
+
+
+@torch.no_grad()
+def _evaluate(model: StackedUpper, rows: list[int], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """F6 outputs of runs `rows` (indexes into the group) on their own inputs (N_r, *shape)."""
+    params = model.subset(rows)
+    n = max(len(x) for x in inputs)
+    step = max(1, EVAL_CHUNK // len(rows))
+    outs = []
+    for i in range(0, n, step):
+        buf = inputs[0].new_zeros(min(step, n - i), len(rows), *inputs[0].shape[1:])  # zero rows pad short sets
+        for j, x in enumerate(inputs):
+            c = x[i:i + step]
+            buf[:len(c), j] = c
+        outs.append(model.forward(buf, params))  # (len(rows), chunk, 20)
+    out = torch.cat(outs, 1)
+    return [out[j, :len(x)] for j, x in enumerate(inputs)]
+
+
+def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor, h_test: torch.Tensor,
+                y_test: torch.Tensor, recipe: Recipe, should_stop: Callable[[], bool]) -> Iterator[Finished]:
+    """Yield each run's result as it stops. h_train: every run's cached training inputs, concatenated."""
+    recipe.validate()
+    t0 = time.perf_counter()
+    B = recipe.batch_size
+    targets = torch.cat([r.codes[r.y] for r in runs])  # (sum n_train, 20) aligned with h_train
+    active = list(runs)
+    while active:
+        if should_stop():
+            return
+        idx = torch.empty(len(active), B, dtype=torch.long)
+        weight = torch.zeros(len(active), B, 1)
+        for j, r in enumerate(active):
+            if r.pos == 0:
+                r.order = torch.randperm(r.n_train, generator=r.generator)
+            sl = r.order[r.pos:r.pos + B]
+            m = len(sl)
+            idx[j, :m] = sl + r.offset
+            idx[j, m:] = r.offset  # padding rows: weight 0, so no gradient
+            weight[j, :m] = 1.0 / (m * targets.shape[1])  # mse_loss's mean within each run
+            r.pos += m
+        x = h_train.index_select(0, idx.t().reshape(-1)).view(B, len(active), *h_train.shape[1:])  # batch-major
+        out = model.forward(x)  # (R, B, 20)
+        loss = ((out - targets.index_select(0, idx.view(-1)).view(len(active), B, -1)) ** 2 * weight).sum()
+        loss.backward()
+        model.sgd_step(recipe.lr, recipe.momentum)
+
+        ended = [j for j, r in enumerate(active) if r.pos >= r.n_train]
+        if not ended:
+            continue
+        outs = _evaluate(model, ended, [h_train[active[j].offset:active[j].offset + active[j].n_train]
+                                        for j in ended])
+        done = []
+        for j, out in zip(ended, outs):
+            r = active[j]
+            r.pos, r.epoch = 0, r.epoch + 1
+            r.train_loss = torch.nn.functional.mse_loss(out, r.codes[r.y]).item()
+            r.train_acc = (decode(out, r.codes) == r.y).float().mean().item()
+            if not math.isfinite(r.train_loss):
+                raise TrainingError(f"the training loss became {r.train_loss} at epoch {r.epoch}; "
+                                    f"try a smaller learning rate (lr={recipe.lr})")
+            stop_now = r.epoch == recipe.max_epochs or r.train_acc >= recipe.target_train_acc
+            if r.train_loss < r.best_loss - recipe.min_delta:
+                r.best_loss, r.since_best = r.train_loss, 0
+            else:
+                r.since_best += 1
+                stop_now = stop_now or (recipe.patience > 0 and r.since_best >= recipe.patience)
+            if stop_now:
+                done.append(j)
+        if not done:
+            continue
+        test_outs = _evaluate(model, done, [h_test] * len(done))
+        seconds = time.perf_counter() - t0
+        for j, out in zip(done, test_outs):
+            r = active[j]
+            test_acc = (decode(out, r.codes) == y_test).float().mean().item()
+            yield Finished(r.key, r.train_acc, test_acc, r.epoch, seconds)
+        keep = [j for j in range(len(active)) if j not in set(done)]
+        if keep:
+            model.keep(keep)
+        active = [active[j] for j in keep]

@@ -1,0 +1,110 @@
+"""Two worker processes of one thread each: at these small batches that beats one process
+of two threads. Workers pull tasks (largest first) from a queue, so both stay busy, and
+send each run's result back as it stops; stopping terminates the workers.
+
+Workers come from a `forkserver`: a clean process, started once, that has imported torch
+and this package, forks each worker in milliseconds and is safe to use from any thread
+(a Streamlit session included), unlike forking the threaded caller itself. Everything
+large travels through queues, so starting a worker never blocks and `stop` is seen within
+POLL seconds.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import threading
+import traceback
+from typing import Callable, Iterator
+
+import torch
+
+from ..train import TrainingError
+from .group import Finished
+from .work import Shared, Task, run_task
+
+POLL = 0.1  # seconds between checks of the stop event while waiting for results
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the message carries its error."""
+
+
+def _worker(setup, tasks, results) -> None:
+    torch.set_num_threads(1)
+    try:
+        shared = setup.get()
+        for task in iter(tasks.get, None):
+            for fin in run_task(shared, task, lambda: False):
+                results.put(("result", fin))
+        results.put(("done", None))
+    except Exception as e:
+        results.put(("error", (type(e).__name__, str(e), traceback.format_exc())))
+
+
+def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
+                     stop: threading.Event | None) -> Iterator[Finished]:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    task_q, result_q = ctx.Queue(), ctx.Queue()
+    setups = [ctx.Queue() for _ in range(workers)]
+    for q in setups:
+        q.put(shared)
+    for t in sorted(tasks, key=lambda t: -t.cost):
+        task_q.put(t)
+    for _ in range(workers):
+        task_q.put(None)
+    procs = [ctx.Process(target=_worker, args=(q, task_q, result_q), daemon=True) for q in setups]
+    lock, started, closing = threading.Lock(), [], [False]
+
+    def start_all() -> None:
+        # The first start waits for the forkserver to import torch (seconds): not on the stop path.
+        for p in procs:
+            with lock:
+                if closing[0]:
+                    return
+            p.start()
+            with lock:
+                started.append(p)
+                if closing[0]:
+                    p.terminate()
+    threading.Thread(target=start_all, daemon=True).start()
+    running = workers
+    try:
+        while running:
+            if stop is not None and stop.is_set():
+                return
+            try:
+                kind, payload = result_q.get(timeout=POLL)
+            except queue.Empty:
+                with lock:
+                    dead = len(started) == workers and not any(p.is_alive() for p in started)
+                if dead:
+                    raise WorkerError("the fast-path worker processes exited without finishing their work")
+                continue
+            if kind == "result":
+                yield payload
+            elif kind == "done":
+                running -= 1
+            else:
+                name, message, trace = payload
+                if name == "TrainingError":  # the same error the plain path raises
+                    raise TrainingError(message)
+                raise WorkerError(f"a fast-path worker failed: {name}: {message}\n{trace}")
+    finally:
+        with lock:
+            closing[0] = True
+            for p in started:
+                if p.is_alive():
+                    p.terminate()
+        for p in started:
+            p.join(timeout=2)
+        for q in (task_q, result_q, *setups):
+            q.cancel_join_thread()
+
+
+def run_in_process(shared: Shared, tasks: list[Task], stop: threading.Event | None) -> Iterator[Finished]:
+    should_stop: Callable[[], bool] = (lambda: False) if stop is None else stop.is_set
+    for task in sorted(tasks, key=lambda t: -t.cost):
+        yield from run_task(shared, task, should_stop)
+        if should_stop():
+            return

@@ -1,0 +1,79 @@
+"""R independent LeNet-5s above level n, as one model with stacked per-run parameters.
+
+Run r's parameters are slice r of every tensor, so one grouped convolution (groups=R)
+or one batched matmul (bmm) computes every run's layer at once, and the sum of the
+per-run losses gives each run exactly its own gradient (runs share no parameter).
+Activations of the conv levels travel as (B, R*C, H, W): run r owns channels r*C..r*C+C-1, so
+inputs come batch-major, (B, R, *shape), and reach that layout without a copy.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import LAYERS
+from ..model import LeNet5, scaled_tanh
+
+# Per-run parameter tensors of each layer, named as in LeNet5.
+PARAMS = {"c1": ("weight", "bias"), "s2": ("coef", "bias"), "c3": ("kernels", "bias"),
+          "s4": ("coef", "bias"), "c5": ("weight", "bias"), "f6": ("weight", "bias")}
+
+
+class StackedUpper:
+    """The trainable layers above `level` of R runs; `forward(h)` maps (B, R, *level shape) -> (R, B, 20)."""
+
+    def __init__(self, nets: list[LeNet5], level: int):
+        self.level = level
+        self.layers = LAYERS[level:]
+        self.c3_index = nets[0].c3.index  # C3's connection table, shared by every run
+        self.params = {f"{layer}.{p}": torch.stack([getattr(getattr(net, layer), p).detach() for net in nets])
+                       .clone().requires_grad_(True)
+                       for layer in self.layers for p in PARAMS[layer]}
+        self.momentum = {name: torch.zeros_like(t) for name, t in self.params.items()}
+
+    @property
+    def runs(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def keep(self, rows: list[int]) -> None:
+        """Regroup: keep only these runs (their parameters and momentum), in this order."""
+        idx = torch.tensor(rows, dtype=torch.long)
+        self.params = {k: v.detach().index_select(0, idx).requires_grad_(True) for k, v in self.params.items()}
+        self.momentum = {k: v.index_select(0, idx) for k, v in self.momentum.items()}
+
+    def subset(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.tensor(rows, dtype=torch.long)
+        return {k: v.detach().index_select(0, idx) for k, v in self.params.items()}
+
+    @torch.no_grad()
+    def sgd_step(self, lr: float, momentum: float) -> None:
+        """torch.optim.SGD(momentum, no dampening): buf = m*buf + g (buf starts at g); p -= lr*buf."""
+        for name, p in self.params.items():
+            buf = self.momentum[name]
+            buf.mul_(momentum).add_(p.grad)
+            p.add_(buf, alpha=-lr)
+            p.grad = None
+
+    def forward(self, h: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        p = self.params if params is None else params
+        B, R = h.shape[:2]
+        x = h.reshape(B, R * h.shape[2], *h.shape[3:]) if self.level < 4 else h  # (B, R*C, H, W), a view
+        for layer in self.layers:
+            if layer == "c1":
+                x = F.conv2d(x, p["c1.weight"].flatten(0, 1), p["c1.bias"].flatten(), groups=R)  # (B, R*6, 28, 28)
+            elif layer in ("s2", "s4"):
+                coef, bias = p[f"{layer}.coef"].reshape(1, -1, 1, 1), p[f"{layer}.bias"].reshape(1, -1, 1, 1)
+                x = F.avg_pool2d(x, 2) * 4.0 * coef + bias  # (B, R*M, H/2, W/2)
+            elif layer == "c3":
+                k = p["c3.kernels"]  # (R, 60, 5, 5) -> dense (R*16, 6, 5, 5), zeros off the table
+                w = k.new_zeros(R, 16 * 6, 5, 5).index_copy(1, self.c3_index, k).view(R * 16, 6, 5, 5)
+                x = F.conv2d(x, w, p["c3.bias"].flatten(), groups=R)  # (B, R*16, 10, 10)
+            elif layer == "c5":
+                x = x.reshape(B, R, 400).transpose(0, 1)  # (R, B, 400)
+                w = p["c5.weight"].view(R, 120, 400).transpose(1, 2)  # (R, 400, 120)
+                x = torch.baddbmm(p["c5.bias"].unsqueeze(1), x, w)  # (R, B, 120)
+            else:  # f6
+                x = x.reshape(B, R, 120).transpose(0, 1) if self.level == 5 else x.reshape(R, B, 120)
+                x = torch.baddbmm(p["f6.bias"].unsqueeze(1), x, p["f6.weight"].transpose(1, 2))  # (R, B, 20)
+            x = scaled_tanh(x)
+        return x

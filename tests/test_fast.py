@@ -1,0 +1,76 @@
+"""The fast path (lenet.fast) against the plain per-run reference (lenet.experiment.run_cell)."""
+import threading
+import time
+
+import pytest
+import torch
+
+from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
+from lenet.data import load
+from lenet.data.protocol import default_class_split, source_split
+from lenet.experiment import Cell, run_cell
+from lenet.fast import plan, run_cells
+from lenet.net import train_source
+
+# A larger step than the paper recipe, so the tiny nets leave the chance plateau within a few epochs
+# (much larger, 0.1, is chaotic: rounding differences then grow into different nets), and a
+# stopping rule under which runs of one group stop at different epochs (regrouping).
+RECIPE = TRANSFER_RECIPE.replace(lr=0.03, max_epochs=20, target_train_acc=0.9, patience=3)
+CELLS = [Cell(n, k, 0) for n in range(6) for k in (1, 5)]  # every n
+
+
+@pytest.fixture(scope="module")
+def setup():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small batches: one thread is faster and keeps the comparison cheap
+    ds = load("synthetic")
+    src, tgt = default_class_split(ds.classes, 0)
+    source, _ = train_source(source_split(ds, src, per_class=20, heldout_per_class=5),
+                             SOURCE_RECIPE.replace(lr=0.05, max_epochs=3))
+    plain = [run_cell(source, ds, tgt, c, RECIPE, 0) for c in CELLS]
+    yield source, ds, tgt, plain
+    torch.set_num_threads(threads)
+
+
+def test_fast_matches_plain_per_run(setup):
+    source, ds, tgt, plain = setup
+    seen = []
+    fast = run_cells(source, ds, tgt, CELLS, RECIPE, 0, on_result=seen.append, workers=1)
+    assert [(r.n, r.k, r.trial, r.seed) for r in fast] == [(r.n, r.k, r.trial, r.seed) for r in plain]
+    assert [r.epochs for r in fast] == [r.epochs for r in plain]
+    deltas = [abs(f.test_acc - p.test_acc) for f, p in zip(fast, plain)]
+    assert max(deltas) <= 0.01, deltas
+    assert max(abs(f.train_acc - p.train_acc) for f, p in zip(fast, plain)) <= 0.01
+    exact = sum(d == 0 for d in deltas)
+    assert exact >= len(CELLS) // 2, f"only {exact}/{len(CELLS)} accuracies identical"
+    assert sorted(seen, key=lambda r: (r.n, r.k)) == fast  # on_result saw every run once
+    assert len({r.epochs for r in fast}) > 1  # runs stopped at different epochs: the per-run rule was exercised
+    assert max(r.test_acc for r in fast) > 0.2  # the nets learned: the comparison is not of chance-level runs
+
+
+def test_two_workers_agree_with_one(setup):
+    source, ds, tgt, plain = setup
+    two = run_cells(source, ds, tgt, CELLS, RECIPE, 0, workers=2)
+    assert [r.epochs for r in two] == [r.epochs for r in plain]
+    assert max(abs(f.test_acc - p.test_acc) for f, p in zip(two, plain)) <= 0.01
+
+
+def test_stop_ends_run_cells_promptly(setup):
+    source, ds, tgt, _ = setup
+    cells = [Cell(n, 40, t) for n in (0, 1) for t in range(3)]
+    long = TRANSFER_RECIPE.replace(max_epochs=500, target_train_acc=1.01, patience=0)
+    for workers in (1, 2):
+        stop = threading.Event()
+        threading.Timer(1.0, stop.set).start()
+        t0 = time.perf_counter()
+        out = run_cells(source, ds, tgt, cells, long, 0, stop=stop, workers=workers)
+        assert time.perf_counter() - t0 < 3.0, f"workers={workers} took too long to stop"
+        assert out == []  # nothing finished: no partial run is reported as a result
+
+
+def test_plan_keeps_every_cell_once_and_groups_by_n():
+    cells = [Cell(n, k, t) for n in range(6) for k in (1, 5, 10, 20, 40) for t in range(5)]
+    groups = plan(cells, 2)
+    assert sorted(i for g in groups for i in g) == list(range(len(cells)))
+    assert all(len({cells[i].n for i in g}) == 1 for g in groups)
+    assert len(groups) > 6  # the costly n are split so two workers finish together
