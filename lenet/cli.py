@@ -220,13 +220,9 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_bench(args) -> int:
-    import importlib
-    import importlib.util
+    from . import bench
 
-    name = f"{__package__}.bench"
-    if importlib.util.find_spec(name) is None:
-        raise CliError("benchmarks are not available: lenet/bench.py is missing")
-    return importlib.import_module(name).main(args.bench_args) or 0
+    return bench.main(args.bench_args) or 0
 
 
 # --- wiring -----------------------------------------------------------------------------------

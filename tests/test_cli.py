@@ -161,13 +161,6 @@ def test_every_bad_input_is_one_line_and_exit_2(tmp_path, capsys, reproduction, 
     assert not (tmp_path / "s").exists()
 
 
-def test_bench_delegates_or_says_it_is_missing():
-    if (ROOT / "lenet" / "bench.py").exists():
-        pytest.skip("lenet/bench.py exists; its own tests cover it")
-    rc, out, err = lenet("bench", "--json")
-    assert rc == 2 and out == "" and err.strip() == "error: benchmarks are not available: lenet/bench.py is missing"
-
-
 def test_data_info_json():
     rc, out, err = lenet("data", "info", "--data", "synthetic", "--json")
     assert rc == 0, err
