@@ -104,7 +104,10 @@ def default_setup() -> tuple[str, str | None, Path | None]:
     env_data, env_source = os.environ.get("LENET_DATA", "").strip(), os.environ.get("LENET_SOURCE", "").strip()
     if env_data:
         kind, path = (env_data, None) if env_data in ("synthetic", "emnist") else ("emnist", env_data)
-        return kind, path, Path(env_source) if env_source else None
+        shipped = ASSETS / f"source-{kind}"
+        if env_source:
+            return kind, path, Path(env_source)
+        return kind, path, shipped if (shipped / checkpoint.WEIGHTS).exists() else None
     emnist = find_emnist() is not None
     if env_source:
         return ("emnist" if emnist else "synthetic"), None, Path(env_source)
