@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,10 @@ class _Source:
             # the same IDX files uncompressed are fine too: index them under the .gz name
             self.files.update({p.name + ".gz": p for p in path.glob("emnist-*-ubyte") if p.is_file()})
         elif zipfile.is_zipfile(path):
-            self.zip = zipfile.ZipFile(path)
+            try:
+                self.zip = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError, ValueError) as e:
+                raise DataError(f"{path.name}: damaged zip archive ({e})") from None
             for info in self.zip.infolist():
                 if ".." in info.filename or info.filename.startswith(("/", "\\")):
                     raise DataError(f"{path.name}: refusing unsafe member name {info.filename!r}")
@@ -63,12 +67,19 @@ class _Source:
         entry = self.files[name]
         if self.zip is None:
             return read_idx(entry, ndim, name)
-        with self.zip.open(entry) as f:  # read by name into memory, never extracted to disk
-            return read_idx(f, ndim, name)
+        try:
+            with self.zip.open(entry) as f:  # read by name into memory, never extracted to disk
+                return read_idx(f, ndim, name)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+            raise DataError(f"{self.path.name}: member {name} is damaged ({e})") from None
 
     def read_text(self, name: str) -> str:
         entry = self.files[name]
-        return entry.read_text() if self.zip is None else self.zip.read(entry).decode()
+        try:
+            return entry.read_text() if self.zip is None else self.zip.read(entry).decode()
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError,
+                UnicodeDecodeError) as e:
+            raise DataError(f"{self.path.name}: {name} cannot be read ({e})") from None
 
     def splits(self) -> set[str]:
         return {n.split("-")[1] for n in self.files if n.startswith("emnist-") and n.count("-") >= 2}
