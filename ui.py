@@ -27,6 +27,7 @@ from lenet.data.protocol import Split, default_class_split, source_split, transf
 from lenet.figures import training_curves
 from lenet.jobs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job, JobPool
 from lenet.net import Net, train_source, train_transfer
+from lenet.preprocess import BlankImage, canvas_to_image
 
 ROOT = Path(__file__).resolve().parent
 ASSETS = ROOT / "assets"
@@ -126,6 +127,15 @@ def dataset(kind: str, path: str | None = None) -> CharacterSet:
 def current_dataset() -> CharacterSet:
     s = state()
     return dataset(s.data_kind, s.data_path)
+
+
+def require_dataset() -> CharacterSet:
+    """The active dataset, or an error message and the end of the page."""
+    try:
+        return current_dataset()
+    except DataError as e:
+        st.error(f"The active dataset cannot be loaded: {e}")
+        st.stop()
 
 
 def data_label(kind: str, path: str | None) -> str:
@@ -399,9 +409,23 @@ def canvas_key(name: str) -> str:
 def classify(net: Net, rgba: np.ndarray, top: int = 5) -> tuple[np.ndarray, list[tuple[str, float]]]:
     """Canvas pixels -> (the 28x28 image the net gets, its top nearest characters with distances).
     Raises lenet.preprocess.BlankImage when nothing is drawn."""
-    from lenet.preprocess import canvas_to_image
     image = canvas_to_image(rgba)
     return image, net.rank(image, min(top, len(net.classes)))
+
+
+def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str) -> np.ndarray | None:
+    """The Prediction metric and the top 5 for a canvas; the 28x28 image, or None (no ink yet)."""
+    if rgba is None:
+        st.info(prompt)
+        return None
+    try:
+        image, ranking = classify(net, rgba)
+    except BlankImage as e:
+        st.info(f"{e}: the canvas has no ink yet.")
+        return None
+    st.metric("Prediction", ranking[0][0])
+    st.dataframe([{"character": c, "distance to its code": round(d, 3)} for c, d in ranking], hide_index=True)
+    return image
 
 
 def net_picker(key: str, label: str = "Net") -> tuple[str, Net]:

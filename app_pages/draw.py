@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from lenet.preprocess import BlankImage, net_view
+from lenet.preprocess import net_view
 
 st.title("Draw a character")
 s = ui.state()
@@ -14,16 +14,8 @@ with left:
     st.button("Clear", on_click=ui.clear_canvas, args=("draw-canvas-n",))
     rgba = ui.canvas(ui.canvas_key("draw-canvas"))
 with right:
-    if rgba is None:
-        st.info("Draw a character on the canvas; the prediction appears when you lift the pen.")
-    else:
-        try:
-            image, ranking = ui.classify(net, rgba)
-        except BlankImage as e:
-            st.info(f"{e}: the canvas has no ink yet.")
-        else:
-            s.last_drawing = image
-            st.metric("Prediction", ranking[0][0])
-            st.dataframe([{"character": c, "distance to its code": round(d, 3)} for c, d in ranking],
-                         hide_index=True)
-            ui.show_image28(net_view(image), "what the net sees (32x32)")
+    image = ui.prediction_panel(net, rgba, "Draw a character on the canvas; the prediction appears when you lift "
+                                           "the pen.")
+    if image is not None:
+        s.last_drawing = image
+        ui.show_image28(net_view(image), "what the net sees (32x32)")

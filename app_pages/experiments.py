@@ -7,16 +7,11 @@ import streamlit as st
 import ui
 from lenet import experiment
 from lenet.config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, TRANSFER_RECIPE
-from lenet.data import DataError
 from lenet.figures import accuracy_vs_levels, min_avg_max
 
 st.title("Experiments: the paper's Figures 2-5")
 source = ui.require_source()
-try:
-    ds = ui.current_dataset()
-except DataError as e:
-    st.error(f"The active dataset cannot be loaded: {e}")
-    st.stop()
+ds = ui.require_dataset()
 targets = ui.default_targets(ds, source)
 st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)} "
            f"(50 test samples of each: {50 * len(targets):,} test characters).")

@@ -118,14 +118,4 @@ if taught:
         st.button("Clear", on_click=ui.clear_canvas, args=("teach-test-n",), key="teach-test-clear")
         test = ui.canvas(ui.canvas_key("teach-test"))
     with tr:
-        if test is None:
-            st.info("Draw a character to test the taught net.")
-        else:
-            try:
-                image, ranking = ui.classify(net, test)
-            except BlankImage as e:
-                st.info(str(e))
-            else:
-                st.metric("Prediction", ranking[0][0])
-                st.dataframe([{"character": c, "distance to its code": round(d, 3)} for c, d in ranking],
-                             hide_index=True)
+        ui.prediction_panel(net, test, "Draw a character to test the taught net.")

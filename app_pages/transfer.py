@@ -5,18 +5,13 @@ import streamlit as st
 
 import ui
 from lenet.config import LEVELS, N_CLASSES, TRANSFER_RECIPE
-from lenet.data import DataError
 from lenet.figures import architecture_figure, compare_runs
 from lenet.model import architecture
 from lenet.transfer import trainable_fraction
 
 st.title("Transfer to new characters")
 source = ui.require_source()
-try:
-    ds = ui.current_dataset()
-except DataError as e:
-    st.error(f"The active dataset cannot be loaded: {e}")
-    st.stop()
+ds = ui.require_dataset()
 
 # The source net's characters are never offered, so the two sets cannot overlap.
 options = [c for c in ds.classes if c not in source.classes]

@@ -177,8 +177,8 @@ def main(argv=None) -> int:
     source, how = get_source(ds, src, args.quick)
     out["source_net"] = how
 
-    # plain vs fast on a reduced grid that keeps every n
-    small = grid(PAPER_LEVELS, (1, 5), 1)
+    # plain vs fast on a reduced grid that keeps every n (and the paper's trials, which batch)
+    small = grid(PAPER_LEVELS, (1, 5), 1 if args.quick else PAPER_TRIALS)
     t0 = time.perf_counter()
     plain = [run_cell(source, ds, tgt, c, TRANSFER_RECIPE, 0) for c in small]
     t_plain = time.perf_counter() - t0

@@ -1,6 +1,5 @@
 """Property-based fuzzing of the IDX and EMNIST zip readers: any bytes give an array or a
 DataError, never another exception and never a huge allocation."""
-import gzip
 import io
 import zipfile
 
