@@ -170,3 +170,69 @@ def test_transfer_run_updates_its_chart(server, page):
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "transfer-run.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def _stroke(pg, canvas, points) -> None:
+    """One pen stroke through canvas-relative points."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    pg.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    pg.mouse.down()
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for i in range(1, 7):
+            pg.mouse.move(box["x"] + x0 + (x1 - x0) * i / 6, box["y"] + y0 + (y1 - y0) * i / 6)
+    pg.mouse.up()
+
+
+def _plus(pg, canvas, rng) -> None:
+    cx, cy, r = 140 + rng.uniform(-25, 25), 140 + rng.uniform(-25, 25), rng.uniform(60, 95)
+    _stroke(pg, canvas, [(cx - r, cy + rng.uniform(-8, 8)), (cx + r, cy + rng.uniform(-8, 8))])
+    settle(pg)  # the first stroke's rerun must end before the second stroke starts
+    _stroke(pg, canvas, [(cx + rng.uniform(-8, 8), cy - r), (cx + rng.uniform(-8, 8), cy + r)])
+
+
+def _ring(pg, canvas, rng) -> None:
+    import math
+    cx, cy, r = 140 + rng.uniform(-25, 25), 140 + rng.uniform(-25, 25), rng.uniform(55, 90)
+    squash = rng.uniform(0.75, 1.0)
+    _stroke(pg, canvas, [(cx + r * math.cos(a) * squash, cy + r * math.sin(a))
+                         for a in [2 * math.pi * i / 24 for i in range(26)]])
+
+
+def test_teach_two_symbols_from_five_drawings_each(server, page):
+    """The classroom demo: name two symbols, draw five of each, train, and read fresh drawings."""
+    import random
+    rng = random.Random(7)
+    base, _ = server
+    open_page(page, base, "teach", uuid.uuid4().hex)
+    shapes = {"+": _plus, "○": _ring}
+    for name in shapes:
+        page.get_by_label("A new character (1-3 symbols, e.g. α or ☺)").fill(name)
+        page.get_by_role("button", name="Add character").click()
+        settle(page)
+    for name, draw in shapes.items():
+        page.locator('[data-testid="stRadio"]').get_by_text(name, exact=True).click()
+        settle(page)
+        for i in range(5):
+            draw(page, page.locator("canvas").last, rng)
+            settle(page)  # the last stroke's rerun must be over before "Add" reads the preview
+            page.get_by_text("to be added (28x28)").wait_for(timeout=20_000)
+            page.locator("button", has_text=f"Add this drawing to {name}").first.click()
+            page.get_by_text(f"Added a sample of {name} ({i + 1} now)").wait_for(timeout=20_000)
+            settle(page)
+    page.get_by_role("button", name="Train on my drawings").click()
+    page.get_by_text("Done:").first.wait_for(timeout=90_000)
+    settle(page)
+    page.get_by_text("4. Test it").wait_for(timeout=20_000)
+    read = {}
+    for name, draw in shapes.items():
+        page.get_by_role("button", name="Clear").last.click()
+        settle(page)
+        draw(page, page.locator("canvas").last, rng)
+        metric = page.locator('[data-testid="stMetricValue"]').last
+        metric.wait_for(timeout=20_000)
+        settle(page)
+        read[name] = metric.inner_text().strip()
+    page.screenshot(path=str(ARTIFACTS / "teach-trained.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert read == {"+": "+", "○": "○"}, f"fresh drawings were read as {read}"
