@@ -1,0 +1,24 @@
+"""App glue shared by the pages (the science lives in lenet/; this package only wires it to Streamlit):
+session.py (identity, state, the job pool), jobs.py (live job panels), nets.py (dataset and source
+net), training.py (the jobs the pages start), drawing.py (canvas and prediction).
+
+A browser session is identified by `sid` in the URL (st.query_params), so a reload keeps the
+same jobs, drawings and choices. Per-session state lives server-side in a process-wide dict
+(st.cache_resource) keyed by that id; jobs run in one process-wide JobPool.
+"""
+
+from .session import (ASSETS, _sessions, lenet_home, pool, session_dir, session_id, state)
+from .jobs import (epoch_records, job_panel, session_jobs)
+from .nets import (active_source, current_dataset, data_label, dataset, require_dataset, require_source)
+from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
+    make_transfer_split, read_experiment, start_experiment, start_source_training, start_transfer,
+    teach_split, transfer_recipe)
+from .drawing import (canvas, canvas_key, check_data, classify, clear_canvas, net_picker, prediction_panel,
+    show_image28)
+
+__all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
+    'job_panel', 'session_jobs', 'active_source', 'current_dataset', 'data_label', 'dataset',
+    'require_dataset', 'require_source', 'default_targets', 'experiment_chart', 'experiment_dirs',
+    'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment', 'start_experiment',
+    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'canvas', 'canvas_key',
+    'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28']

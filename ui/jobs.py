@@ -1,0 +1,110 @@
+"""Background jobs as the pages see them: submit, per-session lists, live panels."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import streamlit as st
+
+from lenet.figures import training_curves
+from lenet.jobs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job
+
+from .session import STEP_RECORD_SECONDS, pool, session_id, state
+
+
+# --- background jobs -----------------------------------------------------------------------
+
+def recorders(job: Job) -> dict:
+    """on_step / on_epoch callbacks that append to the job's record (step losses throttled)."""
+    last = [0.0]
+
+    def on_step(step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STEP_RECORD_SECONDS:
+            last[0] = now
+            job.record(kind="step", step=step, loss=loss)
+
+    def on_epoch(stats) -> None:
+        job.record(kind="epoch", **asdict(stats))
+    return dict(on_step=on_step, on_epoch=on_epoch)
+
+
+def submit(kind: str, label: str, fn, **params) -> Job:
+    """Run fn(job) in the pool as this session's job, remembered under `kind`."""
+    job = pool().submit(fn, name=label, owner=session_id())
+    s = state()
+    with s.lock:
+        s.runs[job.id] = dict(kind=kind, label=label, **params)
+    return job
+
+
+def session_jobs(kind: str) -> list[tuple[Job, dict]]:
+    """This session's jobs of one kind, oldest first (the pool only shows a session its own)."""
+    s, sid = state(), session_id()
+    out = []
+    for job_id, meta in sorted(s.runs.items()):
+        job = pool().get(job_id, owner=sid)
+        if job is not None and meta["kind"] == kind:
+            out.append((job, meta))
+    return out
+
+
+def epoch_records(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("kind") == "epoch"]
+
+
+def job_status(snap) -> None:
+    """One line of state: queue position, progress, the error of a failed job."""
+    epochs = epoch_records(snap.records)
+    steps = [r for r in snap.records if r.get("kind") == "step"]
+    if snap.state == QUEUED:
+        st.info(f"Queued: position {snap.queue_position} (all {pool().workers} workers are busy).")
+    elif snap.state == RUNNING:
+        parts = [f"epoch {epochs[-1]['epoch']}" if epochs else "first epoch"]
+        if steps:
+            parts.append(f"step {steps[-1]['step']}, loss {steps[-1]['loss']:.3f}")
+        done, total = snap.progress
+        if total:
+            st.progress(min(1.0, done / total), text=f"{done} / {total}")
+        st.caption("Running: " + "; ".join(parts))
+    elif snap.state == FAILED:
+        st.error(f"Failed: {snap.error}")
+    elif snap.state == STOPPED:
+        st.warning(f"Stopped after {len(epochs)} epoch(s).")
+    else:
+        took = (snap.finished or 0) - (snap.started or 0)
+        st.success(f"Done: {len(epochs)} epoch(s) in {took:.1f} s.")
+
+
+def curves_chart(snap):
+    epochs = epoch_records(snap.records)
+    return training_curves(epochs) if epochs else None
+
+
+def _draw_job(job: Job, key: str, stop_button: bool, chart=curves_chart) -> None:
+    snap = job.snapshot()
+    cols = st.columns([4, 1])
+    with cols[0]:
+        job_status(snap)
+    if stop_button and snap.state not in FINISHED:
+        if cols[1].button("Stop", key=f"stop-{key}-{job.id}", type="primary"):
+            job.stop()
+    fig = chart(snap)
+    if fig is not None:
+        st.plotly_chart(fig, key=f"chart-{key}-{job.id}")
+
+
+@st.fragment(run_every=1.0)
+def _live_job(job_id: int, key: str, stop_button: bool, chart) -> None:
+    job = pool().get(job_id)
+    _draw_job(job, key, stop_button, chart)
+    if job.snapshot().state in FINISHED:
+        st.rerun()  # one full rerun swaps this poller for the static view and refreshes results
+
+
+def job_panel(job: Job, key: str, stop_button: bool = True, chart=curves_chart) -> None:
+    """A job's state and chart(snapshot): polled once a second while it runs, static once finished."""
+    if job.snapshot().state in FINISHED:
+        _draw_job(job, key, stop_button, chart)
+    else:
+        _live_job(job.id, key, stop_button, chart)

@@ -1,0 +1,81 @@
+"""The active dataset and source net (shipped, saved, or trained on first start)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from lenet import checkpoint
+from lenet.config import SOURCE_RECIPE
+from lenet.data import CharacterSet, DataError, load
+from lenet.data.protocol import default_class_split, source_split
+from lenet.jobs import Job
+from lenet.net import Net, train_source
+
+from .session import QUICK_SOURCE, default_setup, pool, state
+from .jobs import job_panel, recorders
+
+
+# --- data and the source net ---------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Loading characters…", max_entries=4)
+def dataset(kind: str, path: str | None = None) -> CharacterSet:
+    return load(kind, path or None)
+
+
+def current_dataset() -> CharacterSet:
+    s = state()
+    return dataset(s.data_kind, s.data_path)
+
+
+def require_dataset() -> CharacterSet:
+    """The active dataset, or an error message and the end of the page."""
+    try:
+        return current_dataset()
+    except DataError as e:
+        st.error(f"The active dataset cannot be loaded: {e}")
+        st.stop()
+
+
+def data_label(kind: str, path: str | None) -> str:
+    return f"{kind} ({path})" if path else kind
+
+
+@st.cache_resource(show_spinner="Loading the source net…")
+def saved_net(path: str) -> Net:
+    return checkpoint.load(path)
+
+
+@st.cache_resource
+def _bootstrap(kind: str, path: str | None) -> Job:
+    """A quick source net for a first start with no shipped one (shared by every session)."""
+    def work(job: Job) -> Net:
+        ds = load(kind, path or None)
+        chars = default_class_split(ds)[0]
+        split = source_split(ds, chars, QUICK_SOURCE["per_class"], QUICK_SOURCE["heldout_per_class"])
+        recipe = SOURCE_RECIPE.replace(max_epochs=QUICK_SOURCE["max_epochs"])
+        net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
+        return net
+    return pool().submit(work, name="first-start source net", owner="")
+
+
+def active_source() -> tuple[Net | None, str, Job | None]:
+    """(source net or None while the first-start one trains, a label, the first-start job)."""
+    s = state()
+    if s.source is not None:
+        return s.source, s.source_label, None
+    kind, path, shipped = default_setup()
+    if shipped is not None:
+        return saved_net(str(shipped)), f"shipped: {shipped.name}", None
+    job = _bootstrap(kind, path)
+    snap = job.snapshot()
+    return (snap.result, f"first-start quick net ({QUICK_SOURCE['max_epochs']} epochs)", job) if snap.state == "done" else (None, "", job)
+
+
+def require_source() -> Net:
+    """The active source net, or a live note about the first-start training and st.stop()."""
+    net, _, job = active_source()
+    if net is None:
+        st.info("No pretrained source net ships with this copy, so a quick one is training now "
+                "(about a minute). This page fills in when it is ready.")
+        job_panel(job, "first-start source net", stop_button=False)
+        st.stop()
+    return net

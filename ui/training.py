@@ -1,0 +1,142 @@
+"""The kinds of training the pages start: source, transfer, teach, the experiment grid."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from lenet.config import N_CLASSES, TRANSFER_RECIPE, Recipe
+from lenet.data import CharacterSet, DataError
+from lenet.data.protocol import Split, default_class_split, source_split, transfer_split
+from lenet.jobs import Job
+from lenet.net import Net, train_source, train_transfer
+
+from .session import lenet_home, session_id
+from .jobs import recorders, session_jobs, submit
+from .nets import active_source
+
+
+# --- the two kinds of training the pages start ----------------------------------------------
+
+def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, heldout: int,
+                          recipe: Recipe, label: str) -> Job:
+    split = source_split(ds, chars, per_class, heldout)  # bad choices raise here, before queueing
+
+    def work(job: Job) -> Net:
+        net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
+        return net
+    return submit("source", label, work, classes=list(chars), per_class=per_class)
+
+
+def transfer_eval_every(n_train: int, n_test: int) -> int:
+    """Test every few epochs when the training set is small, so testing never costs more than training."""
+    return max(1, min(10, round(n_test / max(1, n_train))))
+
+
+def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
+                   **params) -> Job:
+    overlap = sorted(set(source.classes) & set(split.classes))
+    if overlap:  # checked here too so the message comes before queueing, not as a failed job
+        raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
+
+    def work(job: Job) -> Net:
+        net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
+        return net
+    return submit(kind, label, work, n=n, classes=list(split.classes), **params)
+
+
+def transfer_recipe(max_epochs: int, n_train: int, n_test: int, seed: int) -> Recipe:
+    return TRANSFER_RECIPE.replace(max_epochs=max_epochs, seed=seed,
+                                   eval_every=transfer_eval_every(n_train, n_test))
+
+
+def default_targets(ds: CharacterSet, source: Net) -> list[str]:
+    """The paper's other 20 characters when they are free, else the first 20 the source net lacks."""
+    options = [c for c in ds.classes if c not in source.classes]
+    if len(ds.classes) >= 2 * N_CLASSES:
+        preferred = [c for c in default_class_split(ds)[1] if c in options]
+        if len(preferred) == N_CLASSES:
+            return preferred
+    return options[:N_CLASSES]
+
+
+def make_transfer_split(ds: CharacterSet, source: Net, chars: list[str], k: int, trial: int, seed: int) -> Split:
+    return transfer_split(ds, chars, k, trial=trial, seed=seed, source_classes=source.classes)
+
+
+def teach_split(drawn: CharacterSet) -> Split:
+    """All drawn samples train; with >= 3 samples of every character, one of each is held out to test."""
+    counts = drawn.counts()
+    if len(drawn.classes) < 2:
+        raise DataError(f"teach at least 2 characters (you have {len(drawn.classes)} with samples)")
+    if min(counts.values()) >= 3:
+        test_rows = [int(np.flatnonzero(drawn.labels == i)[-1]) for i in range(len(drawn.classes))]
+        train_rows = [i for i in range(len(drawn)) if i not in set(test_rows)]
+        return Split(drawn.subset(train_rows), drawn.subset(test_rows), list(drawn.classes))
+    return Split(drawn, drawn.subset(np.zeros(0, np.int64)), list(drawn.classes))
+
+
+def finished_nets(kind: str) -> list[tuple[str, Net]]:
+    """(label, net) of this session's finished jobs of one kind that produced a net."""
+    out = []
+    for job, meta in session_jobs(kind):
+        snap = job.snapshot()
+        if snap.state == "done" and isinstance(snap.result, Net):
+            out.append((f"#{job.id} {meta['label']}", snap.result))
+    return out
+
+
+def all_nets() -> list[tuple[str, Net]]:
+    """Every net this session can look at: the active source net, then transferred and taught ones."""
+    nets = []
+    net, label, _ = active_source()
+    if net is not None:
+        nets.append((f"source net ({label})", net))
+    return nets + finished_nets("transfer") + finished_nets("teach")
+
+
+# --- the experiment grid ------------------------------------------------------------------------
+
+def start_experiment(source: Net, ds: CharacterSet, targets: list[str], levels: list[int], samples: list[int],
+                     trials: int, seed: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
+    """reproduce() in the pool; each finished run is recorded so Figure 2 fills in live."""
+    from lenet import experiment
+    experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
+    experiment.check_targets(ds, targets, source.classes, max(samples))
+
+    def work(job: Job) -> Path:
+        experiment.reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed,
+                             recipe=recipe, out_dir=out_dir, fast=True, stop=job.stop_event,
+                             on_result=lambda r: job.record(kind="result", **asdict(r)), progress=job.progress)
+        return out_dir
+    return submit("experiment", label, work, out_dir=str(out_dir))
+
+
+def read_experiment(out_dir: Path) -> list:
+    """The finished runs of a grid folder written by reproduce (its meta.json says which grid)."""
+    import json
+
+    from lenet import experiment
+    settings = json.loads((out_dir / experiment.META).read_text())["settings"]
+    cells = experiment.grid(settings["levels"], settings["samples"], settings["trials"])
+    return experiment.read_runs(out_dir / experiment.RUNS, cells, settings["seed"])
+
+
+def experiment_summary(snap) -> list[dict]:
+    from lenet import experiment
+    runs = [experiment.RunResult(**{k: v for k, v in r.items() if k != "kind"})
+            for r in snap.records if r.get("kind") == "result"]
+    return experiment.summarize(runs) if runs else []
+
+
+def experiment_chart(snap):
+    from lenet.figures import accuracy_vs_levels
+    summary = experiment_summary(snap)
+    return accuracy_vs_levels(summary) if summary else None
+
+
+def experiment_dirs() -> list[Path]:
+    """This session's finished (or partly finished) grids, newest first."""
+    root = lenet_home() / "experiments" / session_id()
+    return sorted((p.parent for p in root.glob("*/runs.csv")), reverse=True) if root.is_dir() else []
