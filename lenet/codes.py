@@ -37,6 +37,12 @@ def make_codes(kind: str, n_classes: int, bits: int = 20, seed: int = 0) -> torc
     raise ValueError(f"unknown code kind {kind!r}: use 'random' or 'one-hot'")
 
 
+def transfer_codes(kind: str, n_classes: int, seed: int, bits: int = 20) -> torch.Tensor:
+    """Codes for a transfer run's new characters: seeded apart from the source net's codes
+    (same run seed), so the new characters get new codes. Plain and fast paths share this."""
+    return make_codes(kind, n_classes, bits, seed + 7919)
+
+
 def min_hamming(codes: torch.Tensor) -> int:
     """Smallest number of differing bits between two classes' codes."""
     diff = (codes[:, None, :] != codes[None, :, :]).sum(-1)

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .codes import distances, make_codes, min_hamming
+from .codes import distances, make_codes, min_hamming, transfer_codes
 from .config import N_CLASSES, SOURCE_RECIPE, TRANSFER_RECIPE, Recipe
 from .data import CharacterSet, to_net_input
 from .data.protocol import Split
@@ -85,8 +85,7 @@ def train_transfer(source: Net, split: Split, n: int, recipe: Recipe = TRANSFER_
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:
         raise ValueError(f"new characters overlap the source net's: {''.join(overlap)!r}")
-    # Codes for the new characters: a different seed from the source's, so they are new codes.
-    codes = make_codes(recipe.code_kind, len(split.classes), N_CLASSES, recipe.seed + 7919)
+    codes = transfer_codes(recipe.code_kind, len(split.classes), recipe.seed, N_CLASSES)
     model = transfer(source.model, n, seed=recipe.seed)
     x, y, xt, yt = _tensors(split)
     result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop)

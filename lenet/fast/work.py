@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..codes import make_codes
+from ..codes import transfer_codes
 from ..config import N_CLASSES, Recipe
 from ..data import to_net_input
 from ..model import LeNet5
@@ -59,7 +59,7 @@ def run_task(shared: Shared, task: Task, should_stop: Callable[[], bool]) -> Ite
     for spec in task.runs:
         nets.append(LeNet5(n_outputs=shared.n_outputs, seed=spec.seed))
         feats.append(frozen_features(source, to_net_input(spec.images), n))
-        codes = make_codes(recipe.code_kind, shared.n_classes, N_CLASSES, spec.seed + 7919)
+        codes = transfer_codes(recipe.code_kind, shared.n_classes, spec.seed, N_CLASSES)
         states.append(RunState(spec.key, offset, len(spec.labels), codes, torch.from_numpy(spec.labels),
                                torch.Generator().manual_seed(spec.seed)))
         offset += len(spec.labels)
