@@ -93,8 +93,7 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
         x = h_train.index_select(0, idx.t().reshape(-1)).view(B, len(active), *h_train.shape[1:])  # batch-major
         out = model.forward(x)  # (R, B, 20)
         loss = ((out - targets.index_select(0, idx.view(-1)).view(len(active), B, -1)) ** 2 * weight).sum()
-        loss.backward()
-        model.sgd_step(recipe.lr, recipe.momentum)
+        model.sgd_step(loss, recipe.lr, recipe.momentum)
 
         ended = [j for j, r in enumerate(active) if r.pos >= r.n_train]
         if not ended:
