@@ -97,7 +97,7 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     params = [p for p in model.parameters() if p.requires_grad]  # frozen levels never reach the optimiser
     if not params:
         raise ValueError("the model has no trainable parameters")
-    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum)
+    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, foreach=True)
     g = torch.Generator().manual_seed(recipe.seed)
     targets = codes[y_train]
     n = len(h_train)
