@@ -41,6 +41,33 @@ def test_free_parameters_match_table_1():
     assert PAPER_TABLE1 == {"C1": 156, "S2": 12, "C3": 1516, "S4": 32, "C5": 48120, "F6": 2420, "total": 52256}
 
 
+def test_fast_kernels_give_the_textbook_gradients():
+    """model.py's C1 weight gradient, C5 as a matmul and the scaled tanh's backward against
+    plain PyTorch (nn.Conv2d, autograd through 1.7159 tanh(2x/3)) on the same parameters."""
+    net = LeNet5(seed=3)
+    c1, c5 = torch.nn.Conv2d(1, 6, 5), torch.nn.Conv2d(16, 120, 5)
+    c1.load_state_dict(net.c1.state_dict())
+    c5.load_state_dict(net.c5.state_dict())
+    x = torch.rand(7, 1, 32, 32)
+
+    def textbook(x):
+        for layer in (c1, net.s2, net.c3, net.s4, c5):
+            x = 1.7159 * torch.tanh(layer(x) * (2.0 / 3.0))
+        return 1.7159 * torch.tanh(net.f6(x.flatten(1)) * (2.0 / 3.0))
+    target = torch.randn(7, 20)
+    ours = torch.autograd.grad(((net(x) - target) ** 2).sum(), list(net.parameters()))
+    plain = torch.autograd.grad(((textbook(x) - target) ** 2).sum(),
+                                [c1.weight, c1.bias, *[p for n, p in net.named_parameters()
+                                                       if n.split(".")[0] in ("s2", "c3", "s4")],
+                                 c5.weight, c5.bias, net.f6.weight, net.f6.bias])
+    assert torch.allclose(net(x), textbook(x), atol=1e-6)  # the autograd Functions' forward
+    for a, b in zip(ours, plain):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a - b).abs().max()
+    with torch.no_grad():  # inference and frozen inputs take the plain ops
+        assert torch.allclose(net(x), textbook(x), atol=1e-6)
+
+
 def test_c3_is_lenet5s_sparse_table_before_and_after_training():
     model = LeNet5(seed=1)
     assert model.c3.kernels.shape == (60, 5, 5)
