@@ -78,12 +78,14 @@ def run_seed(seed: int, cell: Cell) -> int:
 
 
 def run_cell(source: Net, ds: CharacterSet, target_classes, cell: Cell, recipe: Recipe = TRANSFER_RECIPE,
-             seed: int = 0, *, stop: threading.Event | None = None, on_epoch=None) -> RunResult:
+             seed: int = 0, *, stop: threading.Event | None = None, on_epoch=None,
+             cache_frozen: bool = True) -> RunResult:
     """The plain reference path: one transfer run, scored on the fixed test set."""
     split = transfer_split(ds, target_classes, cell.k, cell.trial, seed, TEST_PER_CLASS,
                            source_classes=source.classes)
     s = run_seed(seed, cell)
-    _, fit = train_transfer(source, split, cell.n, recipe.replace(seed=s), stop=stop, on_epoch=on_epoch)
+    _, fit = train_transfer(source, split, cell.n, recipe.replace(seed=s), stop=stop, on_epoch=on_epoch,
+                            cache_frozen=cache_frozen)
     return RunResult(cell.n, cell.k, cell.trial, s, float(fit.train_acc), float(fit.test_acc),
                      int(fit.epochs), round(float(fit.seconds), 3), stopped=fit.stopped)
 

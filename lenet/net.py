@@ -79,8 +79,9 @@ def train_source(split: Split, recipe: Recipe = SOURCE_RECIPE, *,
 def train_transfer(source: Net, split: Split, n: int, recipe: Recipe = TRANSFER_RECIPE, *,
                    on_step: Callable[[int, float], None] | None = None,
                    on_epoch: Callable[[EpochStats], None] | None = None,
-                   stop: threading.Event | None = None) -> tuple[Net, FitResult]:
-    """Copy the source net's bottom n levels (frozen) and train the rest on the new characters."""
+                   stop: threading.Event | None = None, cache_frozen: bool = True) -> tuple[Net, FitResult]:
+    """Copy the source net's bottom n levels (frozen) and train the rest on the new characters.
+    `cache_frozen=False` runs the whole net every step, as a plain loop would (same result)."""
     check_levels(n)
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:
@@ -88,7 +89,8 @@ def train_transfer(source: Net, split: Split, n: int, recipe: Recipe = TRANSFER_
     codes = transfer_codes(recipe.code_kind, len(split.classes), recipe.seed, N_CLASSES)
     model = transfer(source.model, n, seed=recipe.seed)
     x, y, xt, yt = _tensors(split)
-    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop)
+    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop,
+                 cache_frozen=cache_frozen)
     k = int(len(split.train) // len(split.classes))
     meta = {"role": "transfer", "data": split.train.source, "data_description": split.train.description,
             "recipe": recipe.to_dict(), "retained": n, "k": k, "source_classes": list(source.classes),
