@@ -191,12 +191,55 @@ def ui_poll_slowdown(x, y, codes, seconds: float = 4.0) -> float:
     return max(rates[False]) / max(rates[True]) - 1
 
 
+def profile(steps: int = 50) -> str:
+    """Where a training step's time goes (torch.profiler, one thread, random inputs): a group of
+    5 stacked n=0 runs at the transfer recipe's batch, and the source net at its recipe's batch."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from .fast.stacked import StackedUpper
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    group = StackedUpper([LeNet5(seed=i) for i in range(5)], 0)
+    gx, gt = torch.randn(TRANSFER_RECIPE.batch_size, 5, 1, 32, 32), torch.randn(5, TRANSFER_RECIPE.batch_size, 20)
+    net = LeNet5(seed=0)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, foreach=True)
+    sx, st = torch.randn(SOURCE_RECIPE.batch_size, 1, 32, 32), torch.randn(SOURCE_RECIPE.batch_size, 20)
+
+    def group_step():
+        group.sgd_step(((group.forward(gx) - gt) ** 2).sum(), 0.01, 0.9)
+
+    def source_step():
+        loss = F.mse_loss(net(sx), st)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    out = []
+    try:
+        for name, step in ((f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}", group_step),
+                           (f"source net, batch {SOURCE_RECIPE.batch_size}", source_step)):
+            for _ in range(5):
+                step()
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                ms = (time.perf_counter() - t0) / steps * 1e3
+            out.append(f"{name}: {ms:.2f} ms per step (under the profiler)")
+            out.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    finally:
+        torch.set_num_threads(before)
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lenet bench", description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--quick", action="store_true", help="a reduced sweep (1 trial) and shorter timings")
     p.add_argument("--workers", type=int, default=None, help="fast-path worker processes (default: 2)")
+    p.add_argument("--profile", action="store_true", help="only print where a training step's time goes")
     args = p.parse_args(argv)
+    if args.profile:
+        print(profile())
+        return 0
     out: dict = {}
     say = (lambda m: None) if args.json else print
     emnist = find_emnist()

@@ -166,3 +166,11 @@ def test_data_info_json():
     assert rc == 0, err
     d = json.loads(out)
     assert d["n"] == sum(d["counts"].values()) == 62 * 500 and d["source"] == "synthetic"
+
+
+def test_bench_profile_shows_where_a_step_goes(capsys):
+    from lenet import bench
+    assert bench.main(["--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "5 stacked n=0 runs, batch 4:" in out and "source net, batch 16:" in out
+    assert out.count("aten::convolution_backward") >= 2 and "ms per step" in out
