@@ -155,10 +155,12 @@ class StudyDir:
 
     def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
             costs: list[float] | None = None, workers: int | None = None, stop: threading.Event | None = None,
-            progress: Callable[[int, int], None] | None = None, on_row: Callable[[dict], None] | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            on_summary: tuple[Callable[[list[dict]], list[dict]], Callable[[list[dict]], None]] | None = None,
             log: Callable[[str], None] | None = None) -> list[dict]:
         """Every planned run, the finished ones from runs.csv and the rest through fn(shared, task) on the
-        workers; each finished row goes to runs.csv at once. Rows in plan order (only finished ones if stopped)."""
+        workers; each finished row goes to runs.csv at once. Rows in plan order (only finished ones if stopped).
+        on_summary = (summarize, callback): callback(summarize(rows so far)) after each run, for live figures."""
         log = log or (lambda msg: None)
         planned = [table.key_of(t) for t in tasks]
         if len(set(planned)) != len(planned):
@@ -180,8 +182,8 @@ class StudyDir:
             row = {f: result[f] if f in result else task[f] for f in table.fields}  # the task names the run
             done.append(row)
             self.write(RUNS, _csv(table.fields, done))
-            if on_row:
-                on_row(row)
+            if on_summary:
+                on_summary[1](on_summary[0](done))
             if progress:
                 progress(len(done), len(planned))
         order = {key: i for i, key in enumerate(planned)}

@@ -163,7 +163,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
-             stop=None, progress=None, on_row=None, log=None) -> list[dict]:
+             stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every (n, k, lr_mult, trial) run; the summary rows (n, k, lr_mult, target_acc, source_acc, source_drop)."""
     settings.check()
     recipe = settings.recipe()
@@ -180,7 +180,8 @@ def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: 
     with StudyDir(out_dir, NAME, meta_settings) as sd:
         meta = {"question": QUESTION, "command": command, "source_accuracy": source.meta.get("heldout_acc")}
         rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, stop=stop,
-                      progress=progress, on_row=on_row, log=log)
+                      progress=progress, log=log,
+                      on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,
                                                         SUMMARY_FIELDS, rows, TABLE.fields, meta), meta)
