@@ -63,7 +63,7 @@ class Settings:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Settings":
-        return cls(samples=(5,), trials=1, seed=seed, max_epochs=30,
+        return cls(fractions=(0.0, 0.5, 1.0), samples=(5,), trials=1, seed=seed, max_epochs=30,
                    score_per_class=20, probes=16)
 
     def check(self) -> "Settings":
