@@ -209,3 +209,22 @@ def test_cli_study_bad_input_is_one_line(tmp_path):
                       (["study", "partial", "--data", "sd19", "--out", tmp_path / "o"], "shipped source")):
         rc = _cli(*args)
         assert rc.returncode == 2 and rc.stdout == "" and msg in rc.stderr and len(rc.stderr.splitlines()) == 1
+
+
+def test_controls_end_to_end_and_the_bnb_net_never_sees_the_test_set(setup, tmp_path):
+    from lenet.studies import controls as CT
+    ds, source, targets = setup
+    split = CT.bnb_split(ds, targets, 0, 30)
+    assert split.classes == targets and len(split.train) == 30 * len(targets)
+    test = {im.tobytes() for im in shared_for(source, ds, targets, 0, TRANSFER_RECIPE)["test_images"]}
+    assert not test & {im.tobytes() for im in split.train.images}, "BnB trains outside the grid's test set"
+    settings = CT.Settings(levels=(0, 5), samples=(1,), trials=1, max_epochs=3, bnb_per_class=10)
+    rows = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    got = {(r["n"], r["arm"]) for r in rows}
+    assert got == {(0, "transferred"), (0, "nearest-centroid"), (5, "transferred"), (5, "random-frozen"),
+                   (5, "bnb"), (5, "nearest-centroid")}
+    assert (tmp_path / "bnb-source" / "model.safetensors").exists()
+    nc = {r["n"]: r["target_acc"] for r in rows if r["arm"] == "nearest-centroid"}
+    assert nc[5] > 0.2 and nc[0] > 0.1, "a nearest-centroid readout needs no training to beat chance (5%)"
+    again = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    assert again == rows, "a finished study reopens to the same rows"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
-NAMES = ("finetune", "partial")
+NAMES = ("finetune", "partial", "controls")
 
 
 def get(name: str):
