@@ -228,3 +228,25 @@ def test_controls_end_to_end_and_the_bnb_net_never_sees_the_test_set(setup, tmp_
     assert nc[5] > 0.2 and nc[0] > 0.1, "a nearest-centroid readout needs no training to beat chance (5%)"
     again = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
     assert again == rows, "a finished study reopens to the same rows"
+
+
+def test_source_classes_train_source_nets_on_the_right_classes(setup, tmp_path):
+    from lenet.studies import source_classes as SC
+    ds, source, targets = setup
+    settings = SC.Settings(class_counts=(2, 5, 100), per_class=20, fixed_total=100, levels=(0, 5), samples=(1,),
+                           trials=1, max_epochs=2, source_max_epochs=1)
+    sets = SC.source_sets(settings, ds, targets)
+    largest = len([c for c in ds.classes if c not in targets])  # S = 100 is more than the data allows
+    assert sorted(sets) == sorted((a, S) for a in SC.ARMS for S in (2, 5, largest))
+    for (arm, S), (chars, per) in sets.items():
+        assert len(chars) == S and not set(chars) & set(targets)
+        assert per == (20 if arm == "per-class" else 100 // S)
+    assert set(sets["per-class", 2][0]) <= set(sets["per-class", 5][0]) <= set(sets["per-class", largest][0])
+    settings = SC.Settings(class_counts=(2,), per_class=20, fixed_total=100, levels=(0, 5), samples=(1,), trials=1,
+                           max_epochs=2, source_max_epochs=1)
+    rows = SC.source_classes(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    for arm, S in ((a, 2) for a in SC.ARMS):
+        net = checkpoint.load(tmp_path / "sources" / f"{arm}-{S}")
+        assert net.classes == SC.source_sets(settings, ds, targets)[arm, S][0]
+        assert net.meta["train_per_class"] == (20 if arm == "per-class" else 100 // S)
+    assert {(r["arm"], r["S"], r["n"]) for r in rows} == {("none", 0, 0)} | {(a, 2, 5) for a in SC.ARMS}
