@@ -243,7 +243,7 @@ def cmd_study(args) -> None:
     source_path = args.source or studies.shipped_source(args.data)
     source = checkpoint.load(source_path)
     ds = _load_data(args)
-    targets = default_targets(ds, source.classes, args.seed)
+    targets = new_characters(ds, source.classes, args.seed)
     command = command_line(args.name, quick=args.quick, seed=args.seed, data=args.data, data_dir=args.data_dir,
                            out=str(out), source=args.source)
     header = (f"study {args.name}{' (quick)' if args.quick else ''}: {mod.QUESTION}\n"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lenet import checkpoint, studies
-from lenet.cli import default_targets
+from lenet.data.protocol import new_characters as default_targets
 from lenet.config import LEVELS, TRANSFER_RECIPE
 from lenet.data import load, to_net_input
 from lenet.data.protocol import source_split
