@@ -250,3 +250,18 @@ def test_source_classes_train_source_nets_on_the_right_classes(setup, tmp_path):
         assert net.classes == SC.source_sets(settings, ds, targets)[arm, S][0]
         assert net.meta["train_per_class"] == (20 if arm == "per-class" else 100 // S)
     assert {(r["arm"], r["S"], r["n"]) for r in rows} == {("none", 0, 0)} | {(a, 2, 5) for a in SC.ARMS}
+
+
+def test_class_choice_scores_each_source_set_by_proxy_and_by_transfer(setup, tmp_path):
+    from lenet.studies import class_choice as CC
+    ds, source, targets = setup
+    settings = CC.Settings(sets=3, set_size=3, per_class=20, samples=(1,), trials=1, max_epochs=2, source_max_epochs=1)
+    sets = CC.source_sets(settings, ds, targets)
+    assert len(sets) == 3 and all(len(s) == 3 and not set(s) & set(targets) for s in sets)
+    rows = CC.class_choice(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    assert [r["classes"] for r in rows] == ["".join(s) for s in sets]
+    assert all(0 <= r["proxy_acc"] <= 1 and 0 <= r["target_acc"] <= 1 for r in rows)
+    for i, s in enumerate(sets):
+        assert checkpoint.load(tmp_path / "sources" / f"set-{i}").classes == s
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert set(meta["agreement"]["1"]) >= {"spearman", "best", "median", "worst"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
-NAMES = ("finetune", "partial", "source-classes", "controls")
+NAMES = ("finetune", "partial", "source-classes", "class-choice", "controls")
 
 
 def get(name: str):
