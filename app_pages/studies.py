@@ -12,7 +12,7 @@ targets = ui.default_targets(ds, source)
 shipped = ui.state().source is None
 mods = {name: studies.get(name) for name in studies.NAMES}
 for name, mod in mods.items():
-    st.markdown(f"**{name}** — {mod.TITLE}. {mod.QUESTION}")
+    st.markdown(f"**{name}** ({mod.TITLE}) — {mod.QUESTION}")
 
 c1, c2, c3 = st.columns(3)
 name = c1.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name")
