@@ -103,6 +103,7 @@ def cmd_train_source(args) -> None:
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
     recipe = SOURCE_RECIPE.replace(seed=args.seed, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    device = _device(args)
     ds = _load_data(args)
     classes = _chars(args.classes, "--classes") or default_class_split(ds, args.seed)[0]
     check_classes(ds, classes, "--classes")
@@ -113,7 +114,7 @@ def cmd_train_source(args) -> None:
         test = "" if s.test_acc is None else f", held-out acc {s.test_acc:.2%}"
         _err(f"epoch {s.epoch}: loss {s.train_loss:.4f}, train acc {s.train_acc:.2%}{test} ({s.seconds:.0f} s)")
 
-    net, fit = train_source(split, recipe, on_epoch=on_epoch)
+    net, fit = train_source(split, recipe, on_epoch=on_epoch, device=device)
     path = checkpoint.save(net, args.out)
     res = {"out": str(Path(args.out)), "model": str(path), "data": ds.source, "classes": "".join(classes),
            "train_acc": fit.train_acc, "heldout_acc": fit.test_acc, "epochs": fit.epochs,
@@ -138,7 +139,14 @@ def default_targets(ds, source_classes: list[str], seed: int, n: int = 20) -> li
     return [rest[i] for i in sorted(pick)]
 
 
-def _source_for(args, ds):
+def _device(args):
+    """--device resolved before any work, so a missing GPU is the one error line."""
+    from .device import resolve
+
+    return resolve(args.device)
+
+
+def _source_for(args, ds, device=None):
     """--source, else OUT/source from an earlier run, else a newly trained source net saved there."""
     from . import checkpoint
     from .data.protocol import default_class_split, source_split
@@ -152,7 +160,7 @@ def _source_for(args, ds):
     classes = default_class_split(ds, args.seed)[0]
     _err(f"training a source net on {''.join(classes)} (no --source given); it is saved in {where}")
     net, _ = train_source(source_split(ds, classes, seed=args.seed), SOURCE_RECIPE.replace(seed=args.seed),
-                          on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
+                          device=device, on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
     checkpoint.save(net, where)
     return net, str(where)
 
@@ -168,10 +176,11 @@ def cmd_reproduce(args) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
     targets = _chars(args.target_classes, "--target-classes")
+    device = _device(args)
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))
-    source, source_path = _source_for(args, ds)
+    source, source_path = _source_for(args, ds, device)
     targets = targets or default_targets(ds, source.classes, args.seed)
     E.check_targets(ds, targets, source.classes, max(samples))
     header = f"source net: {source_path} ({''.join(source.classes)})\ntarget classes: {''.join(targets)}"
@@ -179,7 +188,8 @@ def cmd_reproduce(args) -> None:
     try:
         results = E.reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=args.seed,
                               recipe=recipe, out_dir=out, fast=not args.plain, stop=stop,
-                              progress=Progress("runs", header=header), log=_err)
+                              progress=Progress("runs", header=header), log=_err, device=device,
+                              ray_address=args.ray)
     except KeyboardInterrupt:
         stop.set()
         raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out / E.RUNS}, rerun to resume")
@@ -227,6 +237,13 @@ def cmd_bench(args) -> int:
 
 # --- wiring -----------------------------------------------------------------------------------
 
+def _device_arg(p) -> None:
+    from .device import CHOICES, ENV
+
+    p.add_argument("--device", choices=CHOICES, default=None,
+                   help=f"where to train: auto (CUDA when available), cpu or cuda (default: ${ENV} or auto)")
+
+
 def _data_args(p, required=True) -> None:
     from .data import KINDS
 
@@ -253,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=SOURCE_RECIPE.batch_size, help="mini-batch size")
     s.add_argument("--per-class", type=int, default=400, help="training samples per character (paper: 400)")
     s.add_argument("--heldout", type=int, default=100, help="held-out samples per character for testing")
+    _device_arg(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_train_source)
 
@@ -267,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
     r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.fast")
     r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
+    _device_arg(r)
+    r.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the task groups on the Ray cluster at ADDRESS (head host:port, ray://host:10001 "
+                        "or auto; default: $LENET_RAY, else local processes)")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
 

@@ -74,3 +74,26 @@ def test_plan_keeps_every_cell_once_and_groups_by_n():
     assert sorted(i for g in groups for i in g) == list(range(len(cells)))
     assert all(len({cells[i].n for i in g}) == 1 for g in groups)
     assert len(groups) > 6  # the costly n are split so two workers finish together
+
+
+def test_fused_grid_matches_plain_per_run(setup):
+    """Every cell as one model (the CUDA path), run on the CPU: same epochs and accuracies as plain."""
+    source, ds, tgt, plain = setup
+    seen = []
+    fused = run_cells(source, ds, tgt, CELLS, RECIPE, 0, device="cpu", fused=True, on_result=seen.append)
+    assert [(r.n, r.k, r.trial, r.seed) for r in fused] == [(r.n, r.k, r.trial, r.seed) for r in plain]
+    assert [r.epochs for r in fused] == [r.epochs for r in plain]
+    assert max(abs(f.test_acc - p.test_acc) for f, p in zip(fused, plain)) <= 0.01
+    assert max(abs(f.train_acc - p.train_acc) for f, p in zip(fused, plain)) <= 0.01
+    assert sorted(seen, key=lambda r: (r.n, r.k)) == fused
+
+
+def test_fused_grid_stops_promptly(setup):
+    source, ds, tgt, _ = setup
+    cells = [Cell(n, 40, t) for n in (0, 1) for t in range(2)]
+    long = TRANSFER_RECIPE.replace(max_epochs=500, target_train_acc=1.01, patience=0)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.perf_counter()
+    assert run_cells(source, ds, tgt, cells, long, 0, stop=stop, device="cpu", fused=True) == []
+    assert time.perf_counter() - t0 < 4.0

@@ -1,0 +1,232 @@
+"""Every run of a grid as one model, all n and all k together, trained in lock-step on one device.
+
+Run r is a whole LeNet-5 built exactly as `lenet.transfer.transfer(source, n_r, seed_r)` builds
+it: its bottom n_r levels are the source net's and never move (their update is masked out),
+the levels above start from the run's own initialisation. One step trains every run on its
+own next mini-batch. What the group path (`group.py`) decides on the host, this one decides
+on the device, so a GPU step never waits for the host:
+  * each run's batch order (its seeded torch.randperm per epoch, as `fit` draws it) is laid
+    out up front as a schedule of row indexes, SYNC_STEPS steps at a time;
+  * at the end of each run's epoch its whole training set is evaluated and `fit`'s stopping
+    rule applied as tensor operations; a run that stops keeps its parameters from then on;
+  * every SYNC_STEPS steps the host reads which runs stopped, scores them on the test set,
+    reports them and drops them from the group.
+Convolutions are unfold + batched matmul over the runs, not grouped convolutions (cuDNN and
+oneDNN run one group at a time). The data of every run stays on the device. On the CPU the
+same code runs (tests compare it with the plain path); there the process pool of group.py
+is faster, so it is the default, and this is the default on CUDA.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..codes import transfer_codes
+from ..config import LAYERS, N_CLASSES, Recipe
+from ..data import to_net_input
+from ..model import TANH_A, TANH_S, LeNet5
+from ..train import TrainingError
+from ..transfer import transfer
+from .group import Finished
+from .stacked import PARAMS
+from .work import RunSpec, Shared
+
+SYNC_STEPS = 200   # steps between two looks of the host at the device (stop, progress, regrouping)
+EVAL_ROWS = 2048   # rows (runs x samples) per evaluation forward, to bound memory
+
+
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    return TANH_A * torch.tanh(x * TANH_S)
+
+
+def forward(p: dict[str, torch.Tensor], x: torch.Tensor, c3_index: torch.Tensor) -> torch.Tensor:
+    """F6 outputs (G, N, 20) of G whole nets, each on its own N images x (G, N, 1, 32, 32)."""
+    G, N = x.shape[:2]
+    cols = F.unfold(x.reshape(G * N, 1, 32, 32), 5).view(G, N, 25, 784)
+    h = p["c1.weight"].view(G, 1, 6, 25) @ cols + p["c1.bias"].view(G, 1, 6, 1)  # (G, N, 6, 784)
+    h = _tanh(h).view(G * N, 6, 28, 28)
+    h = F.avg_pool2d(h, 2).view(G, N, 6, 14, 14) * (4.0 * p["s2.coef"].view(G, 1, 6, 1, 1)) \
+        + p["s2.bias"].view(G, 1, 6, 1, 1)
+    h = _tanh(h)
+    w3 = p["c3.kernels"].new_zeros(G, 96, 5, 5).index_copy(1, c3_index, p["c3.kernels"]).view(G, 1, 16, 150)
+    cols = F.unfold(h.view(G * N, 6, 14, 14), 5).view(G, N, 150, 100)
+    h = _tanh(w3 @ cols + p["c3.bias"].view(G, 1, 16, 1)).view(G * N, 16, 10, 10)  # (G*N, 16, 10, 10)
+    h = F.avg_pool2d(h, 2).view(G, N, 16, 5, 5) * (4.0 * p["s4.coef"].view(G, 1, 16, 1, 1)) \
+        + p["s4.bias"].view(G, 1, 16, 1, 1)
+    h = _tanh(h).view(G, N, 400)
+    h = _tanh(torch.baddbmm(p["c5.bias"].unsqueeze(1), h, p["c5.weight"].view(G, 120, 400).transpose(1, 2)))
+    return _tanh(torch.baddbmm(p["f6.bias"].unsqueeze(1), h, p["f6.weight"].transpose(1, 2)))  # (G, N, 20)
+
+
+def _decode(out: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """(G, N) index of the nearest code; out (G, N, 20), codes (G, C, 20)."""
+    return torch.cdist(out, codes).argmin(-1)
+
+
+class FusedGrid:
+    """The stacked parameters, momentum and stopping state of the runs still training."""
+
+    def __init__(self, nets: list[LeNet5], levels: list[int], device: torch.device):
+        self.c3_index = nets[0].c3.index.to(device)
+        self.params = {f"{layer}.{p}": torch.stack([getattr(getattr(net, layer), p).detach() for net in nets])
+                       .to(device).requires_grad_(True) for layer in LAYERS for p in PARAMS[layer]}
+        self.momentum = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        n = torch.tensor(levels, device=device)
+        # trains[layer]: (R,) 1 where the run learns that layer (its level index >= n)
+        self.trains = {layer: (n <= i).float() for i, layer in enumerate(LAYERS)}
+
+    def select(self, rows: torch.Tensor) -> None:
+        self.params = {k: v.detach().index_select(0, rows).requires_grad_(True) for k, v in self.params.items()}
+        self.momentum = {k: v.index_select(0, rows) for k, v in self.momentum.items()}
+        self.trains = {k: v.index_select(0, rows) for k, v in self.trains.items()}
+
+    def sgd_step(self, loss: torch.Tensor, lr: float, momentum: float, active: torch.Tensor) -> None:
+        """torch.optim.SGD's step (buf = m*buf + g; p -= lr*buf) where the run trains the layer
+        and has not stopped; elsewhere the parameters stay exactly as they are."""
+        names = list(self.params)
+        grads = torch.autograd.grad(loss, [self.params[k] for k in names])
+        with torch.no_grad():
+            for name, g in zip(names, grads):
+                buf = self.momentum[name]
+                buf.mul_(momentum).add_(g)
+                mask = (self.trains[name.split(".")[0]] * active).view(-1, *[1] * (g.dim() - 1))
+                self.params[name].sub_(buf * mask * lr)
+
+
+def _schedule(n_train: int, batch: int, epochs: int, generator: torch.Generator) -> np.ndarray:
+    """(epochs * steps per epoch, batch) row indexes of one run, -1 where an epoch's last batch is short:
+    the orders `fit` draws, one torch.randperm per epoch from the run's generator."""
+    spe = math.ceil(n_train / batch)
+    out = np.full((epochs, spe * batch), -1, np.int64)
+    for e in range(epochs):
+        out[e, :n_train] = torch.randperm(n_train, generator=generator).numpy()
+    return out.reshape(epochs * spe, batch)
+
+
+def _window(sched: np.ndarray, start: int, length: int) -> np.ndarray:
+    """Rows start..start+length of a schedule, padded with -1 past its end."""
+    w = sched[start:start + length]
+    return np.concatenate([w, np.full((length - len(w), sched.shape[1]), -1)]) if len(w) < length else w
+
+
+@torch.no_grad()
+def _scores(model: FusedGrid, rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+            codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE loss, accuracy) per run of `rows` (G,) on its own images x (G, N, 1, 32, 32), labels y (G, N)."""
+    p = {k: v.detach().index_select(0, rows) for k, v in model.params.items()}
+    G, N = y.shape
+    step = max(1, EVAL_ROWS // G)
+    outs = torch.cat([forward(p, x[:, i:i + step], model.c3_index) for i in range(0, N, step)], 1)
+    target = torch.gather(codes, 1, y.unsqueeze(-1).expand(-1, -1, codes.shape[-1]))  # (G, N, 20)
+    loss = ((outs - target) ** 2).mean((1, 2))
+    acc = (_decode(outs, codes) == y).float().mean(1)
+    return loss, acc
+
+
+def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.device,
+              should_stop: Callable[[], bool]) -> Iterator[Finished]:
+    """Train every (n, spec) run as one FusedGrid on `device`; yield each run's result once its stop is seen."""
+    recipe = Recipe.from_dict(shared.recipe)
+    t0 = time.perf_counter()
+    source = LeNet5(n_outputs=shared.n_outputs)
+    source.load_state_dict(shared.source_state)
+    nets, levels, codes, offsets, sizes, scheds = [], [], [], [], [], []
+    images, labels, offset = [], [], 0
+    for n, spec in runs:
+        nets.append(transfer(source, n, seed=spec.seed))
+        levels.append(n)
+        codes.append(transfer_codes(recipe.code_kind, shared.n_classes, spec.seed, N_CLASSES))
+        sizes.append(len(spec.labels))
+        sched = _schedule(len(spec.labels), recipe.batch_size, recipe.max_epochs,
+                          torch.Generator().manual_seed(spec.seed))
+        scheds.append(np.where(sched >= 0, sched + offset, -1))
+        offsets.append(offset)
+        images.append(spec.images)
+        labels.append(spec.labels)
+        offset += len(spec.labels)
+    dev = device
+    model = FusedGrid(nets, levels, dev)
+    X = to_net_input(np.concatenate(images)).to(dev)                    # (sum n_train, 1, 32, 32)
+    Y = torch.from_numpy(np.concatenate(labels)).to(dev)
+    codes_t = torch.stack(codes).to(dev)                                # (R, C, 20)
+    run_of_row = torch.repeat_interleave(torch.arange(len(runs)), torch.tensor(sizes)).to(dev)
+    T = codes_t[run_of_row, Y]                                          # (sum n_train, 20) each row's target
+    X_test = to_net_input(shared.test_images).to(dev)
+    y_test = torch.from_numpy(shared.test_labels).to(dev)
+
+    R = len(runs)
+    keys = [spec.key for _, spec in runs]
+    spe = [math.ceil(s / recipe.batch_size) for s in sizes]
+    ids = list(range(R))                                  # original index of each run still in the group
+    active = torch.ones(R, device=dev)
+    epoch = torch.zeros(R, dtype=torch.long, device=dev)
+    best = torch.full((R,), math.inf, dtype=torch.float64, device=dev)  # float64, as fit's Python floats
+    since = torch.zeros(R, dtype=torch.long, device=dev)
+    train_acc = torch.full((R,), math.nan, dtype=torch.float64, device=dev)
+    bad = torch.zeros(R, dtype=torch.bool, device=dev)    # the loss became NaN or infinite
+    B, step = recipe.batch_size, 0
+    while ids:
+        # the next SYNC_STEPS steps of every run: row indexes (S, R, B) and per-row loss weights
+        chunk = np.stack([_window(scheds[i], step, SYNC_STEPS) for i in ids], 1)
+        valid = chunk >= 0
+        m = valid.sum(-1, keepdims=True)
+        weight = torch.from_numpy(np.where(valid, 1.0 / (np.maximum(m, 1) * T.shape[1]), 0.0)).float().to(dev)
+        idx = torch.from_numpy(np.where(valid, chunk, 0)).to(dev)
+        groups = {}  # n_train -> positions in the group (runs whose epochs end together)
+        for j, i in enumerate(ids):
+            groups.setdefault(sizes[i], []).append(j)
+        group_rows = {s: torch.tensor(js, device=dev) for s, js in groups.items()}
+        group_data = {s: torch.stack([torch.arange(offsets[ids[j]], offsets[ids[j]] + s) for j in js]).to(dev)
+                      for s, js in groups.items()}
+        for c in range(SYNC_STEPS):
+            if should_stop():
+                return
+            rows = idx[c]                                                  # (R, B)
+            x = X[rows.reshape(-1)].view(len(ids), B, 1, 32, 32)
+            out = forward(model.params, x, model.c3_index)                 # (R, B, 20)
+            loss = (((out - T[rows.reshape(-1)].view(len(ids), B, -1)) ** 2) * weight[c].unsqueeze(-1)).sum()
+            model.sgd_step(loss, recipe.lr, recipe.momentum, active)
+            step += 1
+            for s, js in groups.items():
+                if step % spe[ids[js[0]]] or step // spe[ids[js[0]]] > recipe.max_epochs:
+                    continue
+                g = group_rows[s]
+                loss_g, acc_g = (t.double() for t in _scores(model, g, X[group_data[s]], Y[group_data[s]], codes_t[[ids[j] for j in js]]))
+                on = active.index_select(0, g) > 0
+                ep = epoch.index_select(0, g) + 1
+                improved = loss_g < best.index_select(0, g) - recipe.min_delta
+                since_g = torch.where(improved, 0, since.index_select(0, g) + 1)
+                stop = (ep == recipe.max_epochs) | (acc_g >= recipe.target_train_acc)
+                if recipe.patience > 0:
+                    stop |= ~improved & (since_g >= recipe.patience)
+                bad_g = on & ~torch.isfinite(loss_g)
+                stop |= bad_g
+                epoch.index_copy_(0, g, torch.where(on, ep, epoch.index_select(0, g)))
+                best.index_copy_(0, g, torch.where(on & improved, loss_g, best.index_select(0, g)))
+                since.index_copy_(0, g, torch.where(on, since_g, since.index_select(0, g)))
+                train_acc.index_copy_(0, g, torch.where(on, acc_g, train_acc.index_select(0, g)))
+                bad.index_copy_(0, g, bad.index_select(0, g) | bad_g)
+                active.index_copy_(0, g, torch.where(on & stop, 0.0, active.index_select(0, g)))
+        if bool(bad.any()):
+            j = int(bad.nonzero()[0, 0])
+            raise TrainingError(f"the training loss became nan or inf at epoch {int(epoch[j])}; "
+                                f"try a smaller learning rate (lr={recipe.lr})")
+        done = (active == 0).nonzero().flatten()
+        if len(done):
+            seconds = time.perf_counter() - t0
+            js = done.tolist()
+            rows_test = y_test.expand(len(js), -1)
+            _, test_acc = _scores(model, done, X_test.expand(len(js), *X_test.shape), rows_test,
+                                  codes_t[[ids[j] for j in js]])
+            for j, acc, tr, ep in zip(js, test_acc.tolist(), train_acc[done].tolist(), epoch[done].tolist()):
+                yield Finished(keys[ids[j]], tr, acc, ep, seconds)
+            keep = (active > 0).nonzero().flatten()
+            model.select(keep)
+            active, epoch, best, since, train_acc, bad = (t.index_select(0, keep) for t in
+                                                         (active, epoch, best, since, train_acc, bad))
+            ids = [ids[j] for j in keep.tolist()]
