@@ -177,6 +177,11 @@ def cmd_reproduce(args) -> None:
         raise ValueError(f"--out {out}: exists and is not a folder")
     targets = _chars(args.target_classes, "--target-classes")
     device = _device(args)
+    if args.ray:
+        if args.plain:
+            raise ValueError("--ray sends the fast path's task groups to a cluster; it cannot go with --plain")
+        from .fast.ray_runner import connect
+        connect(args.ray)  # an unreachable cluster or a missing Ray is the one error line, before any work
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))

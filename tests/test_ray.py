@@ -94,3 +94,15 @@ def test_ray_run_stops_promptly(cluster):
     t0 = time.perf_counter()
     out = run_cells(source, ds, tgt, [Cell(0, 40, t) for t in range(2)], long, 0, stop=stop, ray_address="local")
     assert time.perf_counter() - t0 < 5.0 and out == []
+
+
+def test_bad_cluster_addresses_are_one_clear_error_before_any_work(tmp_path):
+    import subprocess
+    import sys
+
+    for address, message in (("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1'"),
+                             ("nohost", "use host:port of the head")):
+        r = subprocess.run([sys.executable, "-m", "lenet", "reproduce", "--data", "synthetic", "--out",
+                            str(tmp_path / "g"), "--ray", address], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert not (tmp_path / "g").exists()  # nothing was started

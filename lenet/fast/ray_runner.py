@@ -13,6 +13,7 @@ requirements; the `lenet` package itself travels with the job (runtime_env py_mo
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -46,6 +47,7 @@ def connect(address: str):
     local for a one-machine cluster started here); an existing connection is reused."""
     ray = _ray()
     if not ray.is_initialized():
+        _check_reachable(address)
         package = str(Path(__file__).resolve().parents[1])
         try:
             here = {"include_dashboard": False, "_node_ip_address": "127.0.0.1"} if address == "local" else {}
@@ -54,6 +56,19 @@ def connect(address: str):
         except ConnectionError as e:
             raise ValueError(f"cannot reach the Ray cluster at {address!r}: {' '.join(str(e).split())}") from None
     return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes (Ray retries an unreachable head for a long time)."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"Ray address {address!r}: use host:port of the head, ray://host:10001, auto or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"cannot reach the Ray cluster at {address!r}: {e.strerror or e}") from None
 
 
 def cluster_cpus(address: str) -> int:
