@@ -89,13 +89,14 @@ class FusedGrid:
         """torch.optim.SGD's step (buf = m*buf + g; p -= lr*buf) where the run trains the layer
         and has not stopped; elsewhere the parameters stay exactly as they are."""
         names = list(self.params)
-        grads = torch.autograd.grad(loss, [self.params[k] for k in names])
-        with torch.no_grad():
-            for name, g in zip(names, grads):
-                buf = self.momentum[name]
-                buf.mul_(momentum).add_(g)
-                mask = (self.trains[name.split(".")[0]] * active).view(-1, *[1] * (g.dim() - 1))
-                self.params[name].sub_(buf * mask * lr)
+        params, bufs = [self.params[k] for k in names], [self.momentum[k] for k in names]
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():  # foreach: a few kernel launches for all twelve tensors, not five each
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, grads)
+            masks = [(self.trains[k.split(".")[0]] * (-lr) * active).view(-1, *[1] * (p.dim() - 1))
+                     for k, p in zip(names, params)]
+            torch._foreach_add_(params, torch._foreach_mul(bufs, masks))
 
 
 def _schedule(n_train: int, batch: int, epochs: int, generator: torch.Generator) -> np.ndarray:
