@@ -97,3 +97,27 @@ def test_fused_grid_stops_promptly(setup):
     t0 = time.perf_counter()
     assert run_cells(source, ds, tgt, cells, long, 0, stop=stop, device="cpu", fused=True) == []
     assert time.perf_counter() - t0 < 4.0
+
+
+@pytest.mark.parametrize("runs", [5, 17])  # one padded block of 16 lanes, and two
+def test_fused_c1_s2_kernel_gives_the_textbook_gradients(runs, monkeypatch):
+    """lenet.fast.kernels: the numba C1 + tanh + S2 + tanh kernel and its hand-written backward
+    against the plain PyTorch reference beside it, on the same parameters."""
+    kernels = pytest.importorskip("lenet.fast.kernels")
+    if kernels.numba is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setenv("LENET_KERNELS", "numba")
+    g = torch.Generator().manual_seed(runs)
+    x = torch.rand(3, runs, 1, 32, 32, generator=g)
+    ps = [(torch.rand(*shape, generator=g) * 2 - 1) * scale for shape, scale in
+          (((runs, 6, 1, 5, 5), 0.4), ((runs, 6), 0.2), ((runs, 6), 0.5), ((runs, 6), 0.2))]
+    ps = [p.requires_grad_(True) for p in ps]
+    target = torch.randn(3, runs * 6, 14, 14, generator=g)
+    fast, plain = kernels.c1_s2(x, *ps), kernels.reference(x, *ps)
+    assert fast.grad_fn is not None and type(fast.grad_fn).__name__.startswith("_C1S2")  # the kernel ran
+    assert torch.allclose(fast, plain, atol=2e-6)
+    for a, b in zip(torch.autograd.grad(((fast - target) ** 2).sum(), ps),
+                    torch.autograd.grad(((plain - target) ** 2).sum(), ps)):
+        assert a.shape == b.shape
+        # sums over a batch of 28x28 maps in another order: compare against the gradient's scale
+        assert (a - b).abs().max() <= 2e-5 * b.abs().max(), ((a - b).abs().max(), b.abs().max())
