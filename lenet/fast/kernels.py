@@ -9,12 +9,11 @@ element-wise work happens while the tile is in registers, and the backward is wr
 hand: the weight gradient accumulates in registers per (map, tap) over the whole batch.
 tanh is Eigen's float rational approximation (vectorisable; within 2e-7 of torch.tanh).
 
-Measured (issue #12's case, 24-25 stacked runs at batch 4, one thread, a loaded 2-core machine,
-interleaved A/B, best of 8): forward 2.0x faster than the reference, forward + backward 1.47x;
-a whole n=0 group step 1.19x faster at 25 runs but 0.92x (slower) at 12. The inner loop over
-16-32 lanes is too short: per-tap loop overhead, not arithmetic, dominates, and numba cannot
-keep the lane accumulators in registers. Not clearly faster, so it is opt-in: LENET_KERNELS=numba
-(numba is optional, in requirements-dev.txt); otherwise the plain reference runs.
+Measured (issue #12's case, 12-25 stacked runs at batch 4, one thread, on a 2-core machine
+loaded by other jobs (load ~11), interleaved A/B, best of 6): C1..S2 forward + backward 2.2x
+faster than the reference, a whole n=0 group training step 1.5x. What made it: hot loops
+that run along whole map rows (28 x lanes long) with unsigned indexes; numba's checks for
+negative indexes otherwise keep LLVM from vectorising (30x slower on the same loop).
 """
 from __future__ import annotations
 
@@ -68,92 +67,102 @@ if numba is not None:
         q = q * x2 + np.float32(4.89352518554385e-03)
         return x * p / q
 
+    U = np.uint64  # unsigned indexes: numba then drops its negative-index wraparound, and the loops vectorise (30x)
+
     @_jit
-    def _forward(x, w, b, coef, bias, t1, t2):
-        """Rows of R lanes (no slices in the loops: numba would count references). x (B*32*32, R)
-        pixels; w (6*25, R) taps; b, coef, bias (6, R). Writes t1 (B*6*28*28, R) = tanh(S*C1) and
-        t2 (B*6*14*14, R) = tanh(S*S2); the layer's output is A*t2."""
-        R = x.shape[1]
-        B = x.shape[0] // 1024
+    def _forward(x, wt, bt, coef, bias, t1, t2):
+        """Flat arrays, P lanes innermost. x (B*32*32*P) pixels; wt (150, 28*P) and bt (6, 28*P): C1's
+        taps and biases repeated along a map row, so the hot loops run along whole rows (28*P long),
+        not over the P lanes alone (too short: loop overhead dominates); coef, bias (6, P).
+        Writes t1 (B*6*28*28*P) = tanh(S*C1) and t2 (B*6*14*14*P) = tanh(S*S2); the output is A*t2."""
+        P = U(coef.shape[1])
+        L = U(28) * P
+        B = x.shape[0] // (1024 * coef.shape[1])
         A, S = np.float32(TANH_A), np.float32(TANH_S)
-        acc = np.empty(R, np.float32)
-        tile = np.empty(R, np.float32)
         for n in range(B):
             for m in range(6):
+                for y in range(28):
+                    o = U(((n * 6 + m) * 784 + y * 28)) * P
+                    mm = U(m)
+                    for q in range(L):
+                        t1[o + q] = bt[mm, q]
+                    for ki in range(5):
+                        for kj in range(5):
+                            k = U(m * 25 + ki * 5 + kj)
+                            xo = U(n * 1024 + (y + ki) * 32 + kj) * P
+                            for q in range(L):
+                                t1[o + q] += wt[k, q] * x[xo + q]
+        for q in range(U(t1.shape[0])):
+            t1[q] = _tanh(S * t1[q])
+        for n in range(B):
+            for m in range(6):
+                mm = U(m)
                 for i in range(14):
+                    o = U((n * 6 + m) * 784 + 2 * i * 28) * P
                     for j in range(14):
-                        for r in range(R):
-                            tile[r] = 0.0
-                        for di in range(2):
-                            for dj in range(2):
-                                y, z = 2 * i + di, 2 * j + dj
-                                for r in range(R):
-                                    acc[r] = b[m, r]
-                                for ki in range(5):
-                                    for kj in range(5):
-                                        k = m * 25 + ki * 5 + kj
-                                        p = n * 1024 + (y + ki) * 32 + z + kj
-                                        for r in range(R):
-                                            acc[r] += w[k, r] * x[p, r]
-                                o = ((n * 6 + m) * 28 + y) * 28 + z
-                                for r in range(R):
-                                    t = _tanh(S * acc[r])
-                                    t1[o, r] = t
-                                    tile[r] += t
-                        o = ((n * 6 + m) * 14 + i) * 14 + j
-                        for r in range(R):
-                            t2[o, r] = _tanh(S * (A * tile[r] * coef[m, r] + bias[m, r]))
+                        u = o + U(2 * j) * P
+                        v = U(((n * 6 + m) * 14 + i) * 14 + j) * P
+                        for r in range(P):
+                            tile = t1[u + r] + t1[u + P + r] + t1[u + L + r] + t1[u + L + P + r]
+                            t2[v + r] = _tanh(S * (A * tile * coef[mm, r] + bias[mm, r]))
 
     @_jit
     def _backward(x, coef, t1, t2, g, dw, db, dcoef, dbias):
-        """g (B*6*14*14, R): gradient of the output A*t2. Writes dw (6*25, R), db, dcoef, dbias (6, R)."""
-        R = x.shape[1]
-        B = x.shape[0] // 1024
+        """g (B*6*14*14*P): gradient of the output A*t2. Writes dw (150, P), db, dcoef, dbias (6, P)."""
+        P = U(coef.shape[1])
+        L = U(28) * P
+        B = x.shape[0] // (1024 * coef.shape[1])
         AS = np.float32(TANH_A * TANH_S)
         A = np.float32(TANH_A)
-        dc = np.empty((B * 784, R), np.float32)  # gradient of C1's pre-activation, one map at a time
-        acc = np.empty(R, np.float32)
+        dc = np.empty(B * 784 * coef.shape[1], np.float32)  # gradient of C1's pre-activation, one map at a time
+        acc = np.empty(28 * coef.shape[1], np.float32)
         for m in range(6):
-            for r in range(R):
-                db[m, r] = 0.0
-                dcoef[m, r] = 0.0
-                dbias[m, r] = 0.0
+            mm = U(m)
+            for r in range(P):
+                db[mm, r] = 0.0
+                dcoef[mm, r] = 0.0
+                dbias[mm, r] = 0.0
             for n in range(B):
                 for i in range(14):
+                    o = U((n * 6 + m) * 784 + 2 * i * 28) * P
+                    c = U(n * 784 + 2 * i * 28) * P
                     for j in range(14):
-                        q = ((n * 6 + m) * 14 + i) * 14 + j
-                        p = ((n * 6 + m) * 28 + 2 * i) * 28 + 2 * j
-                        c = n * 784 + 2 * i * 28 + 2 * j
-                        for r in range(R):
-                            t = t2[q, r]
-                            d = g[q, r] * AS * (1 - t * t)                    # through S2's tanh
-                            u0, u1, u2, u3 = t1[p, r], t1[p + 1, r], t1[p + 28, r], t1[p + 29, r]
-                            dcoef[m, r] += d * A * (u0 + u1 + u2 + u3)
-                            dbias[m, r] += d
-                            du = d * coef[m, r] * AS
+                        u = o + U(2 * j) * P
+                        e = c + U(2 * j) * P
+                        v = U(((n * 6 + m) * 14 + i) * 14 + j) * P
+                        for r in range(P):
+                            t = t2[v + r]
+                            d = g[v + r] * AS * (1 - t * t)                   # through S2's tanh
+                            u0, u1, u2, u3 = t1[u + r], t1[u + P + r], t1[u + L + r], t1[u + L + P + r]
+                            dcoef[mm, r] += d * A * (u0 + u1 + u2 + u3)
+                            dbias[mm, r] += d
+                            du = d * coef[mm, r] * AS
                             v0 = du * (1 - u0 * u0)                           # through C1's tanh
                             v1 = du * (1 - u1 * u1)
                             v2 = du * (1 - u2 * u2)
                             v3 = du * (1 - u3 * u3)
-                            dc[c, r] = v0
-                            dc[c + 1, r] = v1
-                            dc[c + 28, r] = v2
-                            dc[c + 29, r] = v3
-                            db[m, r] += v0 + v1 + v2 + v3
+                            dc[e + r] = v0
+                            dc[e + P + r] = v1
+                            dc[e + L + r] = v2
+                            dc[e + L + P + r] = v3
+                            db[mm, r] += v0 + v1 + v2 + v3
             for ki in range(5):
                 for kj in range(5):
-                    for r in range(R):
-                        acc[r] = 0.0
+                    for q in range(L):
+                        acc[q] = 0.0
                     for n in range(B):
                         for y in range(28):
-                            for z in range(28):
-                                c = n * 784 + y * 28 + z
-                                p = n * 1024 + (y + ki) * 32 + z + kj
-                                for r in range(R):
-                                    acc[r] += dc[c, r] * x[p, r]
-                    k = m * 25 + ki * 5 + kj
-                    for r in range(R):
-                        dw[k, r] = acc[r]
+                            c = U(n * 784 + y * 28) * P
+                            xo = U(n * 1024 + (y + ki) * 32 + kj) * P
+                            for q in range(L):
+                                acc[q] += dc[c + q] * x[xo + q]
+                    k = U(m * 25 + ki * 5 + kj)
+                    for r in range(P):
+                        dw[k, r] = 0.0
+                    for z in range(28):
+                        zz = U(z) * P
+                        for r in range(P):
+                            dw[k, r] += acc[zz + r]
 
 
 LANES = 16  # runs are padded to a multiple of this (AVX-512 holds 16 floats): no scalar remainder loops
@@ -165,23 +174,24 @@ class _C1S2(torch.autograd.Function):
         B, R = x.shape[:2]
         P = -(-R // LANES) * LANES
         pad = (0, P - R)
-        xl = F.pad(x.reshape(B, R, 1024).permute(0, 2, 1), pad).reshape(B * 1024, P)  # (B*32*32, P): runs innermost
-        w = F.pad(w1.detach().reshape(R, 150).t(), pad).contiguous()                  # (6*25, P)
-        b, cf, bs = (F.pad(t.detach().t(), pad).contiguous() for t in (b1, coef, bias))  # (6, P)
-        t1 = torch.empty(B * 6 * 784, P)
-        t2 = torch.empty(B * 6 * 196, P)
-        _forward(xl.numpy(), w.numpy(), b.numpy(), cf.numpy(), bs.numpy(), t1.numpy(), t2.numpy())
+        xl = F.pad(x.reshape(B, R, 1024).permute(0, 2, 1), pad).reshape(-1)            # (B*32*32*P,): runs innermost
+        wt = F.pad(w1.detach().reshape(R, 150).t(), pad).repeat(1, 28).contiguous()     # (150, 28*P)
+        bt = F.pad(b1.detach().t(), pad).repeat(1, 28).contiguous()                     # (6, 28*P)
+        cf, bs = (F.pad(t.detach().t(), pad).contiguous() for t in (coef, bias))        # (6, P)
+        t1 = torch.empty(B * 6 * 784 * P)
+        t2 = torch.empty(B * 6 * 196 * P)
+        _forward(xl.numpy(), wt.numpy(), bt.numpy(), cf.numpy(), bs.numpy(), t1.numpy(), t2.numpy())
         ctx.save_for_backward(xl, cf, t1, t2)
         ctx.R = R
-        out = (TANH_A * t2[:, :R]).view(B, 6 * 196, R).transpose(1, 2)
+        out = (TANH_A * t2.view(B, 6 * 196, P)[:, :, :R]).transpose(1, 2)
         return out.reshape(B, R * 6, 14, 14)  # (B, R*6, 14, 14)
 
     @staticmethod
     def backward(ctx, grad):
         xl, cf, t1, t2 = ctx.saved_tensors
-        R, P = ctx.R, xl.shape[1]
-        B = xl.shape[0] // 1024
-        g = F.pad(grad.reshape(B, R, 6 * 196).transpose(1, 2), (0, P - R)).reshape(B * 6 * 196, P)
+        R, P = ctx.R, cf.shape[1]
+        B = xl.shape[0] // (1024 * P)
+        g = F.pad(grad.reshape(B, R, 6 * 196).transpose(1, 2), (0, P - R)).reshape(-1)
         dw, db, dcoef, dbias = torch.empty(150, P), torch.empty(6, P), torch.empty(6, P), torch.empty(6, P)
         _backward(xl.numpy(), cf.numpy(), t1.numpy(), t2.numpy(), g.contiguous().numpy(), dw.numpy(), db.numpy(),
                   dcoef.numpy(), dbias.numpy())
