@@ -100,8 +100,7 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
         return _collect(cells, seed, finished, on_result)
     tasks = []
     for group in plan(cells, workers):
-        specs = [RunSpec(i, run_seed(seed, cells[i]), splits[cells[i].k, cells[i].trial].train.images,
-                         splits[cells[i].k, cells[i].trial].train.labels) for i in group]
+        specs = [_spec(i, cells[i], seed, splits) for i in group]
         tasks.append(Task(cells[group[0]].n, specs, sum(cells[i].k * LEVEL_COST[cells[i].n] for i in group)))
     if ray_address:
         finished = run_on_ray(shared, tasks, ray_address, stop)
@@ -113,8 +112,9 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
 
 
 def _spec(i: int, c: Cell, seed: int, splits) -> RunSpec:
-    train = splits[c.k, c.trial].train
-    return RunSpec(i, run_seed(seed, c), train.images, train.labels)
+    sp = splits[c.k, c.trial]
+    return RunSpec(i, run_seed(seed, c), sp.train.images, sp.train.labels,
+                   None if sp.val is None else sp.val.images, None if sp.val is None else sp.val.labels)
 
 
 def _collect(cells: list[Cell], seed: int, finished, on_result) -> list[RunResult]:
@@ -122,7 +122,7 @@ def _collect(cells: list[Cell], seed: int, finished, on_result) -> list[RunResul
     for fin in finished:
         c = cells[fin.key]
         res = RunResult(c.n, c.k, c.trial, run_seed(seed, c), fin.train_acc, fin.test_acc, fin.epochs,
-                        round(fin.seconds, 3))
+                        round(fin.seconds, 3), fin.val_acc)
         results[fin.key] = res
         if on_result is not None:
             on_result(res)

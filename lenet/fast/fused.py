@@ -76,6 +76,7 @@ class FusedGrid:
         self.params = {f"{layer}.{p}": torch.stack([getattr(getattr(net, layer), p).detach() for net in nets])
                        .to(device).requires_grad_(True) for layer in LAYERS for p in PARAMS[layer]}
         self.momentum = {k: torch.zeros_like(v) for k, v in self.params.items()}
+        self.best: dict[str, torch.Tensor] | None = None  # recipe.val_patience: each run's best validation epoch
         n = torch.tensor(levels, device=device)
         # trains[layer]: (R,) 1 where the run learns that layer (its level index >= n)
         self.trains = {layer: (n <= i).float() for i, layer in enumerate(LAYERS)}
@@ -84,6 +85,15 @@ class FusedGrid:
         self.params = {k: v.detach().index_select(0, rows).requires_grad_(True) for k, v in self.params.items()}
         self.momentum = {k: v.index_select(0, rows) for k, v in self.momentum.items()}
         self.trains = {k: v.index_select(0, rows) for k, v in self.trains.items()}
+        if self.best is not None:
+            self.best = {k: v.index_select(0, rows) for k, v in self.best.items()}
+
+    def keep_best(self, rows: torch.Tensor, better: torch.Tensor) -> None:
+        """Copy the current parameters of runs `rows` where `better` into the best-epoch weights."""
+        for k, v in self.params.items():
+            b = better.view(-1, *[1] * (v.dim() - 1))
+            self.best[k].index_copy_(0, rows, torch.where(b, v.detach().index_select(0, rows),
+                                                          self.best[k].index_select(0, rows)))
 
     def sgd_step(self, loss: torch.Tensor, lr: float, momentum: float, active: torch.Tensor) -> None:
         """torch.optim.SGD's step (buf = m*buf + g; p -= lr*buf) where the run trains the layer
@@ -116,10 +126,11 @@ def _window(sched: np.ndarray, start: int, length: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def _scores(model: FusedGrid, rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-            codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(MSE loss, accuracy) per run of `rows` (G,) on its own images x (G, N, 1, 32, 32), labels y (G, N)."""
-    p = {k: v.detach().index_select(0, rows) for k, v in model.params.items()}
+def _scores(model: FusedGrid, rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor, codes: torch.Tensor,
+            weights: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE loss, accuracy) per run of `rows` (G,) on its own images x (G, N, 1, 32, 32), labels y (G, N),
+    with the current parameters or the stacked `weights` given."""
+    p = {k: v.detach().index_select(0, rows) for k, v in (model.params if weights is None else weights).items()}
     G, N = y.shape
     step = max(1, EVAL_ROWS // G)
     outs = torch.cat([forward(p, x[:, i:i + step], model.c3_index) for i in range(0, N, step)], 1)
@@ -127,6 +138,26 @@ def _scores(model: FusedGrid, rows: torch.Tensor, x: torch.Tensor, y: torch.Tens
     loss = ((outs - target) ** 2).mean((1, 2))
     acc = (_decode(outs, codes) == y).float().mean(1)
     return loss, acc
+
+
+def _blocks(starts: list[int], sizes: list[int], device) -> dict[int, tuple[list[int], torch.Tensor]]:
+    """Runs grouped by set size: {size: (positions, (G, size) row indexes)} for batched evaluation."""
+    out: dict[int, list[int]] = {}
+    for j, s in enumerate(sizes):
+        out.setdefault(s, []).append(j)
+    return {s: (js, torch.stack([torch.arange(starts[j], starts[j] + s) for j in js]).to(device))
+            for s, js in out.items()}
+
+
+def _accuracy(model: FusedGrid, rows: torch.Tensor, starts: list[int], sizes: list[int], X, Y, codes,
+              weights=None) -> torch.Tensor:
+    """Accuracy (float64) of each run in `rows` on its own set: rows starts[j]..+sizes[j] of X, Y."""
+    acc = torch.empty(len(sizes), dtype=torch.float64, device=X.device)
+    for js, data in _blocks(starts, sizes, X.device).values():
+        pos = torch.tensor(js, device=X.device)
+        acc[pos] = _scores(model, rows.index_select(0, pos), X[data], Y[data], codes.index_select(0, pos),
+                           weights)[1].double()
+    return acc
 
 
 def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.device,
@@ -138,6 +169,8 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
     source.load_state_dict(shared.source_state)
     nets, levels, codes, offsets, sizes, scheds = [], [], [], [], [], []
     images, labels, offset = [], [], 0
+    has_val = all(spec.val_images is not None for _, spec in runs)
+    val_images, val_labels, val_offsets, val_sizes = [], [], [], []
     for n, spec in runs:
         nets.append(transfer(source, n, seed=spec.seed))
         levels.append(n)
@@ -150,6 +183,11 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
         images.append(spec.images)
         labels.append(spec.labels)
         offset += len(spec.labels)
+        if has_val:
+            val_offsets.append(sum(val_sizes))
+            val_sizes.append(len(spec.val_labels))
+            val_images.append(spec.val_images)
+            val_labels.append(spec.val_labels)
     dev = device
     model = FusedGrid(nets, levels, dev)
     X = to_net_input(np.concatenate(images)).to(dev)                    # (sum n_train, 1, 32, 32)
@@ -159,17 +197,21 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
     T = codes_t[run_of_row, Y]                                          # (sum n_train, 20) each row's target
     X_test = to_net_input(shared.test_images).to(dev)
     y_test = torch.from_numpy(shared.test_labels).to(dev)
+    XV = to_net_input(np.concatenate(val_images)).to(dev) if has_val else None
+    YV = torch.from_numpy(np.concatenate(val_labels)).to(dev) if has_val else None
+    use_val = recipe.val_patience > 0 and has_val
+    if use_val:
+        model.best = {k: v.detach().clone() for k, v in model.params.items()}
 
     R = len(runs)
     keys = [spec.key for _, spec in runs]
     spe = [math.ceil(s / recipe.batch_size) for s in sizes]
     ids = list(range(R))                                  # original index of each run still in the group
-    active = torch.ones(R, device=dev)
-    epoch = torch.zeros(R, dtype=torch.long, device=dev)
-    best = torch.full((R,), math.inf, dtype=torch.float64, device=dev)  # float64, as fit's Python floats
-    since = torch.zeros(R, dtype=torch.long, device=dev)
-    train_acc = torch.full((R,), math.nan, dtype=torch.float64, device=dev)
-    bad = torch.zeros(R, dtype=torch.bool, device=dev)    # the loss became NaN or infinite
+    f64 = dict(dtype=torch.float64, device=dev)           # float64, as fit's Python floats
+    state = {"active": torch.ones(R, device=dev), "epoch": torch.zeros(R, dtype=torch.long, device=dev),
+             "best": torch.full((R,), math.inf, **f64), "since": torch.zeros(R, dtype=torch.long, device=dev),
+             "train_acc": torch.full((R,), math.nan, **f64), "bad": torch.zeros(R, dtype=torch.bool, device=dev),
+             "best_val": torch.full((R,), -1.0, **f64), "since_val": torch.zeros(R, dtype=torch.long, device=dev)}
     B, step = recipe.batch_size, 0
     while ids:
         # the next SYNC_STEPS steps of every run: row indexes (S, R, B) and per-row loss weights
@@ -178,12 +220,11 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
         m = valid.sum(-1, keepdims=True)
         weight = torch.from_numpy(np.where(valid, 1.0 / (np.maximum(m, 1) * T.shape[1]), 0.0)).float().to(dev)
         idx = torch.from_numpy(np.where(valid, chunk, 0)).to(dev)
-        groups = {}  # n_train -> positions in the group (runs whose epochs end together)
-        for j, i in enumerate(ids):
-            groups.setdefault(sizes[i], []).append(j)
-        group_rows = {s: torch.tensor(js, device=dev) for s, js in groups.items()}
-        group_data = {s: torch.stack([torch.arange(offsets[ids[j]], offsets[ids[j]] + s) for j in js]).to(dev)
-                      for s, js in groups.items()}
+        ends = _blocks([offsets[i] for i in ids], [sizes[i] for i in ids], dev)  # runs whose epochs end together
+        ends = {s: (js, torch.tensor(js, device=dev), data, codes_t[[ids[j] for j in js]],
+                    torch.stack([torch.arange(val_offsets[ids[j]], val_offsets[ids[j]] + val_sizes[ids[j]])
+                                 for j in js]).to(dev) if use_val else None)
+                for s, (js, data) in ends.items()}
         for c in range(SYNC_STEPS):
             if should_stop():
                 return
@@ -191,43 +232,65 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
             x = X[rows.reshape(-1)].view(len(ids), B, 1, 32, 32)
             out = forward(model.params, x, model.c3_index)                 # (R, B, 20)
             loss = (((out - T[rows.reshape(-1)].view(len(ids), B, -1)) ** 2) * weight[c].unsqueeze(-1)).sum()
-            model.sgd_step(loss, recipe.lr, recipe.momentum, active)
+            model.sgd_step(loss, recipe.lr, recipe.momentum, state["active"])
             step += 1
-            for s, js in groups.items():
-                if step % spe[ids[js[0]]] or step // spe[ids[js[0]]] > recipe.max_epochs:
-                    continue
-                g = group_rows[s]
-                loss_g, acc_g = (t.double() for t in _scores(model, g, X[group_data[s]], Y[group_data[s]], codes_t[[ids[j] for j in js]]))
-                on = active.index_select(0, g) > 0
-                ep = epoch.index_select(0, g) + 1
-                improved = loss_g < best.index_select(0, g) - recipe.min_delta
-                since_g = torch.where(improved, 0, since.index_select(0, g) + 1)
-                stop = (ep == recipe.max_epochs) | (acc_g >= recipe.target_train_acc)
-                if recipe.patience > 0:
-                    stop |= ~improved & (since_g >= recipe.patience)
-                bad_g = on & ~torch.isfinite(loss_g)
-                stop |= bad_g
-                epoch.index_copy_(0, g, torch.where(on, ep, epoch.index_select(0, g)))
-                best.index_copy_(0, g, torch.where(on & improved, loss_g, best.index_select(0, g)))
-                since.index_copy_(0, g, torch.where(on, since_g, since.index_select(0, g)))
-                train_acc.index_copy_(0, g, torch.where(on, acc_g, train_acc.index_select(0, g)))
-                bad.index_copy_(0, g, bad.index_select(0, g) | bad_g)
-                active.index_copy_(0, g, torch.where(on & stop, 0.0, active.index_select(0, g)))
-        if bool(bad.any()):
-            j = int(bad.nonzero()[0, 0])
-            raise TrainingError(f"the training loss became nan or inf at epoch {int(epoch[j])}; "
+            for js, g, data, codes_g, vdata in ends.values():
+                if step % spe[ids[js[0]]] == 0 and step // spe[ids[js[0]]] <= recipe.max_epochs:
+                    _epoch_end(model, recipe, state, g, X[data], Y[data], codes_g,
+                               None if vdata is None else (XV[vdata], YV[vdata]))
+        if bool(state["bad"].any()):
+            j = int(state["bad"].nonzero()[0, 0])
+            raise TrainingError(f"the training loss became nan or inf at epoch {int(state['epoch'][j])}; "
                                 f"try a smaller learning rate (lr={recipe.lr})")
-        done = (active == 0).nonzero().flatten()
+        done = (state["active"] == 0).nonzero().flatten()
         if len(done):
             seconds = time.perf_counter() - t0
             js = done.tolist()
-            rows_test = y_test.expand(len(js), -1)
-            _, test_acc = _scores(model, done, X_test.expand(len(js), *X_test.shape), rows_test,
-                                  codes_t[[ids[j] for j in js]])
-            for j, acc, tr, ep in zip(js, test_acc.tolist(), train_acc[done].tolist(), epoch[done].tolist()):
-                yield Finished(keys[ids[j]], tr, acc, ep, seconds)
-            keep = (active > 0).nonzero().flatten()
+            codes_d = codes_t[[ids[j] for j in js]]
+            train_acc = state["train_acc"][done]
+            if use_val:  # keep each run's best validation epoch, as fit does
+                train_acc = _accuracy(model, done, [offsets[ids[j]] for j in js], [sizes[ids[j]] for j in js],
+                                      X, Y, codes_d, model.best)
+                val_acc = state["best_val"][done]
+            elif has_val:
+                val_acc = _accuracy(model, done, [val_offsets[ids[j]] for j in js], [val_sizes[ids[j]] for j in js],
+                                    XV, YV, codes_d)
+            else:
+                val_acc = torch.full((len(js),), math.nan)
+            _, test_acc = _scores(model, done, X_test.expand(len(js), *X_test.shape), y_test.expand(len(js), -1),
+                                  codes_d, model.best)
+            for j, acc, tr, ep, va in zip(js, test_acc.tolist(), train_acc.tolist(), state["epoch"][done].tolist(),
+                                          val_acc.tolist()):
+                yield Finished(keys[ids[j]], tr, acc, ep, seconds, va)
+            keep = (state["active"] > 0).nonzero().flatten()
             model.select(keep)
-            active, epoch, best, since, train_acc, bad = (t.index_select(0, keep) for t in
-                                                         (active, epoch, best, since, train_acc, bad))
+            state = {k: v.index_select(0, keep) for k, v in state.items()}
             ids = [ids[j] for j in keep.tolist()]
+
+
+def _epoch_end(model: FusedGrid, recipe: Recipe, state: dict[str, torch.Tensor], g: torch.Tensor,
+               x: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, val) -> None:
+    """fit's end of epoch for runs `g` (positions in the group), as tensor operations: evaluate the
+    training set (and validation set), apply the stopping rules, keep the best validation epoch."""
+    loss, acc = (t.double() for t in _scores(model, g, x, y, codes))
+    old = {k: v.index_select(0, g) for k, v in state.items()}
+    on = old["active"] > 0
+    ep = old["epoch"] + 1
+    improved = loss < old["best"] - recipe.min_delta
+    since = torch.where(improved, 0, old["since"] + 1)
+    stop = (ep == recipe.max_epochs) | (acc >= recipe.target_train_acc) | (loss <= recipe.target_train_loss)
+    if recipe.patience > 0:
+        stop |= ~improved & (since >= recipe.patience)
+    bad = on & ~torch.isfinite(loss)
+    new = {"epoch": ep, "best": torch.where(improved, loss, old["best"]), "since": since, "train_acc": acc}
+    if val is not None:
+        val_acc = _scores(model, g, *val, codes)[1].double()
+        better = on & (val_acc > old["best_val"])
+        since_val = torch.where(better, 0, old["since_val"] + 1)
+        stop |= ~better & (since_val >= recipe.val_patience)
+        new.update(best_val=torch.where(better, val_acc, old["best_val"]), since_val=since_val)
+        model.keep_best(g, better)
+    for k, v in new.items():
+        state[k].index_copy_(0, g, torch.where(on, v, old[k]))
+    state["bad"].index_copy_(0, g, old["bad"] | bad)
+    state["active"].index_copy_(0, g, torch.where(on & (stop | bad), 0.0, old["active"]))
