@@ -146,6 +146,12 @@ def _device(args):
     return resolve(args.device)
 
 
+def _check_ray(args) -> None:
+    if args.ray:
+        from .fast.ray_runner import connect
+        connect(args.ray)  # an unreachable cluster or a missing Ray is the one error line, before any work
+
+
 def _source_for(args, ds, device=None):
     """--source, else OUT/source from an earlier run, else a newly trained source net saved there."""
     from . import checkpoint
@@ -177,11 +183,9 @@ def cmd_reproduce(args) -> None:
         raise ValueError(f"--out {out}: exists and is not a folder")
     targets = _chars(args.target_classes, "--target-classes")
     device = _device(args)
-    if args.ray:
-        if args.plain:
-            raise ValueError("--ray sends the fast path's task groups to a cluster; it cannot go with --plain")
-        from .fast.ray_runner import connect
-        connect(args.ray)  # an unreachable cluster or a missing Ray is the one error line, before any work
+    if args.ray and args.plain:
+        raise ValueError("--ray sends the fast path's task groups to a cluster; it cannot go with --plain")
+    _check_ray(args)
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))
@@ -214,8 +218,10 @@ def cmd_recipes(args) -> None:
 
     names = recipes.check_candidates(args.candidates)
     levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
+    device = _device(args)
+    _check_ray(args)
     ds = _load_data(args)
-    source, source_path = _source_for(args, ds)
+    source, source_path = _source_for(args, ds, device)
     targets = default_targets(ds, source.classes, args.seed)
     E.check_targets(ds, targets, source.classes, max(samples))
     bars = {}
@@ -224,7 +230,7 @@ def cmd_recipes(args) -> None:
         bars.setdefault(name, Progress(name))(done, total)
 
     rows = recipes.compare(source, ds, targets, names, args.out, levels=levels, samples=samples, trials=trials,
-                           seed=args.seed, progress=progress, log=_err)
+                           seed=args.seed, progress=progress, log=_err, device=device, ray_address=args.ray)
     ks = [c for c in rows[0] if c.startswith("val_k")] if rows else []
     table = "\n".join(f"  {r['candidate']:<12} val {r['val_mean']:.2%}  " +
                       "  ".join(f"{c[4:]} {r[c]:.2%}" for c in ks) +
@@ -274,6 +280,12 @@ def _device_arg(p) -> None:
                    help=f"where to train: auto (CUDA when available), cpu or cuda (default: ${ENV} or auto)")
 
 
+def _ray_arg(p) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the task groups on the Ray cluster at ADDRESS (head host:port, ray://host:10001, "
+                        "auto or local; default: $LENET_RAY, else local processes)")
+
+
 def _data_args(p, required=True) -> None:
     from .data import KINDS
 
@@ -316,9 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.fast")
     r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
     _device_arg(r)
-    r.add_argument("--ray", metavar="ADDRESS", default=None,
-                   help="run the task groups on the Ray cluster at ADDRESS (head host:port, ray://host:10001 "
-                        "or auto; default: $LENET_RAY, else local processes)")
+    _ray_arg(r)
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
 
@@ -332,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
     rc.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
     rc.add_argument("--out", required=True, help="output folder: a reproduction per candidate, comparison.csv")
+    _device_arg(rc)
+    _ray_arg(rc)
     rc.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     rc.set_defaults(fn=cmd_recipes)
 
