@@ -7,8 +7,9 @@ own next mini-batch. What the group path (`group.py`) decides on the host, this 
 on the device, so a GPU step never waits for the host:
   * each run's batch order (its seeded torch.randperm per epoch, as `fit` draws it) is laid
     out up front as a schedule of row indexes, SYNC_STEPS steps at a time;
-  * at the end of each run's epoch its whole training set is evaluated and `fit`'s stopping
-    rule applied as tensor operations; a run that stops keeps its parameters from then on;
+  * at the end of each run's epoch its training set (and validation set, for val_patience)
+    is evaluated and `fit`'s stopping rules applied as tensor operations (each run's best
+    validation epoch kept as `fit` keeps it); a run that stops keeps its parameters from then on;
   * every SYNC_STEPS steps the host reads which runs stopped, scores them on the test set,
     reports them and drops them from the group.
 Convolutions are unfold + batched matmul over the runs, not grouped convolutions (cuDNN and
