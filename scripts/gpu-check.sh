@@ -38,7 +38,7 @@ log "data: $data"
 
 log "1/3 CUDA tests"
 t0=$(date +%s.%N)
-timeout 100 $PY -m pytest -q -rs tests/test_device.py > "$OUT/tests.txt" 2>&1; rc=$?
+timeout 120 $PY -m pytest -q -rs tests/test_device.py > "$OUT/tests.txt" 2>&1; rc=$?
 log "tests rc=$rc in $(since "$t0") s: $(tail -1 "$OUT/tests.txt")"
 
 log "2/3 the full 150-run grid on the GPU (goal on one H100: <= 15 s)"
@@ -52,5 +52,5 @@ cp -f /tmp/lenet-grid/runs.csv /tmp/lenet-grid/summary.csv "$OUT/" 2>/dev/null
 
 log "3/3 bench --json --device cuda"
 t0=$(date +%s.%N)
-timeout 210 $PY -m lenet bench --json --device cuda > "$OUT/bench.json" 2> "$OUT/bench.err"; rc=$?
+timeout 180 $PY -m lenet bench --json --device cuda > "$OUT/bench.json" 2> "$OUT/bench.err"; rc=$?
 log "bench rc=$rc in $(since "$t0") s: $(cat "$OUT/bench.json")"
