@@ -18,9 +18,9 @@ st.markdown(
 s = ui.state()
 net, label, job = ui.active_source()
 c1, c2 = st.columns(2)
-c1.metric("Dataset", s.data_kind)
-c1.caption(s.data_path or ("EMNIST ByClass, real handwriting (NIST SD19)" if s.data_kind == "emnist"
-                           else "built-in synthetic characters from handwriting fonts"))
+active, about = ui.active_data()
+c1.metric("Dataset", active)
+c1.caption(about)
 if net is None:
     c2.metric("Source net", "training…")
     st.info("No pretrained source net ships with this copy: a quick one is training in the background.")
