@@ -87,13 +87,18 @@ TABLE_READY = 'table:has-text("free parameters")'
 
 
 def measure(pg, base: str) -> dict:
-    """Home (from the health answer), then Source and Draw; Home's text says which set is active."""
-    home = time_page(pg, base + "/", TABLE_READY)
-    pg.wait_for_selector(HOME_READY)
-    dataset = pg.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
-    source = time_page(pg, base + "/source", 'text="2. The active source net"')
-    draw = time_page(pg, base + "/draw", "canvas")
-    return {"home_s": round(home, 2), "source_s": round(source, 2), "draw_s": round(draw, 2), "dataset": dataset}
+    """Home (right after the health answer), then Source and Draw; which set Home says is active,
+    and the pages that show an exception."""
+    out, failed = {}, []
+    for name, path, ready in (("home", "/", TABLE_READY), ("source", "/source", 'text="2. The active source net"'),
+                              ("draw", "/draw", "canvas")):
+        out[f"{name}_s"] = round(time_page(pg, base + path, ready), 2)
+        if name == "home":
+            pg.wait_for_selector(HOME_READY)
+            out["dataset"] = pg.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+        if pg.locator('[data-testid="stException"]').count():
+            failed.append(path)
+    return {**out, "exceptions": failed}
 
 
 def main() -> None:
