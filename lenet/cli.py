@@ -33,7 +33,8 @@ class _Parser(argparse.ArgumentParser):
 class Progress:
     """A one-line progress bar with ETA on stderr (a line per update when stderr is not a terminal)."""
 
-    def __init__(self, label: str, stream=sys.stderr, header: str = ""):
+    def __init__(self, label: str, stream=None, header: str = ""):
+        stream = stream or sys.stderr  # looked up now, not at import: tests and callers may redirect it
         self.label, self.stream, self.t0, self.first = label, stream, time.perf_counter(), None
         self.tty, self.header = stream.isatty(), header
 

@@ -195,6 +195,6 @@ def test_download_button_offline_says_so_and_keeps_the_subset(fresh, monkeypatch
     next(b for b in at.button if b.label == "Download full EMNIST").click().run()
     error = _texts(at.error)
     assert "Could not download EMNIST: download of http://127.0.0.1:9/gzip.zip failed" in error
-    assert "keeps using the shipped subset" in error and not at.success and not at.get("progress")
+    assert "the active dataset is still EMNIST subset (shipped)" in error and not at.success and not at.get("progress")
     at.run()
     assert "Active: **EMNIST subset (shipped)**" in _texts(at.caption)

@@ -98,9 +98,9 @@ def emnist_download_panel() -> None:
         path = download_emnist(None, url, EMNIST_SIZE if url == EMNIST_URL else None, progress)
     except (DataError, OSError) as e:
         bar.empty()
-        st.error(f"Could not download EMNIST: {e}. The app keeps using the shipped subset. Where this machine "
-                 f"cannot reach {url}, fetch gzip.zip elsewhere and put it in {cache_dir() / 'emnist'}, or give "
-                 f"its path above.")
+        st.error(f"Could not download EMNIST: {e}. Nothing changed: the active dataset is still "
+                 f"{active_data()[0]}. Where this machine cannot reach {url}, fetch gzip.zip elsewhere and put it "
+                 f"in {cache_dir() / 'emnist'}, or give its path above.")
         return
     s = state()
     s.data_kind, s.data_path = "emnist", None
