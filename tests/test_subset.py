@@ -198,3 +198,14 @@ def test_download_button_offline_says_so_and_keeps_the_subset(fresh, monkeypatch
     assert "the active dataset is still EMNIST subset (shipped)" in error and not at.success and not at.get("progress")
     at.run()
     assert "Active: **EMNIST subset (shipped)**" in _texts(at.caption)
+
+
+def test_every_page_works_on_the_subset(fresh):
+    at = _app()
+    for page in ("source", "transfer", "experiments", "maps", "draw", "teach"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, _texts(at.error))
+    at.switch_page("app_pages/transfer.py").run()
+    chars = at.multiselect(key="tr-chars").value
+    assert len(chars) == 20 and not set(chars) & set(checkpoint.load(ROOT / "assets" / "source-emnist").classes)
