@@ -20,13 +20,12 @@ def warm_up() -> None:
     architecture_figure(architecture(LeNet5()))  # plotly loads its figure classes on first use
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> None:
     warm_up()
     from streamlit.web import cli
 
-    app = Path(__file__).resolve().parents[1] / "app.py"
-    return cli.main(["run", str(app), *argv], standalone_mode=False) or 0
+    cli.main(["run", str(Path(__file__).resolve().parents[1] / "app.py"), *argv], prog_name="streamlit")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main(sys.argv[1:])
