@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def fresh_server(root: Path = ROOT, timeout: float = 60, plain: bool = False):
+def fresh_server(root: Path = ROOT, timeout: float = 120, plain: bool = False):
     """The app as scripts/app.sh starts it (`python -m ui.serve`; plain: `streamlit run app.py`), seeing
     what a fresh clone sees; yields (url, seconds from the start until /_stcore/health answered)."""
     with tempfile.TemporaryDirectory(prefix="lenet-fresh-") as tmp:
