@@ -21,7 +21,7 @@ from lenet.config import PAPER_SAMPLES
 from lenet.data import DataError, active_set, find_emnist, load
 from lenet.data.base import BYCLASS
 from lenet.data.idx import read_idx
-from lenet.data.protocol import PAPER, default_class_split, source_split, transfer_split
+from lenet.data.protocol import PAPER, VAL_PER_CLASS, default_class_split, source_split, transfer_split
 from lenet.data.subset import SUBSET_DIR, make_subset
 from lenet.experiment import check_targets
 from test_download import server  # noqa: F401  (the local HTTP server fixture)
@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LENET_DATA_DIR") or ROOT.parent / "shared" / "data" / "emnist")
 IMAGES, LABELS = "emnist-byclass-test-images-idx3-ubyte.gz", "emnist-byclass-test-labels-idx1-ubyte.gz"
 MAPPING, PROVENANCE = "emnist-byclass-mapping.txt", "subset.json"
-VALIDATION = 20  # per class, the transfer recipe's validation split
 needs_shared = pytest.mark.skipif(not (SHARED / IMAGES).is_file(), reason=f"full EMNIST not found at {SHARED}")
 
 
@@ -80,7 +79,7 @@ def test_the_subset_holds_the_papers_protocol(subset):
     assert subset.classes == BYCLASS and subset.source == "emnist-byclass-test-subset"
     assert "the shipped subset" in subset.description and "29,634" in subset.description
     counts = subset.counts()
-    assert min(counts.values()) >= max(PAPER_SAMPLES) + VALIDATION + PAPER["test_per_class"]
+    assert min(counts.values()) >= max(PAPER_SAMPLES) + VAL_PER_CLASS + PAPER["test_per_class"]
     net = checkpoint.load(ROOT / "assets" / "source-emnist")
     src, tgt = default_class_split(subset, seed=0)
     assert src == net.classes  # the shipped net's characters, 500 of each here
