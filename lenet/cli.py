@@ -34,7 +34,8 @@ class _Parser(argparse.ArgumentParser):
 class Progress:
     """A one-line progress bar with ETA on stderr (a line per update when stderr is not a terminal)."""
 
-    def __init__(self, label: str, stream=sys.stderr, header: str = ""):
+    def __init__(self, label: str, stream=None, header: str = ""):
+        stream = stream or sys.stderr  # looked up now, not at import: tests and callers may redirect it
         self.label, self.stream, self.t0, self.first = label, stream, time.perf_counter(), None
         self.tty, self.header = stream.isatty(), header
 
@@ -252,8 +253,19 @@ def cmd_data_info(args) -> None:
 
     d = info(args.data, args.data_dir)
     counts = " ".join(f"{c}:{n}" for c, n in d["counts"].items())
-    _emit(args, d, f"{d['source']}: {d['description']}\n{d['n']:,} characters in {len(d['classes'])} classes\n"
-                   f"per class: {counts}")
+    where = f" at {d['path']}" if d.get("path") else ""
+    _emit(args, d, f"active: {d['active']}{where}\n{d['source']}: {d['description']}\n"
+                   f"{d['n']:,} characters in {len(d['classes'])} classes\nper class: {counts}")
+
+
+def cmd_data_subset(args) -> None:
+    from .data.subset import SUBSET_DIR, make_subset
+
+    out = Path(args.out or SUBSET_DIR)
+    prov = make_subset(args.data_dir, out, args.per_class, args.seed)
+    size = sum((out / n).stat().st_size for n in prov["files"])
+    _emit(args, {"out": str(out), "bytes": size, **prov},
+          f"{prov['n']:,} characters in {out} ({size / 1e6:.2f} MB): {prov['what']}")
 
 
 def cmd_data_download(args) -> None:
@@ -364,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(i)
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(fn=cmd_data_info)
+    sb = dsub.add_parser("subset", help="make the compact EMNIST subset that ships in assets/emnist-subset")
+    sb.add_argument("--data-dir", help="the full EMNIST release, a folder or gzip.zip (default: the usual places)")
+    sb.add_argument("--per-class", type=int, default=500, help="at most this many characters per class")
+    sb.add_argument("--seed", type=int, default=0, help="seed of the pick")
+    sb.add_argument("--out", help="folder to write (default: the project's assets/emnist-subset)")
+    sb.add_argument("--json", action="store_true", help="print one JSON object")
+    sb.set_defaults(fn=cmd_data_subset)
     dl = dsub.add_parser("download", help="download a data set")
     dl.add_argument("what", choices=["emnist"], help="the data set to download")
     dl.add_argument("--dest", help="destination folder (default: the cache)")
