@@ -46,7 +46,7 @@ for job, meta in ui.session_jobs("study")[-1:]:
 st.subheader("Finished studies")
 folders = ui.study_dirs()
 if not folders:
-    st.caption(f"None yet: results are kept under {ui.lenet_home() / 'studies'} so they can be reopened later.")
+    st.caption("None yet: finished studies are kept on the server so they can be reopened later.")
 else:
     pick = st.selectbox("Reopen", folders, format_func=lambda p: p.name, key="st-reopen")
     try:

@@ -83,8 +83,9 @@ def test_home_shows_the_live_architecture_and_active_net(env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Dataset"] == "synthetic"
     assert metrics["Source net"] == "20 characters"
-    table = at.table[0].value
-    assert list(table["free parameters"]) == [0, 156, 12, 1516, 32, 48120, 2420]
+    table = next(m.value for m in at.markdown if "free parameters" in m.value)
+    params = [int(line.split("|")[4].replace(",", "")) for line in table.splitlines()[2:]]
+    assert params == [0, 156, 12, 1516, 32, 48120, 2420]
 
 
 def test_source_page_controls_bad_inputs_and_a_short_training_job(env):
@@ -133,6 +134,9 @@ def test_transfer_page_prevents_overlap_and_runs_a_job(env):
     until(at, lambda a: "Done" in texts(a.success))
     assert at.dataframe, "the finished run is in the session's results table"
     assert at.dataframe[-1].value["n"].tolist()[-1] == 4
+    done = ui_pool().get(int(at.dataframe[-1].value["run"].tolist()[-1]))
+    epochs = [r for r in done.snapshot().records if r.get("kind") == "epoch"]
+    assert epochs and all(r["test_acc"] is not None for r in epochs)  # a test point every epoch: the curve
     # a long run stops within a second of pressing Stop
     at.slider(key="tr-n").set_value(0)
     at.number_input(key="tr-k").set_value(40)
@@ -228,12 +232,21 @@ def test_experiments_page_runs_a_small_grid(env):
     assert "at least one" in texts(at.error)
     at.multiselect(key="ex-levels").set_value([4, 5])
     at.multiselect(key="ex-k").set_value([1])
+    at.multiselect(key="ex-seeds").set_value([0, 3])
     at.number_input(key="ex-trials").set_value(1)
     at.number_input(key="ex-epochs").set_value(3).run()
+    assert "4 runs." in texts(at.caption)
     button(at, "Run the grid").click().run()
-    until(at, lambda a: "Done" in texts(a.success), timeout=60)
-    assert len(at.get("plotly_chart")) >= 2  # Figure 2 and the min/avg/max figure
+    until(at, lambda a: "Done" in texts(a.success), timeout=90)
+    assert "Done: 4 run(s) in" in texts(at.success)  # runs, not "0 epoch(s)"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # Figure 2 once (the live chart), min/avg/max for k=1, the reopened grid's Figure 2
     assert at.selectbox(key="ex-reopen").options, "the finished grid can be reopened"
+    home = str(env["home"])
+    shown = texts(at.caption) + texts(at.markdown) + texts(at.success) + texts(at.error)
+    assert home not in shown and "/root" not in shown  # no server paths for browser users
+    out = sorted((env["home"] / "experiments").glob("*/*"))[-1]
+    assert {p.name for p in out.iterdir()} >= {"seed-0", "seed-3", "seeds.csv", "claims.csv"}
 
 
 def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
@@ -252,3 +265,5 @@ def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
     rows = at.dataframe[-1].value
     assert set(rows["criterion"]) == {"saliency", "taylor", "mutual-info", "random"}
     assert "python -m lenet study partial --quick" in at.code[0].value
+    shown = texts(at.caption) + texts(at.markdown) + texts(at.code)
+    assert str(env["home"]) not in shown, "no server paths for browser users"

@@ -9,17 +9,19 @@ same jobs, drawings and choices. Per-session state lives server-side in a proces
 
 from .session import (ASSETS, _sessions, lenet_home, pool, session_dir, session_id, state)
 from .jobs import (epoch_records, job_panel, session_jobs)
-from .nets import (active_source, current_dataset, data_label, dataset, require_dataset, require_source)
+from .nets import (active_data, active_source, current_dataset, data_label, dataset, emnist_download_panel,
+    require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
-    make_transfer_split, read_experiment, start_experiment, start_source_training, start_transfer,
+    make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .studies import live_summary, read_study, start_study, study_dirs
 from .drawing import (canvas, canvas_key, check_data, classify, clear_canvas, net_picker, prediction_panel,
     show_image28)
 
 __all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
-    'job_panel', 'session_jobs', 'active_source', 'current_dataset', 'data_label', 'dataset',
-    'require_dataset', 'require_source', 'default_targets', 'experiment_chart', 'experiment_dirs',
-    'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment', 'start_experiment',
+    'job_panel', 'session_jobs', 'active_data', 'active_source', 'current_dataset', 'data_label', 'dataset',
+    'emnist_download_panel', 'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
+    'experiment_dirs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
+    'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'canvas', 'canvas_key',
     'live_summary', 'read_study', 'start_study', 'study_dirs', 'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28']

@@ -27,7 +27,7 @@ def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet
     settings = (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()  # raises before queueing
     out = studies_root() / f"{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     s = state()
-    command = command_line(name, quick=quick, seed=seed, data=s.data_kind, data_dir=s.data_path, out=str(out),
+    command = command_line(name, quick=quick, seed=seed, data=s.data_kind, data_dir=s.data_path, out=out.name,
                            source=None if shipped else "<the app's active source net>")
 
     def work(job: Job) -> Path:
