@@ -7,10 +7,11 @@ from lenet import checkpoint
 from lenet.config import SOURCE_RECIPE
 from lenet.data import CharacterSet, DataError, load
 from lenet.data.protocol import default_class_split, source_split
+from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
 from lenet.jobs import Job
 from lenet.net import Net, train_source
 
-from .session import QUICK_SOURCE, default_setup, pool, state
+from .session import QUICK_SOURCE, default_setup, pool, session_dir, state
 from .jobs import job_panel, recorders
 
 
@@ -33,6 +34,22 @@ def require_dataset() -> CharacterSet:
     except DataError as e:
         st.error(f"The active dataset cannot be loaded: {e}")
         st.stop()
+
+
+def browser_data_roots():
+    """The server folders a browser may open datasets from (LENET_DATA_DIRS)."""
+    return data_roots()
+
+
+def browser_data_path(typed: str | None, upload=None) -> str:
+    """A dataset path from the browser: the uploaded zip, kept in this session's folder, or a typed
+    path inside the operator's data folders (or this session's uploads). Raises DataError."""
+    uploads = session_dir("data")
+    if upload is not None:
+        return str(store_upload(upload.getvalue(), upload.name, uploads, MAX_UPLOAD_MB))
+    if not (typed or "").strip():
+        raise DataError("Give a folder or archive path, or upload an EMNIST zip.")
+    return str(allowed_path(typed, data_roots() + [uploads]))
 
 
 def data_label(kind: str, path: str | None) -> str:
