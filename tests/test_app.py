@@ -183,10 +183,14 @@ def test_transfer_page_prevents_overlap_and_runs_a_job(env):
     stop = next(b for b in at.button if b.label == "Stop")
     job = ui_pool().get(int(stop.key.rsplit("-", 1)[1]))
     assert not job.wait(0.5), "the long run is still going"
+    until(at, lambda a: job.snapshot().records, timeout=60)  # training has begun (its worker may start slowly)
     t = time.monotonic()
     stop.click().run()
     assert job.wait(1.0) and time.monotonic() - t < 1.5
     until(at, lambda a: "Stopped" in texts(a.warning))
+    # the stopped run keeps its net: listed for download (and on Draw and Feature maps)
+    until(at, lambda a: any(o.endswith("(stopped)") for o in a.selectbox(key="tr-net").options))
+    assert at.get("download_button")
 
 
 def test_a_failed_job_shows_its_reason_and_the_page_keeps_working(env):

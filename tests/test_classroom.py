@@ -3,7 +3,9 @@ survive a restart."""
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from lenet.data import DataError
 from lenet.data.base import BYCLASS
 from lenet.data.idx import write_idx
 from lenet.data.roots import allowed_path, data_roots, store_upload
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def release(folder, n=6):
@@ -72,3 +76,78 @@ def test_an_uploaded_archive_is_capped_checked_and_kept(tmp_path):
     with pytest.raises(DataError, match="evil.zip: .*unsafe member name"):
         store_upload(evil.getvalue(), "evil.zip", tmp_path / "up2")
     assert not (tmp_path / "up2").exists() or not list((tmp_path / "up2").iterdir())  # nothing left behind
+
+
+# --- training in worker processes ------------------------------------------------------------------
+
+def probe(job, fail: str = ""):
+    """A job target: where and how nicely it runs, and how it fails."""
+    from lenet.train import TrainingError
+    job.record(pid=os.getpid(), nice=os.getpriority(os.PRIO_PROCESS, 0))
+    if fail == "raise":
+        raise TrainingError("the training loss became nan at epoch 3")
+    if fail == "die":
+        os._exit(3)
+    return "ok"
+
+
+@pytest.fixture(scope="module")
+def long_transfer():
+    """A source net and a transfer that trains for minutes unless stopped."""
+    from lenet import checkpoint
+    from lenet.config import TRANSFER_RECIPE
+    from lenet.data import load
+    from lenet.data.protocol import transfer_split
+    net = checkpoint.load(ROOT / "assets" / "source-synthetic")
+    ds = load("synthetic")
+    chars = [c for c in ds.classes if c not in net.classes][:20]
+    return net, transfer_split(ds, chars, 40, 0, 0, source_classes=net.classes), \
+        TRANSFER_RECIPE.replace(max_epochs=1000)
+
+
+def test_jobs_train_in_a_niced_worker_process_and_keep_their_stopped_net(long_transfer):
+    import resource
+    import time
+    from lenet.jobs import STOPPED, TRAINING_NICE, JobPool, in_worker
+    from lenet.net import Net
+    from lenet.tasks import transfer_task
+
+    pool = JobPool(workers=2)
+    job = pool.submit(in_worker(probe), "probe", "s1")
+    assert job.wait(60)
+    rec = job.snapshot().records[0]
+    assert rec["pid"] != os.getpid() and rec["nice"] >= TRAINING_NICE
+    assert job.snapshot().result == "ok"
+
+    net, split, recipe = long_transfer
+    job = pool.submit(in_worker(transfer_task, net, split, 0, recipe), "n=0 k=40", "s1")
+    end = time.monotonic() + 60
+    while not [r for r in job.snapshot().records if r.get("kind") == "step"]:
+        assert time.monotonic() < end and not job.done_event.is_set(), job.snapshot().error
+        time.sleep(0.05)
+    cpu0, t0, steps0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic(), len(job.snapshot().records)
+    time.sleep(2.0)
+    cpu1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    server_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    assert len(job.snapshot().records) > steps0, "the live curve keeps growing"
+    print(f"server process CPU while a job trains: {server_cpu / (t1 - t0):.1%} of one core")
+    assert server_cpu < 0.25 * (t1 - t0), "training holds no CPU (nor GIL) of the server process"
+    t = time.monotonic()
+    job.stop()
+    assert job.wait(1.0), "Stop takes effect within a second"
+    print(f"stop -> stopped in {(time.monotonic() - t) * 1000:.0f} ms")
+    while job.snapshot().result is None and time.monotonic() < t + 30:  # a busy niced worker may lag
+        time.sleep(0.1)
+    snap = job.snapshot()
+    assert snap.state == STOPPED and isinstance(snap.result, Net), "a stopped run keeps its net"
+    assert snap.result.classes == split.classes and snap.result.retained == 0
+
+
+def test_worker_failures_end_the_job_failed_with_their_reason():
+    from lenet.jobs import FAILED, JobPool, in_worker
+    pool = JobPool(workers=2)
+    a, b = pool.submit(in_worker(probe, "raise"), "nan", "s1"), pool.submit(in_worker(probe, "die"), "dies", "s1")
+    assert a.wait(60) and b.wait(60)
+    sa, sb = a.snapshot(), b.snapshot()
+    assert sa.state == FAILED and sa.error == "TrainingError: the training loss became nan at epoch 3"
+    assert sb.state == FAILED and "ended unexpectedly (exit code 3)" in sb.error

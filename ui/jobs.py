@@ -1,33 +1,15 @@
 """Background jobs as the pages see them: submit, per-session lists, live panels."""
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
-
 import streamlit as st
 
 from lenet.figures import training_curves
 from lenet.jobs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job
 
-from .session import STEP_RECORD_SECONDS, pool, session_id, state
+from .session import pool, session_id, state
 
 
 # --- background jobs -----------------------------------------------------------------------
-
-def recorders(job: Job) -> dict:
-    """on_step / on_epoch callbacks that append to the job's record (step losses throttled)."""
-    last = [0.0]
-
-    def on_step(step: int, loss: float) -> None:
-        now = time.monotonic()
-        if now - last[0] >= STEP_RECORD_SECONDS:
-            last[0] = now
-            job.record(kind="step", step=step, loss=loss)
-
-    def on_epoch(stats) -> None:
-        job.record(kind="epoch", **asdict(stats))
-    return dict(on_step=on_step, on_epoch=on_epoch)
-
 
 def submit(kind: str, label: str, fn, **params) -> Job:
     """Run fn(job) in the pool as this session's job, remembered under `kind`."""

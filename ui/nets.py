@@ -6,13 +6,13 @@ import streamlit as st
 from lenet import checkpoint
 from lenet.config import SOURCE_RECIPE
 from lenet.data import CharacterSet, DataError, load
-from lenet.data.protocol import default_class_split, source_split
 from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
-from lenet.jobs import Job
-from lenet.net import Net, train_source
+from lenet.jobs import Job, in_worker
+from lenet.net import Net
+from lenet.tasks import first_source_task
 
 from .session import QUICK_SOURCE, default_setup, pool, session_dir, state
-from .jobs import job_panel, recorders
+from .jobs import job_panel
 
 
 # --- data and the source net ---------------------------------------------------------------
@@ -52,6 +52,11 @@ def browser_data_path(typed: str | None, upload=None) -> str:
     return str(allowed_path(typed, data_roots() + [uploads]))
 
 
+def net_bytes(net: Net) -> bytes:
+    """A net as a safetensors file (about 250 KB, milliseconds), for a download button."""
+    return checkpoint.to_bytes(net)
+
+
 def data_label(kind: str, path: str | None) -> str:
     return f"{kind} ({path})" if path else kind
 
@@ -64,13 +69,9 @@ def saved_net(path: str) -> Net:
 @st.cache_resource
 def _bootstrap(kind: str, path: str | None) -> Job:
     """A quick source net for a first start with no shipped one (shared by every session)."""
-    def work(job: Job) -> Net:
-        ds = load(kind, path or None)
-        chars = default_class_split(ds)[0]
-        split = source_split(ds, chars, QUICK_SOURCE["per_class"], QUICK_SOURCE["heldout_per_class"])
-        recipe = SOURCE_RECIPE.replace(max_epochs=QUICK_SOURCE["max_epochs"])
-        net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
-        return net
+    recipe = SOURCE_RECIPE.replace(max_epochs=QUICK_SOURCE["max_epochs"])
+    work = in_worker(first_source_task, kind, path, QUICK_SOURCE["per_class"], QUICK_SOURCE["heldout_per_class"],
+                     recipe)
     return pool().submit(work, name="first-start source net", owner="")
 
 

@@ -14,14 +14,13 @@ import torch
 
 from lenet import checkpoint
 from lenet.data import find_emnist
-from lenet.jobs import JobPool
+from lenet.jobs import JobPool, prestart
 from lenet.net import Net
 
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 QUICK_SOURCE = dict(per_class=100, heldout_per_class=20, max_epochs=3)  # first-start net when none ships
-STEP_RECORD_SECONDS = 0.25  # at most 4 per-step loss records a second: live, but cheap
 
 
 def lenet_home() -> Path:
@@ -56,6 +55,7 @@ def pool() -> JobPool:
     (measured on 2 busy cores: an n=4, k=5 run took 55 s with torch's 2 threads, 1.7 s with 1).
     """
     torch.set_num_threads(1)
+    threading.Thread(target=prestart, daemon=True).start()  # the first job need not wait for it
     return JobPool()
 
 

@@ -1,7 +1,6 @@
 """The kinds of training the pages start: source, transfer, teach, the experiment grid."""
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +8,12 @@ import numpy as np
 from lenet.config import N_CLASSES, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, DataError
 from lenet.data.protocol import Split, default_class_split, source_split, transfer_split
-from lenet.jobs import Job
-from lenet.net import Net, train_source, train_transfer
+from lenet.jobs import Job, in_worker
+from lenet.net import Net
+from lenet.tasks import experiment_task, source_task, transfer_task
 
 from .session import lenet_home, session_id
-from .jobs import recorders, session_jobs, submit
+from .jobs import session_jobs, submit
 from .nets import active_source
 
 
@@ -23,10 +23,7 @@ def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, he
                           recipe: Recipe, label: str) -> Job:
     split = source_split(ds, chars, per_class, heldout)  # bad choices raise here, before queueing
 
-    def work(job: Job) -> Net:
-        net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
-        return net
-    return submit("source", label, work, classes=list(chars), per_class=per_class)
+    return submit("source", label, in_worker(source_task, split, recipe), classes=list(chars), per_class=per_class)
 
 
 def transfer_eval_every(n_train: int, n_test: int) -> int:
@@ -40,10 +37,7 @@ def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
 
-    def work(job: Job) -> Net:
-        net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
-        return net
-    return submit(kind, label, work, n=n, classes=list(split.classes), **params)
+    return submit(kind, label, in_worker(transfer_task, source, split, n, recipe), n=n, classes=list(split.classes), **params)
 
 
 def transfer_recipe(max_epochs: int, n_train: int, n_test: int, seed: int) -> Recipe:
@@ -78,12 +72,13 @@ def teach_split(drawn: CharacterSet) -> Split:
 
 
 def finished_nets(kind: str) -> list[tuple[str, Net]]:
-    """(label, net) of this session's finished jobs of one kind that produced a net."""
+    """(label, net) of this session's finished or stopped jobs of one kind that produced a net."""
     out = []
     for job, meta in session_jobs(kind):
         snap = job.snapshot()
-        if snap.state == "done" and isinstance(snap.result, Net):
-            out.append((f"#{job.id} {meta['label']}", snap.result))
+        if snap.state in ("done", "stopped") and isinstance(snap.result, Net):
+            out.append((f"#{job.id} {meta['label']}{' (stopped)' if snap.state == 'stopped' else ''}",
+                        snap.result))
     return out
 
 
@@ -100,16 +95,13 @@ def all_nets() -> list[tuple[str, Net]]:
 
 def start_experiment(source: Net, ds: CharacterSet, targets: list[str], levels: list[int], samples: list[int],
                      trials: int, seed: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
-    """reproduce() in the pool; each finished run is recorded so Figure 2 fills in live."""
+    """reproduce() in a worker process; each finished run is recorded so Figure 2 fills in live."""
     from lenet import experiment
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
     experiment.check_targets(ds, targets, source.classes, max(samples))
 
-    def work(job: Job) -> Path:
-        experiment.reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed,
-                             recipe=recipe, out_dir=out_dir, fast=True, stop=job.stop_event,
-                             on_result=lambda r: job.record(kind="result", **asdict(r)), progress=job.progress)
-        return out_dir
+    work = in_worker(experiment_task, source, ds, list(targets), list(levels), list(samples), trials, seed, recipe,
+                     str(out_dir))
     return submit("experiment", label, work, out_dir=str(out_dir))
 
 

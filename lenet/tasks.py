@@ -1,0 +1,58 @@
+"""The trainings the app runs as jobs, as module-level functions `task(job, ...)` so that
+`lenet.jobs.in_worker` can run them in a worker process. `job` is a Job or, in a worker,
+a WorkerLink: both offer record, progress and stop_event."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import Recipe
+from .data import CharacterSet
+from .data.protocol import Split
+from .net import Net, train_source, train_transfer
+
+STEP_RECORD_SECONDS = 0.25  # at most 4 per-step loss records a second: live, but cheap
+
+
+def recorders(job) -> dict:
+    """on_step / on_epoch callbacks that append to the job's record (step losses throttled)."""
+    last = [0.0]
+
+    def on_step(step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STEP_RECORD_SECONDS:
+            last[0] = now
+            job.record(kind="step", step=step, loss=loss)
+
+    def on_epoch(stats) -> None:
+        job.record(kind="epoch", **asdict(stats))
+    return dict(on_step=on_step, on_epoch=on_epoch)
+
+
+def source_task(job, split: Split, recipe: Recipe) -> Net:
+    net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
+    return net
+
+
+def first_source_task(job, kind: str, path: str | None, per_class: int, heldout: int, recipe: Recipe) -> Net:
+    """A quick source net on the default source characters (the app's first start without a shipped one)."""
+    from .data import load
+    from .data.protocol import default_class_split, source_split
+    ds = load(kind, path or None)
+    return source_task(job, source_split(ds, default_class_split(ds)[0], per_class, heldout), recipe)
+
+
+def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net:
+    net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
+    return net
+
+
+def experiment_task(job, source: Net, ds: CharacterSet, targets: list[str], levels: list[int],
+                    samples: list[int], trials: int, seed: int, recipe: Recipe, out_dir: str) -> str:
+    """reproduce() into out_dir (resumable: finished runs there are kept); each run is recorded."""
+    from .experiment import reproduce
+    reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
+              out_dir=out_dir, fast=True, stop=job.stop_event,
+              on_result=lambda r: job.record(kind="result", **asdict(r)), progress=job.progress)
+    return out_dir
