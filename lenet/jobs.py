@@ -29,7 +29,8 @@ LATE_RESULT = 30.0   # seconds a slow worker may still take to hand back a stopp
 POLL = 0.1           # seconds between the job thread's checks of its stop event
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
-FINISHED = (DONE, FAILED, STOPPED)
+INTERRUPTED = "interrupted"  # queued or running when the server stopped; can be resumed
+FINISHED = (DONE, FAILED, STOPPED, INTERRUPTED)
 
 
 @dataclass
@@ -54,8 +55,11 @@ class Snapshot:
 class Job:
     """What a worker function sees: `record`, `progress`, `stop_event`, `should_stop`."""
 
-    def __init__(self, id: int, name: str, owner: str, fn: Callable[["Job"], Any], pool: "JobPool"):
+    def __init__(self, id: int, name: str, owner: str, fn: Callable[["Job"], Any] | None, pool: "JobPool",
+                 meta: dict | None = None, spec: dict | None = None):
         self.id, self.name, self.owner, self._fn, self._pool = id, name, owner, fn, pool
+        self.meta = dict(meta or {})   # what the pages show about it (kind, label, parameters)
+        self.spec = spec               # how to run it again after a restart (None: not kept on disk)
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._records: list[dict] = []
@@ -100,6 +104,7 @@ class Job:
             if self._state != QUEUED:
                 return
             self._state, self._started = RUNNING, time.time()
+        self._pool._persist(self, state=RUNNING, started=self._started)
         try:
             result = self._fn(self)
             state, error = (STOPPED if self.stop_event.is_set() else DONE), None
@@ -110,40 +115,101 @@ class Job:
         with self._lock:
             self._state, self._error, self._finished = state, error, time.time()
             self._result = result if result is not None else self._late
+        self._pool._persist_finish(self)
         self.done_event.set()
 
     def _attach_result(self, result: Any) -> None:
         """A stopped job's result that came after it was reported stopped."""
         with self._lock:
             self._late = result
-            if self._state == STOPPED and self._result is None:
+            attached = self._state == STOPPED and self._result is None
+            if attached:
                 self._result = result
+        if attached:
+            self._pool._persist_finish(self)
 
     def _finish_unstarted(self) -> None:
         with self._lock:
             self._state, self._finished = STOPPED, time.time()
+        self._pool._persist_finish(self)
+        self.done_event.set()
+
+    def _restore(self, rec: dict, result: Any) -> None:
+        """State from the store after a restart: queued or running then is interrupted now."""
+        state = rec.get("state", QUEUED)
+        self._state = INTERRUPTED if state in (QUEUED, RUNNING) else state
+        self._error, self._records = rec.get("error"), list(rec.get("records") or [])
+        self._started, self._finished, self._result = rec.get("started"), rec.get("finished"), result
         self.done_event.set()
 
 
 class JobPool:
     """At most `workers` jobs run at once; the rest wait in FIFO order."""
 
-    def __init__(self, workers: int | None = None, log: Callable[[str], None] | None = None):
+    def __init__(self, workers: int | None = None, log: Callable[[str], None] | None = None, store=None):
+        """`store` (a lenet.jobstore.JobStore) keeps jobs submitted with a `spec` on disk; the
+        jobs it holds from before are restored (queued or running ones as interrupted)."""
         self.workers = max(1, workers or default_workers())
-        self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._queue: deque[Job] = deque()
         self._jobs: dict[int, Job] = {}
         self._running = 0
         self._log = log or (lambda msg: None)
-
-    def submit(self, fn: Callable[[Job], Any], name: str = "job", owner: str = "") -> Job:
-        with self._lock:
-            job = Job(next(self._ids), name, owner, fn, self)
+        self.store = store
+        for rec in store.records() if store is not None else []:
+            result = None
+            if rec.get("has_result"):
+                try:
+                    result = store.result(rec["id"])
+                except Exception as e:  # a damaged result loses the net, not the job
+                    self._log(f"job {rec['id']}: its net cannot be read back ({e})")
+            job = Job(rec["id"], rec.get("name", "job"), rec.get("owner", ""), None, self, rec.get("meta"),
+                      rec.get("spec"))
+            job._restore(rec, result)
             self._jobs[job.id] = job
+        self._ids = itertools.count(max(self._jobs, default=0) + 1)
+
+    def submit(self, fn: Callable[[Job], Any], name: str = "job", owner: str = "", *, meta: dict | None = None,
+               spec: dict | None = None, nets: dict | None = None, splits: dict | None = None) -> Job:
+        """Queue fn(job). With a store and a `spec` (plain JSON: how to run it again), the job is
+        kept on disk with its `nets` and `splits` (name -> Net / Split), so a restart can resume it."""
+        with self._lock:
+            job = Job(next(self._ids), name, owner, fn, self, meta, spec)
+            self._jobs[job.id] = job
+        if self.store is not None and spec is not None:
+            self.store.create(job.id, {"id": job.id, "name": name, "owner": owner, "meta": job.meta, "spec": spec,
+                                       "state": QUEUED, "submitted": time.time()}, nets, splits)
+        with self._lock:
             self._queue.append(job)
         self._dispatch()
         return job
+
+    def forget(self, job_id: int) -> None:
+        """Drop a finished job from the pool and the store (e.g. an interrupted one once resumed)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in FINISHED:
+                return
+            del self._jobs[job_id]
+        if self.store is not None and job.spec is not None:
+            self.store.remove(job_id)
+
+    def _persist(self, job: Job, **fields) -> None:
+        if self.store is not None and job.spec is not None:
+            try:
+                self.store.update(job.id, **fields)
+            except OSError as e:  # a full disk must not end the training
+                self._log(f"job {job.id}: cannot record its state ({e})")
+
+    def _persist_finish(self, job: Job) -> None:
+        if self.store is None or job.spec is None:
+            return
+        snap = job.snapshot()
+        try:
+            self.store.finish(job.id, snap.result, state=snap.state, error=snap.error, started=snap.started,
+                              finished=snap.finished, records=snap.records)
+        except Exception as e:  # as above: the job's outcome stands even if it cannot be kept
+            self._log(f"job {job.id}: cannot keep its outcome ({type(e).__name__}: {e})")
 
     def jobs(self, owner: str | None = None) -> list[Job]:
         with self._lock:

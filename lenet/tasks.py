@@ -50,9 +50,25 @@ def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net
 
 def experiment_task(job, source: Net, ds: CharacterSet, targets: list[str], levels: list[int],
                     samples: list[int], trials: int, seed: int, recipe: Recipe, out_dir: str) -> str:
-    """reproduce() into out_dir (resumable: finished runs there are kept); each run is recorded."""
+    """reproduce() into out_dir (resumable: finished runs there are kept); each run is recorded,
+    those finished before (a resumed grid) first."""
     from .experiment import reproduce
+    for r in _finished_runs(Path(out_dir)):
+        job.record(kind="result", **asdict(r))
     reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
               out_dir=out_dir, fast=True, stop=job.stop_event,
               on_result=lambda r: job.record(kind="result", **asdict(r)), progress=job.progress)
     return out_dir
+
+
+def _finished_runs(out: Path) -> list:
+    """The runs a grid folder already holds (none when it is new or unreadable: reproduce says why)."""
+    import json
+
+    from .experiment import META, RUNS, RunsFileError, grid, read_runs
+    try:
+        settings = json.loads((out / META).read_text())["settings"]
+        return read_runs(out / RUNS, grid(settings["levels"], settings["samples"], settings["trials"]),
+                         settings["seed"])
+    except (OSError, ValueError, KeyError, TypeError, RunsFileError):
+        return []

@@ -151,3 +151,149 @@ def test_worker_failures_end_the_job_failed_with_their_reason():
     sa, sb = a.snapshot(), b.snapshot()
     assert sa.state == FAILED and sa.error == "TrainingError: the training loss became nan at epoch 3"
     assert sb.state == FAILED and "ended unexpectedly (exit code 3)" in sb.error
+
+
+# --- restarts lose nothing ----------------------------------------------------------------------------
+
+SERVER = """
+import sys, time
+from streamlit.testing.v1 import AppTest
+if __name__ == "__main__":
+    at = AppTest.from_file(sys.argv[1], default_timeout=120)
+    at.query_params["sid"] = sys.argv[2]
+    at.run()
+    at.switch_page("app_pages/experiments.py")
+    at.run()
+    at.multiselect(key="ex-levels").set_value([4, 5])
+    at.multiselect(key="ex-k").set_value([1, 5])
+    at.number_input(key="ex-trials").set_value(3)
+    at.number_input(key="ex-epochs").set_value(60).run()
+    next(b for b in at.button if b.label == "Run the grid").click().run()
+    print("started", flush=True)
+    while True:  # a browser polling the page until the server is killed
+        time.sleep(0.5)
+        at.run()
+"""
+
+
+def test_a_server_killed_during_a_grid_resumes_it_after_a_restart(tmp_path, monkeypatch):
+    import csv
+    import fcntl
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from streamlit.testing.v1 import AppTest
+
+    home, sid = tmp_path / "home", uuid.uuid4().hex
+    env = {"LENET_HOME": str(home), "LENET_DATA": "synthetic", "LENET_SOURCE": str(ROOT / "assets" / "source-synthetic"),
+           "LENET_WORKERS": "2"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "server.py").write_text(SERVER)
+    server = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(ROOT / "app.py"), sid], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+
+    def rows(path):
+        return list(csv.DictReader(path.open())) if path.exists() else []
+    try:
+        end, runs = time.monotonic() + 240, None
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            assert time.monotonic() < end, "no run finished in time"
+            found = list((home / "experiments" / sid).glob("*/runs.csv"))
+            if found and len(rows(found[0])) >= 2:
+                runs = found[0]
+                break
+            time.sleep(0.2)
+        before = rows(runs)
+        server.send_signal(signal.SIGKILL)  # no chance to clean up
+        server.wait(10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert len(before) < 12, "killed during the grid, not after it"
+    with (runs.parent / ".reproduce.lock").open("w") as f:  # the old grid's worker notices and ends
+        end = time.monotonic() + 30
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                break
+            except OSError:
+                assert time.monotonic() < end, "the killed server's grid worker is still running"
+                time.sleep(0.2)
+    job_files = list((home / "jobs").glob("*/job.json"))
+    assert len(job_files) == 1 and '"state": "running"' in job_files[0].read_text()
+
+    import ui
+    ui.pool.clear()       # a fresh server process: no pool, no sessions in memory
+    ui._sessions.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["sid"] = sid
+    at.run()
+    at.switch_page("app_pages/experiments.py")
+    at.run()
+    assert "Interrupted" in " ".join(w.value for w in at.warning)
+    next(b for b in at.button if b.label == "Resume").click().run()
+    end = time.monotonic() + 240
+    while "Done" not in " ".join(str(s.value) for s in at.success):
+        assert time.monotonic() < end, "the resumed grid did not finish"
+        assert not at.exception, [e.value for e in at.exception]
+        time.sleep(0.5)
+        at.run()
+    after = rows(runs)
+    assert len(after) == 12
+    assert after[:len(before)] == before, "every run finished before the kill is kept, unchanged"
+    assert not any(b.label == "Resume" for b in at.button)
+    ui.pool.clear()
+    ui._sessions.clear()
+
+
+def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tmp_path, long_transfer):
+    import time
+
+    import torch
+
+    from lenet.config import TRANSFER_RECIPE
+    from lenet.jobs import DONE, INTERRUPTED, STOPPED, JobPool, in_worker
+    from lenet.jobstore import JobStore
+    from lenet.tasks import transfer_task
+
+    net, split, _ = long_transfer
+    pool = JobPool(workers=1, store=JobStore(tmp_path / "jobs"))
+    spec = {"task": "transfer", "n": 4}
+    done = pool.submit(in_worker(transfer_task, net, split, 4, TRANSFER_RECIPE.replace(max_epochs=2)), "short", "s1",
+                       meta={"kind": "transfer", "label": "short"}, spec=spec, nets={"source": net},
+                       splits={"split": split})
+    assert done.wait(120) and done.snapshot().state == DONE
+    long = pool.submit(in_worker(transfer_task, net, split, 0, TRANSFER_RECIPE.replace(max_epochs=1000)), "long",
+                       "s1", spec=spec, nets={"source": net}, splits={"split": split})
+    queued = pool.submit(in_worker(transfer_task, net, split, 0, TRANSFER_RECIPE), "q", "s2", spec=spec)
+    end = time.monotonic() + 60
+    while not long.snapshot().records:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert queued.snapshot().state == "queued"  # it waits for the one worker
+    during = {j.id: j.snapshot().state for j in JobPool(store=JobStore(tmp_path / "jobs")).jobs()}
+    assert during == {done.id: DONE, long.id: INTERRUPTED, queued.id: INTERRUPTED}, "as after a restart now"
+    long.stop()
+    queued.stop()
+    assert long.wait(1.0)
+    while long.snapshot().result is None and time.monotonic() < end:
+        time.sleep(0.1)
+
+    again = JobPool(workers=2, store=JobStore(tmp_path / "jobs"))  # as after a restart
+    by_id = {j.id: j for j in again.jobs()}
+    d, s = by_id[done.id].snapshot(), by_id[long.id].snapshot()
+    assert d.state == DONE and s.state == STOPPED and by_id[queued.id].snapshot().state == STOPPED
+    assert by_id[done.id].meta == {"kind": "transfer", "label": "short"} and by_id[done.id].owner == "s1"
+    assert d.records == done.snapshot().records and d.records, "the curves are kept"
+    for old, new in ((done, d), (long, s)):
+        a, b = old.snapshot().result.model.state_dict(), new.result.model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), "the net is kept bit for bit"
+    assert again.store.split(long.id, "split").train.images.tobytes() == split.train.images.tobytes()
+    assert again.submit(lambda job: 1, "next").id > queued.id, "ids go on after a restart"

@@ -12,7 +12,7 @@ from lenet.jobs import Job, in_worker
 from lenet.net import Net
 from lenet.tasks import experiment_task, source_task, transfer_task
 
-from .session import lenet_home, session_id
+from .session import lenet_home, pool, session_id, state
 from .jobs import session_jobs, submit
 from .nets import active_source
 
@@ -22,8 +22,43 @@ from .nets import active_source
 def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, heldout: int,
                           recipe: Recipe, label: str) -> Job:
     split = source_split(ds, chars, per_class, heldout)  # bad choices raise here, before queueing
+    return _start("source", label, {"task": "source", "recipe": recipe.to_dict()}, {}, {"split": split},
+                  classes=list(chars), per_class=per_class)
 
-    return submit("source", label, in_worker(source_task, split, recipe), classes=list(chars), per_class=per_class)
+
+def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
+    """The job function of a spec: the one place a job is built, on start and on resume."""
+    recipe = Recipe.from_dict(spec["recipe"])
+    if spec["task"] == "source":
+        return in_worker(source_task, splits["split"], recipe)
+    if spec["task"] == "transfer":
+        return in_worker(transfer_task, nets["source"], splits["split"], spec["n"], recipe)
+    if spec["task"] == "experiment":
+        from .nets import dataset
+        ds = ds if ds is not None else dataset(*spec["data"])
+        return in_worker(experiment_task, nets["source"], ds, spec["targets"], spec["levels"], spec["samples"],
+                         spec["trials"], spec["seed"], recipe, spec["out_dir"])
+    raise ValueError(f"unknown job kind {spec['task']!r}")
+
+
+def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None,
+           **params) -> Job:
+    return submit(kind, label, _work(spec, nets, splits, ds), spec=spec, nets=nets, splits=splits, **params)
+
+
+def resume(job: Job) -> Job:
+    """Run an interrupted job again from what the store kept: a grid goes on from its finished runs
+    (reproduce resumes its out_dir), a training starts over. The interrupted entry is dropped."""
+    store = pool().store
+    nets = {"source": store.net(job.id, "source")} if job.spec["task"] in ("transfer", "experiment") else {}
+    splits = {"split": store.split(job.id, "split")} if job.spec["task"] in ("source", "transfer") else {}
+    meta = dict(job.meta)
+    new = submit(meta.pop("kind"), meta.pop("label"), _work(job.spec, nets, splits), spec=job.spec, nets=nets,
+                 splits=splits, **meta)
+    pool().forget(job.id)
+    with state().lock:
+        state().runs.pop(job.id, None)
+    return new
 
 
 def transfer_eval_every(n_train: int, n_test: int) -> int:
@@ -36,8 +71,8 @@ def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
-
-    return submit(kind, label, in_worker(transfer_task, source, split, n, recipe), n=n, classes=list(split.classes), **params)
+    return _start(kind, label, {"task": "transfer", "n": n, "recipe": recipe.to_dict()}, {"source": source},
+                  {"split": split}, n=n, classes=list(split.classes), **params)
 
 
 def transfer_recipe(max_epochs: int, n_train: int, n_test: int, seed: int) -> Recipe:
@@ -100,9 +135,11 @@ def start_experiment(source: Net, ds: CharacterSet, targets: list[str], levels: 
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
     experiment.check_targets(ds, targets, source.classes, max(samples))
 
-    work = in_worker(experiment_task, source, ds, list(targets), list(levels), list(samples), trials, seed, recipe,
-                     str(out_dir))
-    return submit("experiment", label, work, out_dir=str(out_dir))
+    s = state()
+    spec = {"task": "experiment", "data": [s.data_kind, s.data_path], "targets": list(targets),
+            "levels": list(levels), "samples": list(samples), "trials": trials, "seed": seed,
+            "recipe": recipe.to_dict(), "out_dir": str(out_dir)}
+    return _start("experiment", label, spec, {"source": source}, {}, ds=ds, out_dir=str(out_dir))
 
 
 def read_experiment(out_dir: Path) -> list:
