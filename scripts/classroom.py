@@ -108,23 +108,26 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.server, self.samples, self.stop = server_pid, [], threading.Event()
 
-    def totals(self):
+    def totals(self) -> dict[int, tuple[str, float, int]]:
+        """pid -> (part, CPU seconds, RSS bytes) of every process of the three parts."""
         server_tree, mine = _tree(self.server), _tree(os.getpid())
-        out = {"server": [0.0, 0], "training": [0.0, 0], "harness": [0.0, 0]}
+        out = {}
         for pid in mine | server_tree:
             s = _stat(pid)
-            if s is None:
-                continue
-            part = "server" if pid == self.server else "training" if pid in server_tree else "harness"
-            out[part][0] += s[1]
-            out[part][1] += s[2]
+            if s is not None:
+                out[pid] = ("server" if pid == self.server else "training" if pid in server_tree else "harness",
+                            s[1], s[2])
         return out
 
     def run(self) -> None:
         last, t_last = self.totals(), time.monotonic()
         while not self.stop.wait(1.0):
             now, t = self.totals(), time.monotonic()
-            self.samples.append({k: {"cpu": (now[k][0] - last[k][0]) / (t - t_last), "rss": now[k][1]} for k in now})
+            sample = {k: {"cpu": 0.0, "rss": 0} for k in ("server", "training", "harness")}
+            for pid, (part, cpu, rss) in now.items():  # a process that ended since is simply left out
+                sample[part]["cpu"] += max(0.0, cpu - (last[pid][1] if pid in last else 0.0)) / (t - t_last)
+                sample[part]["rss"] += rss
+            self.samples.append(sample)
             last, t_last = now, t
 
 
