@@ -75,7 +75,7 @@ def test_stop_then_resume_keeps_every_finished_row(setup, tmp_path):
     assert _rows(tmp_path / E.RUNS)[:3] == rows  # earlier rows untouched, in place
     assert progress[0] == (2, 6) and progress[-1] == (6, 6)
     summary = _rows(tmp_path / E.SUMMARY)
-    assert summary[0] == ["n", "k", "mean", "min", "max", "runs"] and len(summary) == 4
+    assert summary[0] == ["n", "k", "mean", "min", "max", "runs", "val"] and len(summary) == 4
     assert all(float(r[3]) <= float(r[2]) <= float(r[4]) for r in summary[1:])
 
 
@@ -143,3 +143,44 @@ def test_sigkill_loses_no_finished_run(setup, tmp_path):
     after = _rows(out / E.RUNS)
     assert after[:len(rows)] == rows and len(after) == len(cells) + 1
     assert f"resuming: {len(before)} of {len(cells)}" in rc.stderr
+
+
+UNGUARDED = """
+import sys
+from lenet import checkpoint
+from lenet.data import load
+from lenet.experiment import reproduce
+source = checkpoint.load(sys.argv[1])
+ds = load("synthetic")
+targets = [c for c in ds.classes if c not in source.classes][:20]
+runs = reproduce(source, ds, targets, levels=[4, 5], samples=[1], trials=1)
+print("finished", len(runs))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_the_fast_path(tmp_path):
+    """A notebook-style script that calls reproduce at its top level (no `if __name__ ==
+    "__main__":`) runs once: the worker processes do not import it again."""
+    script = tmp_path / "grid.py"
+    script.write_text(UNGUARDED)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, str(script), str(ROOT / "assets" / "source-synthetic")], env=env,
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split("\n").count("finished 2") == 1, p.stdout
+
+
+def test_claims_are_checked_on_the_means():
+    from lenet.claims import check
+
+    def summary(m):
+        return [{"n": n, "k": k, "mean": v} for (n, k), v in m.items()]
+    paper_like = {(0, 1): .2, (1, 1): .22, (2, 1): .23, (3, 1): .3, (4, 1): .3, (5, 1): .4,
+                  (0, 5): .4, (3, 5): .5, (5, 5): .55, (0, 10): .55, (5, 10): .58,
+                  (0, 40): .72, (3, 40): .74, (4, 40): .75, (5, 40): .65}
+    got = {c["claim"]: c["holds"] for c in check(summary(paper_like))}
+    assert got == {"small-k": True, "capacity": True, "n5-flat": True, "c1-s2": True}
+    flipped = {**paper_like, (5, 40): .9, (1, 1): .1, (0, 5): .6}  # n=5 best at k=40; n=1 hurts; n=0 wins at k=5
+    got = {c["claim"]: c["holds"] for c in check(summary(flipped))}
+    assert got == {"small-k": False, "capacity": False, "n5-flat": False, "c1-s2": False}
+    assert {c["holds"] for c in check(summary({(0, 1): .2}))} == {None}
