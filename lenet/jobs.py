@@ -109,6 +109,8 @@ class Job:
             result = self._fn(self)
             state, error = (STOPPED if self.stop_event.is_set() else DONE), None
         except Exception as e:  # any failure ends the job, never the app
+            if _exiting.is_set():  # the server is shutting down: on disk the job stays running, so
+                return             # the next start shows it interrupted, with Resume
             result, state = None, FAILED
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             self._pool._log(f"job {self.id} ({self.name}) failed:\n{traceback.format_exc()}")
@@ -351,11 +353,13 @@ def _worker_main(conn, call: bytes) -> None:
 
 _live: set = set()
 _live_lock = threading.Lock()
+_exiting = threading.Event()
 
 
 @atexit.register
 def _end_workers() -> None:
     """At exit the server's workers end with it (they are not daemons: a grid's worker has workers)."""
+    _exiting.set()
     with _live_lock:
         procs = list(_live)
     for p in procs:

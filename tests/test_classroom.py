@@ -299,3 +299,52 @@ def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tm
         assert all(torch.equal(a[k], b[k]) for k in a), "the net is kept bit for bit"
     assert again.store.split(long.id, "split").train.images.tobytes() == split.train.images.tobytes()
     assert again.submit(lambda job: 1, "next").id > queued.id, "ids go on after a restart"
+
+
+STOPPING_SERVER = """
+import signal, sys, time
+from lenet import checkpoint
+from lenet.config import TRANSFER_RECIPE
+import numpy as np
+from lenet.data import CharacterSet
+from lenet.data.protocol import Split
+from lenet.jobs import JobPool, in_worker
+from lenet.jobstore import JobStore
+from lenet.tasks import transfer_task
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # as Streamlit does: a clean shutdown
+    net = checkpoint.load(sys.argv[2])
+    rng = np.random.default_rng(0)
+    chars = ["@", "#"]
+    part = CharacterSet(rng.integers(0, 255, (400, 28, 28), dtype=np.uint8), np.arange(400) % 2, chars, "noise", "noise")
+    split = Split(part, part, chars)
+    pool = JobPool(workers=1, store=JobStore(sys.argv[1]))
+    job = pool.submit(in_worker(transfer_task, net, split, 0, TRANSFER_RECIPE.replace(max_epochs=1000)), "long",
+                      "s1", spec={"task": "transfer", "n": 0}, nets={"source": net}, splits={"split": split})
+    while not job.snapshot().records:
+        time.sleep(0.05)
+    print("training", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_server_shut_down_cleanly_leaves_its_running_jobs_interrupted(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from lenet.jobs import INTERRUPTED, JobPool
+    from lenet.jobstore import JobStore
+    (tmp_path / "server.py").write_text(STOPPING_SERVER)
+    server = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(tmp_path / "jobs"),
+                               str(ROOT / "assets" / "source-synthetic")], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "training"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    (job,) = JobPool(store=JobStore(tmp_path / "jobs")).jobs()
+    assert job.snapshot().state == INTERRUPTED and job.snapshot().error is None, "not failed: it can resume"
