@@ -125,6 +125,33 @@ def seed_dir(out_dir, seed: int) -> Path:
     return Path(out_dir) / f"seed-{seed}"
 
 
+def read_grid(folder) -> tuple[dict, list[RunResult]]:
+    """(meta, finished runs) of a grid folder written by reproduce; its meta.json says which grid."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text())
+        settings = meta["settings"]
+        cells = grid(settings["levels"], settings["samples"], settings["trials"])
+        seed = settings["seed"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise RunsFileError(f"{folder / META}: not a reproduction's meta.json") from None
+    return meta, (read_runs(folder / RUNS, cells, seed) if (folder / RUNS).exists() else [])
+
+
+def read_splits(folder) -> dict[int, tuple[dict, list[RunResult]]]:
+    """{seed: (meta, runs)} of a grid folder (one class split) or of a folder of OUT/seed-S grids."""
+    folder = Path(folder)
+    if (folder / META).exists():
+        meta, runs = read_grid(folder)
+        return {meta["settings"]["seed"]: (meta, runs)}
+    out = {}
+    for d in sorted(folder.glob("seed-*"), key=lambda d: d.name):
+        if (d / META).exists():
+            meta, runs = read_grid(d)
+            out[meta["settings"]["seed"]] = (meta, runs)
+    return out
+
+
 def write_seed_outputs(out_dir, by_seed: dict[int, list[RunResult]]) -> tuple[list[dict], list[dict]]:
     """seeds.csv (across_seeds) and claims.csv (each claim per seed) in out_dir."""
     from .claims import check

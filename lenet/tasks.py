@@ -48,16 +48,30 @@ def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net
     return net
 
 
-def experiment_task(job, source: Net, ds: CharacterSet, targets: list[str], levels: list[int],
-                    samples: list[int], trials: int, seed: int, recipe: Recipe, out_dir: str) -> str:
-    """reproduce() into out_dir (resumable: finished runs there are kept); each run is recorded,
-    those finished before (a resumed grid) first."""
-    from .experiment import reproduce
-    for r in _finished_runs(Path(out_dir)):
-        job.record(kind="result", **asdict(r))
-    reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
-              out_dir=out_dir, fast=True, stop=job.stop_event,
-              on_result=lambda r: job.record(kind="result", **asdict(r)), progress=job.progress)
+def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[str]], levels: list[int],
+                    samples: list[int], trials: int, recipe: Recipe, out_dir: str) -> str:
+    """reproduce() once per seed (class split) into out_dir, or out_dir/seed-S and seeds.csv for
+    several; resumable (finished runs there are kept). Each run is recorded, those finished before
+    (a resumed grid) first."""
+    from .experiment import reproduce, seed_dir, write_seed_outputs
+    many = len(targets) > 1
+    dirs = {seed: seed_dir(out_dir, seed) if many else Path(out_dir) for seed in targets}
+    for d in dirs.values():
+        for r in _finished_runs(Path(d)):
+            job.record(kind="result", **asdict(r))
+    total = len(targets) * len(levels) * len(samples) * trials
+    by_seed = {}
+    for i, (seed, chars) in enumerate(targets.items()):
+        base = i * total // len(targets)
+        by_seed[seed] = reproduce(
+            source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
+            out_dir=dirs[seed], fast=True, stop=job.stop_event,
+            on_result=lambda r: job.record(kind="result", **asdict(r)),
+            progress=lambda done, _total, base=base: job.progress(base + done, total))
+        if job.stop_event.is_set():
+            break
+    if many:
+        write_seed_outputs(out_dir, by_seed)
     return out_dir
 
 

@@ -12,7 +12,7 @@ from lenet.jobs import Job, in_worker
 from lenet.net import Net
 from lenet.tasks import experiment_task, source_task, transfer_task
 
-from .session import lenet_home, pool, session_id, state
+from .session import ASSETS, lenet_home, pool, session_id, state
 from .jobs import session_jobs, submit
 from .nets import active_source
 
@@ -36,8 +36,9 @@ def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
     if spec["task"] == "experiment":
         from .nets import dataset
         ds = ds if ds is not None else dataset(*spec["data"])
-        return in_worker(experiment_task, nets["source"], ds, spec["targets"], spec["levels"], spec["samples"],
-                         spec["trials"], spec["seed"], recipe, spec["out_dir"])
+        targets = {int(seed): chars for seed, chars in spec["targets"].items()}
+        return in_worker(experiment_task, nets["source"], ds, targets, spec["levels"], spec["samples"],
+                         spec["trials"], recipe, spec["out_dir"])
     raise ValueError(f"unknown job kind {spec['task']!r}")
 
 
@@ -61,11 +62,6 @@ def resume(job: Job) -> Job:
     return new
 
 
-def transfer_eval_every(n_train: int, n_test: int) -> int:
-    """Test every few epochs when the training set is small, so testing never costs more than training."""
-    return max(1, min(10, round(n_test / max(1, n_train))))
-
-
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
                    **params) -> Job:
     overlap = sorted(set(source.classes) & set(split.classes))
@@ -75,9 +71,10 @@ def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str
                   {"split": split}, n=n, classes=list(split.classes), **params)
 
 
-def transfer_recipe(max_epochs: int, n_train: int, n_test: int, seed: int) -> Recipe:
-    return TRANSFER_RECIPE.replace(max_epochs=max_epochs, seed=seed,
-                                   eval_every=transfer_eval_every(n_train, n_test))
+def transfer_recipe(max_epochs: int, seed: int) -> Recipe:
+    """The transfer recipe for a single run in the app: the test set every epoch, since the curve is
+    the lesson (the grid evaluates once per run)."""
+    return TRANSFER_RECIPE.replace(max_epochs=max_epochs, seed=seed, eval_every=1)
 
 
 def default_targets(ds: CharacterSet, source: Net) -> list[str]:
@@ -128,28 +125,29 @@ def all_nets() -> list[tuple[str, Net]]:
 
 # --- the experiment grid ------------------------------------------------------------------------
 
-def start_experiment(source: Net, ds: CharacterSet, targets: list[str], levels: list[int], samples: list[int],
-                     trials: int, seed: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
-    """reproduce() in a worker process; each finished run is recorded so Figure 2 fills in live."""
+def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: list[int], samples: list[int],
+                     trials: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
+    """reproduce() in a worker process, one grid per seed (class split: the new characters, draws and
+    initialisations; the active source net for all); each finished run is recorded so Figure 2
+    fills in live. One seed writes out_dir itself, several write out_dir/seed-S and seeds.csv."""
     from lenet import experiment
+    from lenet.data.protocol import new_characters
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
-    experiment.check_targets(ds, targets, source.classes, max(samples))
-
+    targets = {seed: new_characters(ds, source.classes, seed) for seed in seeds}
+    for chars in targets.values():
+        experiment.check_targets(ds, chars, source.classes, max(samples))
     s = state()
-    spec = {"task": "experiment", "data": [s.data_kind, s.data_path], "targets": list(targets),
-            "levels": list(levels), "samples": list(samples), "trials": trials, "seed": seed,
-            "recipe": recipe.to_dict(), "out_dir": str(out_dir)}
-    return _start("experiment", label, spec, {"source": source}, {}, ds=ds, out_dir=str(out_dir))
+    spec = {"task": "experiment", "data": [s.data_kind, s.data_path],
+            "targets": {str(seed): list(chars) for seed, chars in targets.items()},
+            "levels": list(levels), "samples": list(samples), "trials": trials, "recipe": recipe.to_dict(),
+            "out_dir": str(out_dir)}
+    return _start("experiment", label, spec, {"source": source}, {}, ds=ds, out_dir=str(out_dir), seeds=list(seeds))
 
 
 def read_experiment(out_dir: Path) -> list:
-    """The finished runs of a grid folder written by reproduce (its meta.json says which grid)."""
-    import json
-
+    """Every finished run of a grid folder, or of all class splits in a folder of seed-S grids."""
     from lenet import experiment
-    settings = json.loads((out_dir / experiment.META).read_text())["settings"]
-    cells = experiment.grid(settings["levels"], settings["samples"], settings["trials"])
-    return experiment.read_runs(out_dir / experiment.RUNS, cells, settings["seed"])
+    return [r for _, runs in experiment.read_splits(out_dir).values() for r in runs]
 
 
 def experiment_summary(snap) -> list[dict]:
@@ -159,13 +157,26 @@ def experiment_summary(snap) -> list[dict]:
     return experiment.summarize(runs) if runs else []
 
 
-def experiment_chart(snap):
+def shipped_results(ds: CharacterSet) -> tuple[Path, dict, list[dict]] | None:
+    """(folder, {seed: runs}, across-seed summary) of the results shipped for this kind of data, if any."""
+    from lenet import experiment
+    folder = ASSETS / f"results-{ds.source.split('-')[0]}"
+    if not folder.is_dir():
+        return None
+    splits = {seed: runs for seed, (_, runs) in experiment.read_splits(folder).items() if runs}
+    return (folder, splits, experiment.across_seeds(splits)) if splits else None
+
+
+def experiment_chart(snap, reference: list[dict] | None = None):
     from lenet.figures import accuracy_vs_levels
     summary = experiment_summary(snap)
-    return accuracy_vs_levels(summary) if summary else None
+    return accuracy_vs_levels(summary, reference) if summary else None
 
 
 def experiment_dirs() -> list[Path]:
     """This session's finished (or partly finished) grids, newest first."""
     root = lenet_home() / "experiments" / session_id()
-    return sorted((p.parent for p in root.glob("*/runs.csv")), reverse=True) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    found = {p.parent for p in root.glob("*/runs.csv")} | {p.parent.parent for p in root.glob("*/seed-*/runs.csv")}
+    return sorted(found, reverse=True)
