@@ -38,10 +38,11 @@ def claims_table(summary: list[dict]) -> None:
 shipped = ui.shipped_results(ds)
 reference = shipped[2] if shipped else None
 if shipped:
-    folder, splits, across = shipped
+    made_on, splits, across = shipped
     runs = sum(len(r) for r in splits.values())
     with st.expander(f"Shipped results: {len(splits)} class splits, {runs} runs", expanded=True):
-        st.caption(f"Made with this project's transfer recipe by `{SHIPPED_COMMAND}`. Figure 2: the mean over "
+        st.caption(f"Made on {made_on} with this project's transfer recipe by `{SHIPPED_COMMAND}`. "
+                   f"Figure 2: the mean over "
                    f"the class splits (seeds {', '.join(map(str, splits))}), error bars one standard deviation "
                    f"across them; Figures 3-5: min, average and max over every trial of every split.")
         st.plotly_chart(accuracy_vs_levels(across), key="shipped-fig2")

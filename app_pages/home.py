@@ -1,9 +1,9 @@
-"""Home: what the paper shows, Figure 1 drawn from the live model, and what is active."""
-import streamlit as st
+"""Home: what the paper shows, Figure 1 drawn from the live model, and what is active.
 
-import ui
-from lenet.figures import architecture_figure
-from lenet.model import LeNet5, architecture
+The first page a newcomer sees: its title and text go out before torch is imported (2-4 s on
+a fresh server), and the layer table is markdown (st.table would import pandas, ~1 s more).
+"""
+import streamlit as st
 
 st.title("LeNet Transfer Lab")
 st.markdown(
@@ -15,12 +15,15 @@ st.markdown(
     "Every output is trained towards a 20-bit random **target code**; the prediction is the "
     "character whose code is nearest.")
 
-s = ui.state()
+import ui  # noqa: E402  (after the text, see above)
+from lenet.figures import architecture_figure  # noqa: E402
+from lenet.model import LeNet5, architecture  # noqa: E402
+
 net, label, job = ui.active_source()
 c1, c2 = st.columns(2)
-c1.metric("Dataset", s.data_kind)
-c1.caption(s.data_path or ("EMNIST ByClass, real handwriting (NIST SD19)" if s.data_kind == "emnist"
-                           else "built-in synthetic characters from handwriting fonts"))
+active, about = ui.active_data()
+c1.metric("Dataset", active)
+c1.caption(about)
 if net is None:
     c2.metric("Source net", "training…")
     st.info("No pretrained source net ships with this copy: a quick one is training in the background.")
@@ -35,7 +38,7 @@ else:
 rows = architecture(net.model if net is not None else LeNet5())
 st.subheader("The architecture (Figure 1), read from the live model")
 st.plotly_chart(architecture_figure(rows), key="arch")
-st.table([{"layer": r["layer"], "maps": r["maps"], "map size": r["size"], "free parameters": r["params"]}
-              for r in rows])
+st.markdown("| layer | maps | map size | free parameters |\n| --- | ---: | --- | ---: |\n" +
+            "\n".join(f"| {r['layer']} | {r['maps']} | {r['size']} | {r['params']:,} |" for r in rows))
 st.markdown("Start with **Draw** to try the source net, **Transfer** to train on new characters, "
             "or **Teach** to invent your own.")

@@ -7,15 +7,15 @@ import streamlit as st
 import ui
 from lenet import checkpoint
 from lenet.config import N_CLASSES, SOURCE_RECIPE
-from lenet.data import DataError, find_emnist
+from lenet.data import DataError, active_set
 
 st.title("Source net")
 s = ui.state()
 
 st.subheader("1. Dataset")
-emnist = find_emnist()
-kinds = {"synthetic": "built-in synthetic characters",
-         "emnist": f"EMNIST (found at {emnist})" if emnist else "EMNIST (not found on this machine)",
+emnist, where = active_set("emnist")
+kinds = {"synthetic": "built-in synthetic characters (not real handwriting)",
+         "emnist": f"{emnist} ({where})" if where else emnist,
          "path": "EMNIST from a folder or archive path"}
 current = "path" if s.data_path else s.data_kind
 choice = st.radio("Characters", list(kinds), format_func=kinds.get, index=list(kinds).index(current),
@@ -42,7 +42,8 @@ try:
 except DataError as e:
     st.error(f"The active dataset cannot be loaded: {e}")
     st.stop()
-st.caption(f"Active: {ds.description} ({len(ds.classes)} classes)")
+st.caption(f"Active: **{ui.active_data()[0]}**: {ds.description} ({len(ds.classes)} classes)")
+ui.emnist_download_panel()
 
 st.subheader("2. The active source net")
 net, label, _ = ui.active_source()

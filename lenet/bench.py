@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .config import LAYERS, SOURCE_RECIPE, TRANSFER_RECIPE, PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS
 from .data import find_emnist, load, to_net_input
 from .data.protocol import default_class_split, source_split
+from .device import CHOICES, describe, resolve
 from .experiment import grid, run_cell
 from .fast import run_cells
 from .jobs import JobPool
@@ -32,19 +33,27 @@ MACS = {"c1": 28 * 28 * 6 * 25, "s2": 6 * 14 * 14 * 2, "c3": 10 * 10 * 60 * 25, 
         "c5": 120 * 400, "f6": 20 * 120}
 
 
-def peak_gflops(seconds: float = 1.0) -> float:
-    """Best float32 matmul rate (GFLOP/s) over a few sizes, with every core (the sweep uses them all)."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_gflops(seconds: float = 1.0, device: torch.device = torch.device("cpu")) -> float:
+    """Best float32 matmul rate (GFLOP/s) over a few sizes, with every core (the sweep uses them
+    all), or on the GPU."""
     threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     best = 0.0
     try:
-        for n in (512, 1024, 2048):
-            a, b = torch.randn(n, n), torch.randn(n, n)
+        for n in (512, 1024, 2048) if device.type == "cpu" else (2048, 4096, 8192):
+            a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
             a @ b
+            _sync(device)
             reps, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds / 3:
                 a @ b
                 reps += 1
+                _sync(device)
             best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9)
     finally:
         torch.set_num_threads(threads)
@@ -95,10 +104,11 @@ class PlainLeNet5(torch.nn.Module):
 
 
 def epoch_seconds(model, x: torch.Tensor, targets: torch.Tensor, batch: int, threads: int,
-                  foreach: bool) -> float:
+                  foreach: bool, device: torch.device = torch.device("cpu")) -> float:
     """Seconds of one training epoch (SGD + momentum on MSE), best of two, at `threads` threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    model, x, targets = model.to(device), x.to(device), targets.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=foreach)
 
     def epoch(n):
@@ -111,26 +121,29 @@ def epoch_seconds(model, x: torch.Tensor, targets: torch.Tensor, batch: int, thr
         epoch(2 * batch)  # warm-up
         times = []
         for _ in range(2):
+            _sync(device)
             t0 = time.perf_counter()
             epoch(len(x))
+            _sync(device)
             times.append(time.perf_counter() - t0)
         return min(times)
     finally:
         torch.set_num_threads(before)
 
 
-def source_epochs(x: torch.Tensor, codes: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def source_epochs(x: torch.Tensor, codes: torch.Tensor, y: torch.Tensor,
+                  device: torch.device = torch.device("cpu")) -> dict[str, float]:
     """Epoch seconds of the plain eager batch-128 baseline (at its best thread count) and of
     this project's source training (model.py's LeNet5 and fit's optimiser, the recipe's batch,
     one thread as the CLI and app run it), plus ours at batch 128 and the baseline's threads
     (the kernels alone)."""
     targets = codes[y]
     cores = os.cpu_count() or 1
-    eager = {t: epoch_seconds(PlainLeNet5(), x, targets, 128, t, False) for t in sorted({1, cores})}
+    eager = {t: epoch_seconds(PlainLeNet5(), x, targets, 128, t, False, device) for t in sorted({1, cores})}
     best = min(eager, key=eager.get)
     return {"eager128": eager[best], "eager128_threads": best,
-            "ours": epoch_seconds(LeNet5(seed=0), x, targets, SOURCE_RECIPE.batch_size, 1, True),
-            "ours128": epoch_seconds(LeNet5(seed=0), x, targets, 128, best, True)}
+            "ours": epoch_seconds(LeNet5(seed=0), x, targets, SOURCE_RECIPE.batch_size, 1, True, device),
+            "ours128": epoch_seconds(LeNet5(seed=0), x, targets, 128, best, True, device)}
 
 
 def canvas(size: int = 280) -> np.ndarray:
@@ -160,7 +173,7 @@ def predict_ms(net: Net, reps: int = 200) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
-def ui_poll_slowdown(x, y, codes, seconds: float = 4.0) -> float:
+def ui_poll_slowdown(x, y, codes, seconds: float = 4.0, device=None) -> float:
     """Training samples/s in a JobPool job without / with a thread polling snapshots 4x/s, minus one."""
     recipe = SOURCE_RECIPE.replace(max_epochs=10_000)
     pool = JobPool(1)
@@ -171,7 +184,7 @@ def ui_poll_slowdown(x, y, codes, seconds: float = 4.0) -> float:
             threading.Timer(seconds, stop.set).start()
             steps = []
             fit(LeNet5(seed=0), x, y, codes, recipe, on_step=lambda s, loss: (steps.append(s),
-                job.record(step=s, loss=loss)), stop=stop)
+                job.record(step=s, loss=loss)), stop=stop, device=device)
             return len(steps) * recipe.batch_size / seconds
         job = pool.submit(work, "bench")
         done = threading.Event()
@@ -236,7 +249,13 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a reduced sweep (1 trial) and shorter timings")
     p.add_argument("--workers", type=int, default=None, help="fast-path worker processes (default: 2)")
     p.add_argument("--profile", action="store_true", help="only print where a training step's time goes")
+    p.add_argument("--device", choices=CHOICES, default=None,
+                   help="where training runs: auto (CUDA when available), cpu or cuda (default: $LENET_DEVICE or auto)")
     args = p.parse_args(argv)
+    try:
+        dev = resolve(args.device)
+    except ValueError as e:
+        p.error(str(e))
     if args.profile:
         print(profile())
         return 0
@@ -245,8 +264,9 @@ def main(argv=None) -> int:
     emnist = find_emnist()
     ds = load("emnist") if emnist else load("synthetic")
     out["data"] = ds.source + ("" if emnist else " (EMNIST not found: synthetic)")
+    out["device"] = describe(dev)
     src, tgt = default_class_split(ds, 0)  # the same characters as the shipped source nets
-    out["peak_gflops"] = round(peak_gflops(), 1)
+    out["peak_gflops"] = round(peak_gflops(device=dev), 1)
     say(f"peak_gflops {out['peak_gflops']}")
     source, how = get_source(ds, src, args.quick)
     out["source_net"] = how
@@ -256,13 +276,13 @@ def main(argv=None) -> int:
     # PyTorch would; the reference path (`reproduce --plain`) also caches the frozen levels.
     small = grid(PAPER_LEVELS, (1, 5), 1 if args.quick else PAPER_TRIALS)
     t0 = time.perf_counter()
-    plain = [run_cell(source, ds, tgt, c, TRANSFER_RECIPE, 0, cache_frozen=False) for c in small]
+    plain = [run_cell(source, ds, tgt, c, TRANSFER_RECIPE, 0, cache_frozen=False, device=dev) for c in small]
     t_plain = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cached = [run_cell(source, ds, tgt, c, TRANSFER_RECIPE, 0) for c in small]
+    cached = [run_cell(source, ds, tgt, c, TRANSFER_RECIPE, 0, device=dev) for c in small]
     t_cached = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fast = run_cells(source, ds, tgt, small, TRANSFER_RECIPE, 0, workers=args.workers)
+    fast = run_cells(source, ds, tgt, small, TRANSFER_RECIPE, 0, workers=args.workers, device=dev, ray_address="")
     t_fast = time.perf_counter() - t0
     by_cell = {r.cell: r for r in fast}
     deltas = [abs(by_cell[r.cell].test_acc - r.test_acc) for r in plain + cached]
@@ -277,7 +297,7 @@ def main(argv=None) -> int:
     trials = 1 if args.quick else PAPER_TRIALS
     cells = grid(PAPER_LEVELS, PAPER_SAMPLES, trials)
     t0 = time.perf_counter()
-    results = run_cells(source, ds, tgt, cells, TRANSFER_RECIPE, 0, workers=args.workers)
+    results = run_cells(source, ds, tgt, cells, TRANSFER_RECIPE, 0, workers=args.workers, device=dev, ray_address="")
     out["sweep_seconds"] = round(time.perf_counter() - t0, 2)
     out["sweep_runs"] = len(cells)
     gflop = sweep_flops(results, len(tgt), 50 * len(tgt)) / 1e9
@@ -288,7 +308,7 @@ def main(argv=None) -> int:
 
     split = source_split(ds, src, per_class=400, heldout_per_class=100)
     x, y = to_net_input(split.train.images), torch.from_numpy(split.train.labels)
-    ep = source_epochs(x, source.codes, y)
+    ep = source_epochs(x, source.codes, y, dev)
     out.update(source_epoch_ratio=round(ep["eager128"] / ep["ours"], 2),
                source_epoch_eager128_s=round(ep["eager128"], 2), source_epoch_eager128_threads=ep["eager128_threads"],
                source_epoch_ours_s=round(ep["ours"], 2),
@@ -303,7 +323,7 @@ def main(argv=None) -> int:
 
     sub = slice(0, 2000)
     out["ui_poll_slowdown"] = round(ui_poll_slowdown(x[sub], y[sub], source.codes,
-                                                     2.0 if args.quick else 4.0), 3)
+                                                     2.0 if args.quick else 4.0, dev), 3)
     say(f"ui_poll_slowdown {out['ui_poll_slowdown']}")
     if args.json:
         print(json.dumps(out))

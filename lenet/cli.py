@@ -34,7 +34,8 @@ class _Parser(argparse.ArgumentParser):
 class Progress:
     """A one-line progress bar with ETA on stderr (a line per update when stderr is not a terminal)."""
 
-    def __init__(self, label: str, stream=sys.stderr, header: str = ""):
+    def __init__(self, label: str, stream=None, header: str = ""):
+        stream = stream or sys.stderr  # looked up now, not at import: tests and callers may redirect it
         self.label, self.stream, self.t0, self.first = label, stream, time.perf_counter(), None
         self.tty, self.header = stream.isatty(), header
 
@@ -104,6 +105,7 @@ def cmd_train_source(args) -> None:
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
     recipe = SOURCE_RECIPE.replace(seed=args.seed, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    device = _device(args)
     ds = _load_data(args)
     classes = _chars(args.classes, "--classes") or default_class_split(ds, args.seed)[0]
     check_classes(ds, classes, "--classes")
@@ -114,7 +116,7 @@ def cmd_train_source(args) -> None:
         test = "" if s.test_acc is None else f", held-out acc {s.test_acc:.2%}"
         _err(f"epoch {s.epoch}: loss {s.train_loss:.4f}, train acc {s.train_acc:.2%}{test} ({s.seconds:.0f} s)")
 
-    net, fit = train_source(split, recipe, on_epoch=on_epoch)
+    net, fit = train_source(split, recipe, on_epoch=on_epoch, device=device)
     path = checkpoint.save(net, args.out)
     res = {"out": str(Path(args.out)), "model": str(path), "data": ds.source, "classes": "".join(classes),
            "train_acc": fit.train_acc, "heldout_acc": fit.test_acc, "epochs": fit.epochs,
@@ -125,7 +127,20 @@ def cmd_train_source(args) -> None:
                      f"{res['min_hamming']}")
 
 
-def _source_for(args, ds, seed: int | None = None, out: Path | None = None):
+def _device(args):
+    """--device resolved before any work, so a missing GPU is the one error line."""
+    from .device import resolve
+
+    return resolve(args.device)
+
+
+def _check_ray(args) -> None:
+    if args.ray:
+        from .fast.ray_runner import connect
+        connect(args.ray)  # an unreachable cluster or a missing Ray is the one error line, before any work
+
+
+def _source_for(args, ds, seed: int | None = None, out: Path | None = None, device=None):
     """--source, else OUT/source from an earlier run, else a newly trained source net saved there
     (on the seed's default class split)."""
     from . import checkpoint
@@ -140,7 +155,7 @@ def _source_for(args, ds, seed: int | None = None, out: Path | None = None):
         return checkpoint.load(where), str(where)
     classes = default_class_split(ds, seed)[0]
     _err(f"training a source net on {''.join(classes)} (no --source given); it is saved in {where}")
-    net, _ = train_source(source_split(ds, classes, seed=seed), SOURCE_RECIPE.replace(seed=seed),
+    net, _ = train_source(source_split(ds, classes, seed=seed), SOURCE_RECIPE.replace(seed=seed), device=device,
                           on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
     checkpoint.save(net, where)
     return net, str(where)
@@ -160,13 +175,17 @@ def cmd_reproduce(args) -> None:
     if seeds is not None and any(s < 0 for s in seeds):
         raise ValueError(f"--seeds must be >= 0 (got {' '.join(map(str, args.seeds))})")
     targets = _chars(args.target_classes, "--target-classes")
+    device = _device(args)
+    if args.ray and args.plain:
+        raise ValueError("--ray sends the fast path's task groups to a cluster; it cannot go with --plain")
+    _check_ray(args)
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))
     by_seed, results = {}, []
     for seed in seeds or [args.seed]:
         where = out if seeds is None else E.seed_dir(out, seed)
-        source, source_path = _source_for(args, ds, seed, where)
+        source, source_path = _source_for(args, ds, seed, where, device)
         chars = targets or new_characters(ds, source.classes, seed)
         E.check_targets(ds, chars, source.classes, max(samples))
         header = (f"{'' if seeds is None else f'seed {seed}: '}source net: {source_path} "
@@ -175,7 +194,8 @@ def cmd_reproduce(args) -> None:
         try:
             results = E.reproduce(source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed,
                                   recipe=recipe, out_dir=where, fast=not args.plain, stop=stop,
-                                  progress=Progress("runs", header=header), log=_err)
+                                  progress=Progress("runs", header=header), log=_err, device=device,
+                                  ray_address=args.ray)
         except KeyboardInterrupt:
             stop.set()
             raise KeyboardInterrupt(f"interrupted; finished runs are kept in {where / E.RUNS}, rerun to resume")
@@ -207,8 +227,10 @@ def cmd_recipes(args) -> None:
 
     names = recipes.check_candidates(args.candidates)
     levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
+    device = _device(args)
+    _check_ray(args)
     ds = _load_data(args)
-    source, source_path = _source_for(args, ds)
+    source, source_path = _source_for(args, ds, device=device)
     targets = new_characters(ds, source.classes, args.seed)
     E.check_targets(ds, targets, source.classes, max(samples))
     bars = {}
@@ -217,7 +239,7 @@ def cmd_recipes(args) -> None:
         bars.setdefault(name, Progress(name))(done, total)
 
     rows = recipes.compare(source, ds, targets, names, args.out, levels=levels, samples=samples, trials=trials,
-                           seed=args.seed, progress=progress, log=_err)
+                           seed=args.seed, progress=progress, log=_err, device=device, ray_address=args.ray)
     ks = [c for c in rows[0] if c.startswith("val_k")] if rows else []
     table = "\n".join(f"  {r['candidate']:<12} val {r['val_mean']:.2%}  " +
                       "  ".join(f"{c[4:]} {r[c]:.2%}" for c in ks) +
@@ -231,8 +253,19 @@ def cmd_data_info(args) -> None:
 
     d = info(args.data, args.data_dir)
     counts = " ".join(f"{c}:{n}" for c, n in d["counts"].items())
-    _emit(args, d, f"{d['source']}: {d['description']}\n{d['n']:,} characters in {len(d['classes'])} classes\n"
-                   f"per class: {counts}")
+    where = f" at {d['path']}" if d.get("path") else ""
+    _emit(args, d, f"active: {d['active']}{where}\n{d['source']}: {d['description']}\n"
+                   f"{d['n']:,} characters in {len(d['classes'])} classes\nper class: {counts}")
+
+
+def cmd_data_subset(args) -> None:
+    from .data.subset import SUBSET_DIR, make_subset
+
+    out = Path(args.out or SUBSET_DIR)
+    prov = make_subset(args.data_dir, out, args.per_class, args.seed)
+    size = sum((out / n).stat().st_size for n in prov["files"])
+    _emit(args, {"out": str(out), "bytes": size, **prov},
+          f"{prov['n']:,} characters in {out} ({size / 1e6:.2f} MB): {prov['what']}")
 
 
 def cmd_data_download(args) -> None:
@@ -260,6 +293,19 @@ def cmd_bench(args) -> int:
 
 # --- wiring -----------------------------------------------------------------------------------
 
+def _device_arg(p) -> None:
+    from .device import CHOICES, ENV
+
+    p.add_argument("--device", choices=CHOICES, default=None,
+                   help=f"where to train: auto (CUDA when available), cpu or cuda (default: ${ENV} or auto)")
+
+
+def _ray_arg(p) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the task groups on the Ray cluster at ADDRESS (head host:port, ray://host:10001, "
+                        "auto or local; default: $LENET_RAY, else local processes)")
+
+
 def _data_args(p, required=True) -> None:
     from .data import KINDS
 
@@ -286,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=SOURCE_RECIPE.batch_size, help="mini-batch size")
     s.add_argument("--per-class", type=int, default=400, help="training samples per character (paper: 400)")
     s.add_argument("--heldout", type=int, default=100, help="held-out samples per character for testing")
+    _device_arg(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_train_source)
 
@@ -303,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
     r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.fast")
     r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
+    _device_arg(r)
+    _ray_arg(r)
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
 
@@ -316,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
     rc.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
     rc.add_argument("--out", required=True, help="output folder: a reproduction per candidate, comparison.csv")
+    _device_arg(rc)
+    _ray_arg(rc)
     rc.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     rc.set_defaults(fn=cmd_recipes)
 
@@ -325,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(i)
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(fn=cmd_data_info)
+    sb = dsub.add_parser("subset", help="make the compact EMNIST subset that ships in assets/emnist-subset")
+    sb.add_argument("--data-dir", help="the full EMNIST release, a folder or gzip.zip (default: the usual places)")
+    sb.add_argument("--per-class", type=int, default=500, help="at most this many characters per class")
+    sb.add_argument("--seed", type=int, default=0, help="seed of the pick")
+    sb.add_argument("--out", help="folder to write (default: the project's assets/emnist-subset)")
+    sb.add_argument("--json", action="store_true", help="print one JSON object")
+    sb.set_defaults(fn=cmd_data_subset)
     dl = dsub.add_parser("download", help="download a data set")
     dl.add_argument("what", choices=["emnist"], help="the data set to download")
     dl.add_argument("--dest", help="destination folder (default: the cache)")

@@ -81,13 +81,13 @@ def run_seed(seed: int, cell: Cell) -> int:
 
 def run_cell(source: Net, ds: CharacterSet, target_classes, cell: Cell, recipe: Recipe = TRANSFER_RECIPE,
              seed: int = 0, *, stop: threading.Event | None = None, on_epoch=None,
-             cache_frozen: bool = True) -> RunResult:
+             cache_frozen: bool = True, device=None) -> RunResult:
     """The plain reference path: one transfer run, scored on the fixed test set."""
     split = transfer_split(ds, target_classes, cell.k, cell.trial, seed, TEST_PER_CLASS,
                            source_classes=source.classes)
     s = run_seed(seed, cell)
     _, fit = train_transfer(source, split, cell.n, recipe.replace(seed=s), stop=stop, on_epoch=on_epoch,
-                            cache_frozen=cache_frozen)
+                            cache_frozen=cache_frozen, device=device)
     return RunResult(cell.n, cell.k, cell.trial, s, float(fit.train_acc), float(fit.test_acc),
                      int(fit.epochs), round(float(fit.seconds), 3),
                      float("nan") if fit.val_acc is None else float(fit.val_acc), stopped=fit.stopped)
@@ -368,11 +368,12 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
               samples=(1, 5, 10, 20, 40), trials: int = 5, seed: int = 0, recipe: Recipe = TRANSFER_RECIPE,
               out_dir=None, fast: bool = True, on_result: Callable[[RunResult], None] | None = None,
               stop: threading.Event | None = None, progress: Callable[[int, int], None] | None = None,
-              log: Callable[[str], None] | None = None) -> list[RunResult]:
+              log: Callable[[str], None] | None = None, device=None, ray_address: str | None = None) -> list[RunResult]:
     """Run every cell of the grid not already in out_dir/runs.csv; finished runs in grid order.
 
     `stop` ends the reproduction between runs (a run in progress stops within a second and is
     dropped); `progress(done, total)` counts cells including those finished earlier.
+    `device` (lenet.device) and `ray_address` (lenet.fast.run_cells) choose where runs train.
     """
     log = log or (lambda msg: None)
     levels, samples, trials = check_grid(levels, samples, trials)
@@ -421,12 +422,13 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
             log("lenet.fast is not available: running the plain loop")
         meta["engine"] = "fast" if runner else ("plain (lenet.fast not available)" if fast else "plain")
         if runner is not None:
-            runner(source, ds, target_classes, todo, recipe, seed, on_result=record, stop=stop)
+            runner(source, ds, target_classes, todo, recipe, seed, on_result=record, stop=stop, device=device,
+                   ray_address=ray_address)
         else:
             for cell in todo:
                 if stop is not None and stop.is_set():
                     break
-                record(run_cell(source, ds, target_classes, cell, recipe, seed, stop=stop))
+                record(run_cell(source, ds, target_classes, cell, recipe, seed, stop=stop, device=device))
         order = {c: i for i, c in enumerate(cells)}
         results = sorted(done, key=lambda r: order[r.cell])
         meta.update(complete=len(results) == len(cells), runs=len(results),

@@ -63,12 +63,13 @@ def _tensors(split: Split):
 def train_source(split: Split, recipe: Recipe = SOURCE_RECIPE, *,
                  on_step: Callable[[int, float], None] | None = None,
                  on_epoch: Callable[[EpochStats], None] | None = None,
-                 stop: threading.Event | None = None) -> tuple[Net, FitResult]:
-    """Train a whole net from scratch on the source characters (the paper's source net)."""
+                 stop: threading.Event | None = None, device=None) -> tuple[Net, FitResult]:
+    """Train a whole net from scratch on the source characters (the paper's source net);
+    `device` as in `fit`."""
     codes = make_codes(recipe.code_kind, len(split.classes), N_CLASSES, recipe.seed)
     model = LeNet5(n_outputs=codes.shape[1], seed=recipe.seed)
     x, y, xt, yt = _tensors(split)
-    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop)
+    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop, device=device)
     meta = {"role": "source", "data": split.train.source, "data_description": split.train.description,
             "recipe": recipe.to_dict(), "train_acc": result.train_acc, "heldout_acc": result.test_acc,
             "epochs": result.epochs, "train_per_class": int(len(split.train) // len(split.classes)),
@@ -79,7 +80,8 @@ def train_source(split: Split, recipe: Recipe = SOURCE_RECIPE, *,
 def train_transfer(source: Net, split: Split, n: int, recipe: Recipe = TRANSFER_RECIPE, *,
                    on_step: Callable[[int, float], None] | None = None,
                    on_epoch: Callable[[EpochStats], None] | None = None,
-                   stop: threading.Event | None = None, cache_frozen: bool = True) -> tuple[Net, FitResult]:
+                   stop: threading.Event | None = None, cache_frozen: bool = True,
+                   device=None) -> tuple[Net, FitResult]:
     """Copy the source net's bottom n levels (frozen) and train the rest on the new characters.
     `cache_frozen=False` runs the whole net every step, as a plain loop would (same result)."""
     check_levels(n)
@@ -92,7 +94,7 @@ def train_transfer(source: Net, split: Split, n: int, recipe: Recipe = TRANSFER_
     xv, yv = (to_net_input(split.val.images), torch.from_numpy(split.val.labels)) if split.val is not None \
         else (None, None)
     result = fit(model, x, y, codes, recipe, xt, yt, x_val=xv, y_val=yv, on_step=on_step, on_epoch=on_epoch,
-                 stop=stop, cache_frozen=cache_frozen)
+                 stop=stop, cache_frozen=cache_frozen, device=device)
     k = int(len(split.train) // len(split.classes))
     meta = {"role": "transfer", "data": split.train.source, "data_description": split.train.description,
             "recipe": recipe.to_dict(), "retained": n, "k": k, "source_classes": list(source.classes),

@@ -69,15 +69,17 @@ def comparison_csv(rows: list[dict]) -> str:
 def compare(source: Net, ds: CharacterSet, targets, names, out_dir, *, levels=(0, 1, 2, 3, 4, 5),
             samples=(1, 5, 10, 20, 40), trials: int = 2, seed: int = 0, fast: bool = True,
             stop: threading.Event | None = None, progress: Callable[[str, int, int], None] | None = None,
-            log: Callable[[str], None] | None = None) -> list[dict]:
-    """Run every candidate's grid (resuming finished runs) and rank them by mean validation accuracy."""
+            log: Callable[[str], None] | None = None, device=None, ray_address: str | None = None) -> list[dict]:
+    """Run every candidate's grid (resuming finished runs) and rank them by mean validation accuracy;
+    `device` and `ray_address` as in `reproduce`."""
     names = check_candidates(names)
     out = Path(out_dir)
     rows = []
     for name in names:
         recipe = RECIPE_CANDIDATES[name]
         runs = reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed,
-                         recipe=recipe, out_dir=out / name, fast=fast, stop=stop, log=log,
+                         recipe=recipe, out_dir=out / name, fast=fast, stop=stop, log=log, device=device,
+                         ray_address=ray_address,
                          progress=None if progress is None else (lambda d, t, name=name: progress(name, d, t)))
         if stop is not None and stop.is_set():
             break

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .codes import decode
 from .config import Recipe
+from .device import resolve
 from .transfer import retained_levels
 
 
@@ -85,7 +86,7 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
         x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
         on_step: Callable[[int, float], None] | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
-        stop: threading.Event | None = None, cache_frozen: bool = True) -> FitResult:
+        stop: threading.Event | None = None, cache_frozen: bool = True, device=None) -> FitResult:
     """Train the model's trainable parameters with SGD + momentum on MSE to the codes.
 
     Stops at `recipe.max_epochs`, when training accuracy reaches `recipe.target_train_acc`,
@@ -94,11 +95,25 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     `recipe.val_patience` epochs (then the best validation epoch's weights are kept), or when
     `stop` is set. The validation set is evaluated every epoch only for `val_patience`;
     otherwise once, at the end. `cache_frozen` runs the frozen bottom levels once instead of
-    every step (same result).
+    every step (same result). `device` (see lenet.device; None reads LENET_DEVICE) is where
+    it trains; the model is handed back on the device it came from.
     """
     recipe.validate()
     if len(x_train) == 0:
         raise ValueError("the training set is empty")
+    dev = resolve(device)
+    home = next(model.parameters()).device
+    model.to(dev)
+    try:
+        return _fit(model, x_train.to(dev), y_train.to(dev), codes.to(dev), recipe,
+                    *(None if t is None else t.to(dev) for t in (x_test, y_test, x_val, y_val)),
+                    on_step, on_epoch, stop, cache_frozen)
+    finally:
+        model.to(home)
+
+
+def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, on_step, on_epoch, stop,
+         cache_frozen) -> FitResult:
     level = retained_levels(model) if cache_frozen else 0
     h_train = frozen_features(model, x_train, level)
     h_test = frozen_features(model, x_test, level) if x_test is not None and len(x_test) else None
@@ -118,7 +133,7 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     test_acc = None
     model.train()
     for epoch in range(1, recipe.max_epochs + 1):
-        order = torch.randperm(n, generator=g)
+        order = torch.randperm(n, generator=g).to(h_train.device)  # the CPU stream: the same order on every device
         for i in range(0, n, recipe.batch_size):
             if stop is not None and stop.is_set():
                 stopped = True

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh requirements.txt
-exec .venv/bin/streamlit run app.py "$@"
+exec .venv/bin/python -m ui.serve "$@"  # streamlit run app.py, warmed up first (ui/serve.py)

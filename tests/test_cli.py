@@ -191,5 +191,7 @@ def test_bench_profile_shows_where_a_step_goes(capsys):
     from lenet import bench
     assert bench.main(["--profile"]) == 0
     out = capsys.readouterr().out
-    assert "5 stacked n=0 runs, batch 4:" in out and "source net, batch 16:" in out
+    from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
+    assert f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}:" in out
+    assert f"source net, batch {SOURCE_RECIPE.batch_size}:" in out
     assert out.count("aten::convolution_backward") >= 2 and "ms per step" in out

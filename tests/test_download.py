@@ -93,3 +93,18 @@ def test_not_an_emnist_zip_and_network_errors(server, tmp_path):
     assert not (tmp_path / "a" / "gzip.zip").exists()
     with pytest.raises(DataError, match="download of http://127.0.0.1:9/x failed"):
         download("http://127.0.0.1:9/x", tmp_path / "b" / "x", timeout=5)
+
+
+def test_cli_download_progress_and_offline_error(server, tmp_path, capsys):
+    import json
+
+    from lenet import cli
+    assert cli.main(["data", "download", "emnist", "--url", server["url"], "--dest", str(tmp_path / "d"),
+                     "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"path": str(tmp_path / "d" / "gzip.zip")}
+    assert "download [" in err and "100%" in err  # the progress bar, on stderr
+    assert cli.main(["data", "download", "emnist", "--url", "http://127.0.0.1:9/gzip.zip",
+                     "--dest", str(tmp_path / "e")]) == cli.EXIT_ERROR
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: download of http://127.0.0.1:9/gzip.zip failed") and err.count("\n") == 1

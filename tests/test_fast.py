@@ -56,12 +56,13 @@ def test_fast_matches_plain_with_the_loss_and_validation_rules(setup):
     recipe = RECIPE.replace(target_train_acc=1.01, patience=0, target_train_loss=0.2, val_patience=2)
     cells = [Cell(n, k, 0) for n in (0, 3, 5) for k in (1, 5)]
     plain = [run_cell(source, ds, tgt, c, recipe, 0) for c in cells]
-    fast = run_cells(source, ds, tgt, cells, recipe, 0, workers=1)
-    assert [r.epochs for r in fast] == [r.epochs for r in plain]
-    assert max(abs(f.test_acc - p.test_acc) for f, p in zip(fast, plain)) <= 0.01
-    assert max(abs(f.val_acc - p.val_acc) for f, p in zip(fast, plain)) <= 0.01
-    assert max(abs(f.train_acc - p.train_acc) for f, p in zip(fast, plain)) <= 0.01
-    assert all(0 <= r.val_acc <= 1 for r in fast) and len({r.epochs for r in fast}) > 1
+    for fast in (run_cells(source, ds, tgt, cells, recipe, 0, workers=1),
+                 run_cells(source, ds, tgt, cells, recipe, 0, device="cpu", fused=True)):  # the CUDA path's code
+        assert [r.epochs for r in fast] == [r.epochs for r in plain]
+        assert max(abs(f.test_acc - p.test_acc) for f, p in zip(fast, plain)) <= 0.01
+        assert max(abs(f.val_acc - p.val_acc) for f, p in zip(fast, plain)) <= 0.01
+        assert max(abs(f.train_acc - p.train_acc) for f, p in zip(fast, plain)) <= 0.01
+        assert all(0 <= r.val_acc <= 1 for r in fast) and len({r.epochs for r in fast}) > 1
 
 
 def test_two_workers_agree_with_one(setup):
@@ -90,3 +91,51 @@ def test_plan_keeps_every_cell_once_and_groups_by_n():
     assert sorted(i for g in groups for i in g) == list(range(len(cells)))
     assert all(len({cells[i].n for i in g}) == 1 for g in groups)
     assert len(groups) > 6  # the costly n are split so two workers finish together
+
+
+def test_fused_grid_matches_plain_per_run(setup):
+    """Every cell as one model (the CUDA path), run on the CPU: same epochs and accuracies as plain."""
+    source, ds, tgt, plain = setup
+    seen = []
+    fused = run_cells(source, ds, tgt, CELLS, RECIPE, 0, device="cpu", fused=True, on_result=seen.append)
+    assert [(r.n, r.k, r.trial, r.seed) for r in fused] == [(r.n, r.k, r.trial, r.seed) for r in plain]
+    assert [r.epochs for r in fused] == [r.epochs for r in plain]
+    assert max(abs(f.test_acc - p.test_acc) for f, p in zip(fused, plain)) <= 0.01
+    assert max(abs(f.train_acc - p.train_acc) for f, p in zip(fused, plain)) <= 0.01
+    assert max(abs(f.val_acc - p.val_acc) for f, p in zip(fused, plain)) <= 0.01
+    assert sorted(seen, key=lambda r: (r.n, r.k)) == fused
+
+
+def test_fused_grid_stops_promptly(setup):
+    source, ds, tgt, _ = setup
+    cells = [Cell(n, 40, t) for n in (0, 1) for t in range(2)]
+    long = TRANSFER_RECIPE.replace(max_epochs=500, target_train_acc=1.01, patience=0)
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.perf_counter()
+    assert run_cells(source, ds, tgt, cells, long, 0, stop=stop, device="cpu", fused=True) == []
+    assert time.perf_counter() - t0 < 4.0
+
+
+@pytest.mark.parametrize("runs", [5, 17])  # one padded block of 16 lanes, and two
+def test_fused_c1_s2_kernel_gives_the_textbook_gradients(runs, monkeypatch):
+    """lenet.fast.kernels: the numba C1 + tanh + S2 + tanh kernel and its hand-written backward
+    against the plain PyTorch reference beside it, on the same parameters."""
+    kernels = pytest.importorskip("lenet.fast.kernels")
+    if kernels.numba is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setenv("LENET_KERNELS", "numba")
+    g = torch.Generator().manual_seed(runs)
+    x = torch.rand(3, runs, 1, 32, 32, generator=g)
+    ps = [(torch.rand(*shape, generator=g) * 2 - 1) * scale for shape, scale in
+          (((runs, 6, 1, 5, 5), 0.4), ((runs, 6), 0.2), ((runs, 6), 0.5), ((runs, 6), 0.2))]
+    ps = [p.requires_grad_(True) for p in ps]
+    target = torch.randn(3, runs * 6, 14, 14, generator=g)
+    fast, plain = kernels.c1_s2(x, *ps), kernels.reference(x, *ps)
+    assert fast.grad_fn is not None and type(fast.grad_fn).__name__.startswith("_C1S2")  # the kernel ran
+    assert torch.allclose(fast, plain, atol=2e-6)
+    for a, b in zip(torch.autograd.grad(((fast - target) ** 2).sum(), ps),
+                    torch.autograd.grad(((plain - target) ** 2).sum(), ps)):
+        assert a.shape == b.shape
+        # sums over a batch of 28x28 maps in another order: compare against the gradient's scale
+        assert (a - b).abs().max() <= 2e-5 * b.abs().max(), ((a - b).abs().max(), b.abs().max())

@@ -1,11 +1,16 @@
-"""The active dataset and source net (shipped, saved, or trained on first start)."""
+"""The active dataset and source net (shipped, saved, or trained on first start); fetching full EMNIST."""
 from __future__ import annotations
+
+import os
+import time
 
 import streamlit as st
 
 from lenet import checkpoint
 from lenet.config import SOURCE_RECIPE
-from lenet.data import CharacterSet, DataError, load
+from lenet.data import CharacterSet, DataError, active_set, find_emnist, load
+from lenet.data.base import cache_dir
+from lenet.data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
 from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
 from lenet.jobs import Job, in_worker
 from lenet.net import Net
@@ -17,14 +22,35 @@ from .jobs import job_panel
 
 # --- data and the source net ---------------------------------------------------------------
 
-@st.cache_resource(show_spinner="Loading characters…", max_entries=4)
 def dataset(kind: str, path: str | None = None) -> CharacterSet:
-    return load(kind, path or None)
+    """The set load(kind, path) gives, loaded once per process. Without a path, EMNIST is keyed by where
+    it is found, so a finished download replaces the subset at once."""
+    if kind == "emnist" and not path:
+        found = find_emnist()
+        path = None if found is None else str(found)
+    return _dataset(kind, path or None)
+
+
+@st.cache_resource(show_spinner="Loading characters…", max_entries=4)
+def _dataset(kind: str, path: str | None) -> CharacterSet:
+    return load(kind, path)
 
 
 def current_dataset() -> CharacterSet:
     s = state()
     return dataset(s.data_kind, s.data_path)
+
+
+def active_data() -> tuple[str, str]:
+    """Which set is active, in a few words ("full EMNIST", "EMNIST subset (shipped)", "synthetic"),
+    and a line about it (where it is read from); nothing is loaded."""
+    s = state()
+    label, path = active_set(s.data_kind, s.data_path)
+    if s.data_kind == "synthetic":
+        return label, "built-in synthetic characters from handwriting fonts (not real handwriting)"
+    if label.startswith("EMNIST subset"):
+        return label, f"real handwriting (NIST SD19): a compact EMNIST ByClass subset, {path}"
+    return label, f"real handwriting (NIST SD19), {path}" if path else "not found on this machine"
 
 
 def require_dataset() -> CharacterSet:
@@ -64,6 +90,43 @@ def data_label(kind: str, path: str | None) -> str:
 @st.cache_resource(show_spinner="Loading the source net…")
 def saved_net(path: str) -> Net:
     return checkpoint.load(path)
+
+
+def emnist_download_panel() -> None:
+    """Full EMNIST: where it is, or a Download button with a progress bar (a clear message offline).
+
+    The download runs in this script run, so the bar is live; leaving the page interrupts it and
+    the next click resumes from the partial file. LENET_EMNIST_URL points it elsewhere (tests).
+    """
+    full = find_emnist(full_only=True)
+    if full is not None:
+        st.caption(f"Full EMNIST is on this machine: {full}")
+        return
+    url = os.environ.get("LENET_EMNIST_URL") or EMNIST_URL
+    st.caption(f"Full EMNIST (814,255 characters) is not on this machine; the shipped subset stands in for it. "
+               f"The download is {EMNIST_SIZE / 1e6:.0f} MB from NIST, kept in {cache_dir() / 'emnist'}.")
+    if not st.button("Download full EMNIST", key="dl-emnist"):
+        return
+    bar = st.progress(0.0, text="Connecting…")
+    last = [0.0]
+
+    def progress(have: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.25 or have >= total:  # a few updates a second are live enough
+            last[0] = now
+            bar.progress(min(have / total, 1.0) if total else 0.0,
+                         text=f"{have / 1e6:,.1f} of {total / 1e6:,.1f} MB" if total else f"{have / 1e6:,.1f} MB")
+    try:
+        path = download_emnist(None, url, EMNIST_SIZE if url == EMNIST_URL else None, progress)
+    except (DataError, OSError) as e:
+        bar.empty()
+        st.error(f"Could not download EMNIST: {e}. Nothing changed: the active dataset is still "
+                 f"{active_data()[0]}. Where this machine cannot reach {url}, fetch gzip.zip elsewhere and put it "
+                 f"in {cache_dir() / 'emnist'}, or give its path above.")
+        return
+    s = state()
+    s.data_kind, s.data_path = "emnist", None
+    st.success(f"Downloaded full EMNIST to {path}; it is the active dataset now.")
 
 
 @st.cache_resource

@@ -95,7 +95,8 @@ def default_setup() -> tuple[str, str | None, Path | None]:
     """(data kind, data path, shipped source net folder or None).
 
     LENET_DATA (synthetic | emnist | a folder/archive path) and LENET_SOURCE (a saved net)
-    override; otherwise the EMNIST net when EMNIST is here, else the synthetic one.
+    override; otherwise the EMNIST net on EMNIST (the full set when found, else the subset that
+    ships in assets/emnist-subset), else the synthetic one.
     """
     env_data, env_source = os.environ.get("LENET_DATA", "").strip(), os.environ.get("LENET_SOURCE", "").strip()
     if env_data:

@@ -157,14 +157,19 @@ def experiment_summary(snap) -> list[dict]:
     return experiment.summarize(runs) if runs else []
 
 
-def shipped_results(ds: CharacterSet) -> tuple[Path, dict, list[dict]] | None:
-    """(folder, {seed: runs}, across-seed summary) of the results shipped for this kind of data, if any."""
+def shipped_results(ds: CharacterSet) -> tuple[str, dict, list[dict]] | None:
+    """(the data they were made on, {seed: runs}, across-seed summary) of the results shipped for
+    this kind of data (EMNIST's for the full set and the shipped subset alike), if any."""
     from lenet import experiment
     folder = ASSETS / f"results-{ds.source.split('-')[0]}"
     if not folder.is_dir():
         return None
-    splits = {seed: runs for seed, (_, runs) in experiment.read_splits(folder).items() if runs}
-    return (folder, splits, experiment.across_seeds(splits)) if splits else None
+    found = {seed: mr for seed, mr in experiment.read_splits(folder).items() if mr[1]}
+    if not found:
+        return None
+    splits = {seed: runs for seed, (_, runs) in found.items()}
+    made_on = next(iter(found.values()))[0].get("data_description", "?")
+    return made_on, splits, experiment.across_seeds(splits)
 
 
 def experiment_chart(snap, reference: list[dict] | None = None):

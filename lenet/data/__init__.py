@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from .base import CharacterSet, DataError, to_net_input
-from .emnist import find_emnist, load_emnist
+from .emnist import SUBSET_DIR, find_emnist, is_subset, load_emnist
 from .sd19 import load_sd19
 from .synthetic import load_synthetic
 
 KINDS = ("synthetic", "emnist", "sd19")
 
-__all__ = ["CharacterSet", "DataError", "KINDS", "find_emnist", "info", "load", "to_net_input"]
+__all__ = ["CharacterSet", "DataError", "KINDS", "active_set", "find_emnist", "info", "is_subset", "load",
+           "to_net_input"]
 
 
 def load(kind: str, data_dir: str | Path | None = None, *, split: str = "byclass", seed: int = 0,
@@ -40,7 +41,26 @@ def _cap(ds: CharacterSet, per_class: int, seed: int) -> CharacterSet:
     return ds.subset(keep)
 
 
+def active_set(kind: str, data_dir: str | Path | None = None) -> tuple[str, Path | None]:
+    """Which set `load(kind, data_dir)` reads, in a few words, and from where; nothing is loaded.
+
+    For EMNIST: "full EMNIST" (a release: --data-dir, ../shared/data/emnist or a download),
+    else "EMNIST subset (shipped)" (assets/emnist-subset), the default of a fresh clone.
+    """
+    if kind == "synthetic":
+        return "synthetic", None
+    if kind == "sd19":
+        return "NIST SD19", Path(data_dir) if data_dir is not None else None
+    path = find_emnist(data_dir) if data_dir is None else Path(data_dir).expanduser()
+    if path is None:
+        return "EMNIST (not found)", None
+    if not is_subset(path):
+        return "full EMNIST", path
+    return ("EMNIST subset (shipped)" if path.resolve() == SUBSET_DIR.resolve() else "EMNIST subset"), path
+
+
 def info(kind: str, data_dir: str | Path | None = None) -> dict:
-    ds = load(kind, data_dir)
-    return {"kind": kind, "source": ds.source, "description": ds.description, "n": len(ds),
-            "classes": list(ds.classes), "counts": ds.counts()}
+    active, path = active_set(kind, data_dir)
+    ds = load(kind, path if kind == "emnist" else data_dir)
+    return {"kind": kind, "active": active, "path": None if path is None else str(path), "source": ds.source,
+            "description": ds.description, "n": len(ds), "classes": list(ds.classes), "counts": ds.counts()}

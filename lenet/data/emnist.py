@@ -1,6 +1,8 @@
 """EMNIST (Cohen et al. 2017) from the official gzip release: a folder of .gz IDX files or gzip.zip itself."""
 from __future__ import annotations
 
+import json
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -26,10 +28,28 @@ PARTS = ("train", "test")
 ZIP_NAME = "gzip.zip"
 MAX_UNZIPPED = 2 << 30  # the official archive's members total ~560 MB; more means a bad archive
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SUBSET_DIR = PROJECT_ROOT / "assets" / "emnist-subset"  # the shipped subset (lenet/data/subset.py)
+PROVENANCE = "subset.json"  # what a subset folder says about itself
 
 
 def default_dirs() -> list[Path]:
-    return [PROJECT_ROOT.parent / "shared" / "data" / "emnist", cache_dir() / "emnist"]
+    """Where EMNIST is looked for, best first: the full release (LENET_DATA_DIR, else ../shared/data/emnist
+    beside the project, else a download in the cache), then the subset that ships with the project."""
+    full = os.environ.get("LENET_DATA_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "emnist"
+    return [Path(full).expanduser(), cache_dir() / "emnist", SUBSET_DIR]
+
+
+def is_subset(path: str | Path | None) -> bool:
+    """True for a folder made by `python -m lenet data subset` (it holds subset.json)."""
+    return path is not None and Path(path).is_dir() and (Path(path) / PROVENANCE).is_file()
+
+
+def provenance(path: str | Path) -> dict:
+    """A subset's subset.json: what it was made from, how, and its files' hashes."""
+    try:
+        return json.loads((Path(path) / PROVENANCE).read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{Path(path) / PROVENANCE}: cannot be read ({e})") from None
 
 
 def _names(split: str, part: str) -> tuple[str, str]:
@@ -85,9 +105,12 @@ class _Source:
         return {n.split("-")[1] for n in self.files if n.startswith("emnist-") and n.count("-") >= 2}
 
 
-def find_emnist(data_dir: str | Path | None = None) -> Path | None:
-    """The folder or zip holding EMNIST files: data_dir if it has them, else the first default that does."""
+def find_emnist(data_dir: str | Path | None = None, full_only: bool = False) -> Path | None:
+    """The folder or zip holding EMNIST files: data_dir if it has them, else the first default that does
+    (full_only: never a subset)."""
     for d in [Path(data_dir).expanduser()] if data_dir is not None else default_dirs():
+        if full_only and is_subset(d):
+            continue
         try:
             if _Source(d).splits():
                 return d
@@ -148,11 +171,12 @@ def load_emnist(data_dir: str | Path | None = None, split: str = "byclass") -> C
         images.append(x.transpose(0, 2, 1))  # the release stores every image transposed
         labels.append(y)
     n = sum(len(y) for y in labels)
-    return CharacterSet(
-        images=np.ascontiguousarray(np.concatenate(images)),
-        labels=np.concatenate(labels),
-        classes=classes,
-        source=f"emnist-{split}-{'+'.join(parts)}",
-        description=f"EMNIST {TITLES.get(split, split)} {'+'.join(parts)} split{'s' * (len(parts) > 1)} "
-                    f"(NIST SD19), {n:,} characters",
-    )
+    title = f"EMNIST {TITLES.get(split, split)} {'+'.join(parts)} split{'s' * (len(parts) > 1)}"
+    source, description = f"emnist-{split}-{'+'.join(parts)}", f"{title} (NIST SD19), {n:,} characters"
+    if is_subset(src.path):  # said plainly: a net or a result made on it must not pass for the full set's
+        which = "the shipped subset" if src.path.resolve() == SUBSET_DIR.resolve() else "a subset"
+        per_class = provenance(src.path).get("per_class", "?")
+        source, description = f"{source}-subset", f"{title}, {which} (at most {per_class} per class; " \
+                                                  f"NIST SD19), {n:,} characters"
+    return CharacterSet(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), classes,
+                        source, description)

@@ -1,4 +1,4 @@
-"""IDX file format (LeCun's MNIST format, also used by EMNIST): read with strict checks, write for tests."""
+"""IDX file format (LeCun's MNIST format, also used by EMNIST): read with strict checks; write (tests, the subset)."""
 from __future__ import annotations
 
 import gzip
@@ -91,11 +91,14 @@ class _Prefixed(io.RawIOBase):
         return bytes(out)
 
 
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write a (N,) or (N, H, W) uint8 array as IDX1/IDX3; gzip when the name ends in .gz."""
+def write_idx(path: str | Path, array: np.ndarray, compresslevel: int = 1) -> None:
+    """Write a (N,) or (N, H, W) uint8 array as IDX1/IDX3; gzip when the name ends in .gz.
+
+    The gzip header carries no timestamp, so the same array always gives the same bytes.
+    """
     a = np.ascontiguousarray(array, dtype=np.uint8)
     if a.ndim not in MAGIC:
         raise DataError(f"IDX arrays must have 1 or 3 dimensions, got shape {a.shape}")
     data = struct.pack(f">I{a.ndim}I", MAGIC[a.ndim], *a.shape) + a.tobytes()
     path = Path(path)
-    path.write_bytes(gzip.compress(data, compresslevel=1) if path.suffix == ".gz" else data)
+    path.write_bytes(gzip.compress(data, compresslevel, mtime=0) if path.suffix == ".gz" else data)

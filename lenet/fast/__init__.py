@@ -10,6 +10,10 @@ It is faster because
   3. two single-threaded worker processes share the groups, and the test set is
      evaluated once per run (only the final test accuracy is reported).
 Results agree with the plain path up to float rounding (batched vs per-run sums).
+
+With `ray_address` (or LENET_RAY) the task groups go to a Ray cluster instead
+(`ray_runner.py`). On a CUDA device every run of the call trains at once as one model (`fused.py`), its data
+resident on the device; `fused=True` runs that path on the CPU too (the tests do).
 """
 from __future__ import annotations
 
@@ -21,10 +25,12 @@ from typing import Callable, Iterable
 from ..config import Recipe
 from ..data import CharacterSet
 from ..data.protocol import transfer_split
+from ..device import resolve
 from ..experiment import TEST_PER_CLASS, Cell, RunResult, run_seed
 from ..net import Net
 from ..transfer import check_levels
 from .pool import WorkerError, run_in_process, run_in_processes
+from .ray_runner import address_from_env, cluster_cpus, run_on_ray
 from .work import RunSpec, Shared, Task
 
 __all__ = ["WorkerError", "plan", "run_cells"]
@@ -56,15 +62,25 @@ def plan(cells: list[Cell], workers: int) -> list[list[int]]:
 
 def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cell], recipe: Recipe,
               seed: int, *, on_result: Callable[[RunResult], None] | None = None,
-              stop: threading.Event | None = None, workers: int | None = None) -> list[RunResult]:
-    """Every cell's RunResult, in the order of `cells` (only finished runs if `stop` is set)."""
+              stop: threading.Event | None = None, workers: int | None = None, device=None,
+              fused: bool | None = None, ray_address: str | None = None) -> list[RunResult]:
+    """Every cell's RunResult, in the order of `cells` (only finished runs if `stop` is set).
+
+    `device`: see lenet.device (None reads LENET_DEVICE). `fused` (default: on CUDA) trains
+    every cell at once in this process instead of per-n groups in `workers` processes.
+    `ray_address` (None reads LENET_RAY; "" is local) sends the groups to a Ray cluster,
+    planned for `workers` (default: the cluster's CPUs)."""
     recipe.validate()
+    dev = resolve(device)
+    ray_address = address_from_env(ray_address)
+    fused = dev.type == "cuda" and not ray_address if fused is None else fused
     cells = list(cells)
     for c in cells:
         check_levels(c.n)
     if not cells:
         return []
-    workers = default_workers() if workers is None else workers
+    if workers is None:
+        workers = cluster_cpus(ray_address) if ray_address else default_workers()
     if workers < 1:
         raise ValueError(f"workers must be at least 1 (got {workers})")
     splits = {}
@@ -76,16 +92,32 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
     shared = Shared({k: v.detach().clone() for k, v in source.model.state_dict().items()},
                     source.model.f6.out_features, test.images, test.labels, len(list(target_classes)),
                     recipe.to_dict())
+    if fused:
+        from .fused import run_fused
+        should_stop = (lambda: False) if stop is None else stop.is_set
+        finished = run_fused(shared, [(c.n, _spec(i, c, seed, splits)) for i, c in enumerate(cells)], dev,
+                             should_stop)
+        return _collect(cells, seed, finished, on_result)
     tasks = []
     for group in plan(cells, workers):
-        specs = []
-        for i in group:
-            sp = splits[cells[i].k, cells[i].trial]
-            specs.append(RunSpec(i, run_seed(seed, cells[i]), sp.train.images, sp.train.labels,
-                                 None if sp.val is None else sp.val.images, None if sp.val is None else sp.val.labels))
+        specs = [_spec(i, cells[i], seed, splits) for i in group]
         tasks.append(Task(cells[group[0]].n, specs, sum(cells[i].k * LEVEL_COST[cells[i].n] for i in group)))
-    finished = run_in_process(shared, tasks, stop) if workers == 1 else \
-        run_in_processes(shared, tasks, workers, stop)
+    if ray_address:
+        finished = run_on_ray(shared, tasks, ray_address, stop)
+    elif workers == 1:
+        finished = run_in_process(shared, tasks, stop)
+    else:
+        finished = run_in_processes(shared, tasks, workers, stop)
+    return _collect(cells, seed, finished, on_result)
+
+
+def _spec(i: int, c: Cell, seed: int, splits) -> RunSpec:
+    sp = splits[c.k, c.trial]
+    return RunSpec(i, run_seed(seed, c), sp.train.images, sp.train.labels,
+                   None if sp.val is None else sp.val.images, None if sp.val is None else sp.val.labels)
+
+
+def _collect(cells: list[Cell], seed: int, finished, on_result) -> list[RunResult]:
     results: dict[int, RunResult] = {}
     for fin in finished:
         c = cells[fin.key]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..config import LAYERS
 from ..model import LeNet5, scaled_tanh
+from . import kernels
 
 # Per-run parameter tensors of each layer, named as in LeNet5.
 PARAMS = {"c1": ("weight", "bias"), "s2": ("coef", "bias"), "c3": ("kernels", "bias"),
@@ -62,7 +63,11 @@ class StackedUpper:
         p = self.params if params is None else params
         B, R = h.shape[:2]
         x = h.reshape(B, R * h.shape[2], *h.shape[3:]) if self.level < 4 else h  # (B, R*C, H, W), a view
-        for layer in self.layers:
+        layers = self.layers
+        if self.level == 0 and kernels.available():  # C1 + tanh + S2 + tanh as one fused kernel
+            x = kernels.c1_s2(h, p["c1.weight"], p["c1.bias"], p["s2.coef"], p["s2.bias"])  # (B, R*6, 14, 14)
+            layers = layers[2:]
+        for layer in layers:
             if layer == "c1":
                 x = F.conv2d(x, p["c1.weight"].flatten(0, 1), p["c1.bias"].flatten(), groups=R)  # (B, R*6, 28, 28)
             elif layer in ("s2", "s4"):

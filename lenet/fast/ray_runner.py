@@ -1,0 +1,106 @@
+"""The grid's task groups on a Ray cluster instead of local worker processes.
+
+The same interface as `pool.run_in_processes`: tasks in, each run's `Finished` out as its
+task ends, `stop` seen within POLL seconds. A task is a pure function of its data (the
+shared source net and test set, put in the object store once, and its runs' training
+sets), as Ray Tune treats a trial, so a task that ran on a worker that died is simply run
+again (Ray's max_retries) and gives the same results. Results equal a local run with the
+same plan: the same groups train the same way, only on other machines.
+
+Ray is optional (requirements-ray.txt). The cluster's nodes need this project's
+requirements; the `lenet` package itself travels with the job (runtime_env py_modules).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from ..train import TrainingError
+from .group import Finished
+from .pool import WorkerError
+from .work import Shared, Task, run_task
+
+POLL = 0.1          # seconds between checks of the stop event while waiting for results
+MAX_RETRIES = 3     # times a task is run again after its worker (or node) died
+ENV = "LENET_RAY"   # the app's (and the CLI's default) cluster address
+
+
+def address_from_env(address: str | None) -> str | None:
+    """The address to use: the argument, else LENET_RAY; "" or unset means local processes."""
+    address = os.environ.get(ENV) if address is None else address
+    return (address.strip() or None) if address else None
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("running on a Ray cluster needs Ray: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+def connect(address: str):
+    """ray, connected to the cluster at `address` (host:port of its head, ray://host:10001, auto or
+    local for a one-machine cluster started here); an existing connection is reused."""
+    ray = _ray()
+    if not ray.is_initialized():
+        _check_reachable(address)
+        package = str(Path(__file__).resolve().parents[1])
+        try:
+            here = {"include_dashboard": False, "_node_ip_address": "127.0.0.1"} if address == "local" else {}
+            ray.init(address=address, runtime_env={"py_modules": [package]}, log_to_driver=False,
+                     logging_level="warning", **here)
+        except ConnectionError as e:
+            raise ValueError(f"cannot reach the Ray cluster at {address!r}: {' '.join(str(e).split())}") from None
+    return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes (Ray retries an unreachable head for a long time)."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"Ray address {address!r}: use host:port of the head, ray://host:10001, auto or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"cannot reach the Ray cluster at {address!r}: {e.strerror or e}") from None
+
+
+def cluster_cpus(address: str) -> int:
+    return max(1, int(connect(address).cluster_resources().get("CPU", 1)))
+
+
+def _run(shared: Shared, task: Task) -> list[Finished]:
+    import torch
+
+    torch.set_num_threads(1)
+    return list(run_task(shared, task, lambda: False))
+
+
+def run_on_ray(shared: Shared, tasks: list[Task], address: str, stop: threading.Event | None) -> Iterator[Finished]:
+    ray = connect(address)
+    remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_run)
+    shared_ref = ray.put(shared)
+    pending = [remote.remote(shared_ref, t) for t in sorted(tasks, key=lambda t: -t.cost)]
+    try:
+        while pending:
+            if stop is not None and stop.is_set():
+                return
+            ready, pending = ray.wait(pending, num_returns=1, timeout=POLL)
+            for ref in ready:
+                try:
+                    results = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, TrainingError):  # the same error the plain path raises
+                        raise TrainingError(str(cause)) from None
+                    raise WorkerError(f"a Ray task failed: {' '.join(str(cause or e).split())[:2000]}") from None
+                yield from results
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
