@@ -20,8 +20,8 @@ MAX_UPLOAD_MB = 200  # Streamlit's own default upload cap; an EMNIST zip of one 
 
 
 def data_roots() -> list[Path]:
-    """LENET_DATA_DIRS (folders separated by os.pathsep), else the project's own EMNIST folders
-    (`../shared/data/emnist` beside the project and the cache's `emnist/`)."""
+    """LENET_DATA_DIRS (folders separated by os.pathsep), else the folders the project looks for
+    EMNIST in (lenet.data.emnist.default_dirs)."""
     env = os.environ.get(ENV, "").strip()
     folders = [p for p in env.split(os.pathsep) if p.strip()] if env else [str(d) for d in default_dirs()]
     return [Path(os.path.realpath(Path(p.strip()).expanduser())) for p in folders]
