@@ -11,6 +11,7 @@ st.navigation([
     st.Page("app_pages/source.py", title="Source net", icon=":material/neurology:", url_path="source"),
     st.Page("app_pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer"),
     st.Page("app_pages/experiments.py", title="Experiments", icon=":material/monitoring:", url_path="experiments"),
+    st.Page("app_pages/studies.py", title="Studies", icon=":material/science:", url_path="studies"),
     st.Page("app_pages/maps.py", title="Feature maps", icon=":material/grid_view:", url_path="maps"),
     st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page("app_pages/teach.py", title="Teach", icon=":material/school:", url_path="teach"),

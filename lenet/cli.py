@@ -248,6 +248,42 @@ def cmd_recipes(args) -> None:
           f"mean validation accuracy, best first ({Path(args.out) / recipes.COMPARISON}):\n{table}")
 
 
+def cmd_study(args) -> None:
+    from . import checkpoint, studies
+    from .data import find_emnist
+    from .studies.common import command_line
+
+    mod = studies.get(args.name)
+    settings = (mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed)).check()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1 (got {args.workers})")
+    if args.data is None:  # the real characters when they are here
+        args.data = "emnist" if find_emnist(args.data_dir) is not None else "synthetic"
+    source_path = args.source or studies.shipped_source(args.data)
+    source = checkpoint.load(source_path)
+    ds = _load_data(args)
+    targets = new_characters(ds, source.classes, args.seed)
+    command = command_line(args.name, quick=args.quick, seed=args.seed, data=args.data, data_dir=args.data_dir,
+                           out=str(out), source=args.source)
+    header = (f"study {args.name}{' (quick)' if args.quick else ''}: {mod.QUESTION}\n"
+              f"source net: {source_path} ({''.join(source.classes)}); new characters: {''.join(targets)}")
+    stop = threading.Event()
+    try:
+        rows = studies.run(args.name, settings, source, ds, targets, out_dir=out, command=command, stop=stop,
+                           workers=args.workers, progress=Progress("runs", header=header), log=_err)
+    except KeyboardInterrupt:
+        stop.set()
+        raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out / 'runs.csv'}, rerun to resume")
+    fields = mod.SUMMARY_FIELDS
+    table = "\n".join("  " + "  ".join(f"{f}={r[f]:.4f}" if isinstance(r[f], float) else f"{f}={r[f]}" for f in fields)
+                      for r in rows)
+    _emit(args, {"study": args.name, "out": str(out), "rows": rows},
+          f"{args.name}: {len(rows)} rows in {out} (runs.csv, summary.csv, report.html)\n{table}")
+
+
 def cmd_data_info(args) -> None:
     from .data import info
 
@@ -354,6 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
     _ray_arg(r)
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
+
+    from .studies import NAMES as STUDIES
+    st = sub.add_parser("study", help="a question the paper left open, as a resumable study (lenet.studies)")
+    st.add_argument("name", choices=STUDIES, help="which study")
+    st.add_argument("--quick", action="store_true", help="the small version (about 2 minutes on 2 cores)")
+    st.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
+    _data_args(st, required=False)
+    st.add_argument("--source", help="source net folder (default: the shipped one for --data)")
+    st.add_argument("--workers", type=int, help="worker processes (default: up to 2)")
+    st.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
+    st.add_argument("--json", action="store_true", help='print {"study", "out", "rows"} as one JSON object')
+    st.set_defaults(fn=cmd_study)
 
     rc = sub.add_parser("recipes", help="compare candidate transfer recipes on validation accuracy (resumable)")
     _data_args(rc)

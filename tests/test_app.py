@@ -293,3 +293,23 @@ def test_experiments_page_runs_a_small_grid(env):
     assert home not in shown and "/root" not in shown  # no server paths for browser users
     out = sorted((env["home"] / "experiments").glob("*/*"))[-1]
     assert {p.name for p in out.iterdir()} >= {"seed-0", "seed-3", "seeds.csv", "claims.csv"}
+
+
+def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
+    from lenet import studies
+    at = page("app_pages/studies.py")
+    shown = texts(at.markdown)
+    for name in studies.NAMES:
+        assert studies.get(name).QUESTION in shown, f"{name}'s question is listed"
+    assert at.selectbox(key="st-name").options == [f"{n}: {studies.get(n).TITLE}" for n in studies.NAMES]
+    at.selectbox(key="st-name").set_value("partial").run()
+    assert at.toggle(key="st-quick").value is True
+    button(at, "Run the study").click().run()
+    until(at, lambda a: "Done" in texts(a.success), timeout=300)  # ~40 s on 2 idle cores
+    assert len(at.get("plotly_chart")) >= 2, "the live figure and the reopened one"
+    assert at.selectbox(key="st-reopen").options, "the finished study can be reopened"
+    rows = at.dataframe[-1].value
+    assert set(rows["criterion"]) == {"saliency", "taylor", "mutual-info", "random"}
+    assert "python -m lenet study partial --quick" in at.code[0].value
+    shown = texts(at.caption) + texts(at.markdown) + texts(at.code)
+    assert str(env["home"]) not in shown, "no server paths for browser users"

@@ -20,7 +20,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = ["", "source", "transfer", "experiments", "maps", "draw", "teach"]
+PAGES = ["", "source", "transfer", "experiments", "studies", "maps", "draw", "teach"]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
@@ -236,3 +236,27 @@ def test_teach_two_symbols_from_five_drawings_each(server, page):
     page.screenshot(path=str(ARTIFACTS / "teach-trained.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert read == {"+": "+", "○": "○"}, f"fresh drawings were read as {read}"
+
+
+CRITERIA_TRACES = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  return plots.flatMap(p => (p.data || []).map(t => t.name));
+}"""
+
+
+def test_a_quick_study_runs_and_its_figure_fills_in(server, page):
+    """The Studies page: pick the partial-transfer study, run its quick version, see every criterion plotted."""
+    base, _ = server
+    open_page(page, base, "studies", uuid.uuid4().hex)
+    assert page.get_by_text("Partially transferred levels").count() >= 1
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="partial: Partially transferred levels").click()
+    settle(page)
+    page.get_by_role("button", name="Run the study").click()
+    page.get_by_text("Done:").first.wait_for(timeout=300_000)  # ~40 s on 2 idle cores
+    settle(page)
+    names = set(page.evaluate(CRITERIA_TRACES))
+    page.screenshot(path=str(ARTIFACTS / "study-partial.png"), full_page=True)
+    assert {"saliency", "taylor", "mutual-info", "random"} <= names, f"traces: {names}"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("python -m lenet study partial --quick").count() >= 1, "the command is shown"

@@ -14,6 +14,7 @@ from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path,
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
+from .studies import live_summary, read_study, start_study, study_dirs
 from .drawing import (canvas, canvas_key, check_data, classify, clear_canvas, net_picker, prediction_panel,
     show_image28)
 
@@ -24,4 +25,4 @@ __all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_
     'experiment_dirs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'canvas', 'canvas_key',
-    'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28']
+    'live_summary', 'read_study', 'start_study', 'study_dirs', 'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28']

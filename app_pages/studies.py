@@ -1,0 +1,67 @@
+"""Studies: the questions the paper left open, each run as a background job whose figure fills in,
+and finished studies to reopen (figures, table, report.html)."""
+import streamlit as st
+
+import ui
+from lenet import studies
+
+st.title("Studies: the questions the paper left open")
+source = ui.require_source()
+ds = ui.require_dataset()
+targets = ui.default_targets(ds, source)
+shipped = ui.state().source is None
+mods = {name: studies.get(name) for name in studies.NAMES}
+for name, mod in mods.items():
+    st.markdown(f"**{name}** ({mod.TITLE}) — {mod.QUESTION}")
+
+c1, c2, c3 = st.columns(3)
+name = c1.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name")
+quick = c2.toggle("Quick version (about 2 minutes)", value=True, key="st-quick",
+                  help="the full study takes tens of minutes; its command is in the report")
+seed = c3.number_input("Seed", 0, 10_000, 0, key="st-seed")
+st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)}.")
+if st.button("Run the study", type="primary"):
+    ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped)
+
+
+def results_view(name: str, summary: list[dict], key: str) -> None:
+    for i, fig in enumerate(mods[name].figures(summary)):
+        st.plotly_chart(fig, key=f"st-fig{i}-{key}")
+    st.dataframe(summary, hide_index=True, key=f"st-table-{key}")
+
+
+def live_chart(snap, name: str):
+    summary = ui.live_summary(snap)
+    return mods[name].figures(summary)[0] if summary else None
+
+
+for job, meta in ui.session_jobs("study")[-1:]:
+    with st.container(border=True):
+        st.markdown(f"**#{job.id} {meta['label']}**")
+        ui.job_panel(job, "study", chart=lambda snap, n=meta["study"]: live_chart(snap, n))
+        snap = job.snapshot()
+        if snap.state in ("done", "stopped", "failed") and ui.live_summary(snap):
+            st.dataframe(ui.live_summary(snap), hide_index=True, key=f"st-live-table-{job.id}")
+
+st.subheader("Finished studies")
+folders = ui.study_dirs()
+if not folders:
+    st.caption("None yet: finished studies are kept on the server so they can be reopened later.")
+else:
+    pick = st.selectbox("Reopen", folders, format_func=lambda p: p.name, key="st-reopen")
+    try:
+        meta, summary = ui.read_study(pick)
+        study = meta["study"]
+        if study not in mods:
+            raise ValueError(f"unknown study {study!r}")
+    except (OSError, ValueError, KeyError) as e:
+        st.error(f"{pick.name}: cannot be reopened ({type(e).__name__}: {e})")
+    else:
+        st.markdown(f"**{mods[study].TITLE}.** {meta.get('question', '')}")
+        st.code(meta.get("command", ""), language="bash")
+        if summary:
+            results_view(study, summary, "reopen")
+        report = pick / "report.html"
+        if report.exists():
+            st.download_button("Download report.html", report.read_bytes(), f"{pick.name}-report.html",
+                               mime="text/html", key="st-dl-report")

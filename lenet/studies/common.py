@@ -1,0 +1,249 @@
+"""What every study shares with the paper's grid (`lenet.experiment`): resumable output.
+
+A study plans a list of independent runs (each a dict whose `key` fields name it), runs those
+not already in OUT/runs.csv on worker processes, and appends each finished run to runs.csv the
+moment it ends (rewritten atomically), so a kill loses at most the runs in progress and a rerun
+goes on from there. meta.json holds the settings first; a rerun with other settings is refused
+rather than mixing two studies in one table. At the end: summary.csv and a self-contained
+report.html (the question, the command, plotly figures, the tables).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..experiment import META, REPORT, RUNS, SUMMARY, RunsFileError, _Lock, _write_text, source_fingerprint
+from ..net import Net
+from .pool import run_tasks
+
+FORMAT = "lenet-transfer-lab/study/1"
+
+
+@dataclass(frozen=True)
+class Table:
+    """runs.csv's columns: the key fields that name a run, then what the run measured."""
+    key: tuple[str, ...]
+    result: tuple[str, ...]
+    types: dict  # field -> int | float | str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.key + self.result
+
+    def key_of(self, row: dict) -> tuple:
+        return tuple(row[f] for f in self.key)
+
+
+def command_line(name: str, *, quick: bool, seed: int, data: str, data_dir: str | None, out: str,
+                 source: str | None = None) -> str:
+    """The CLI command that makes (or resumes) a study's folder."""
+    parts = ["python -m lenet study", name] + (["--quick"] if quick else []) + [f"--seed {seed}", f"--data {data}"]
+    parts += [f"--data-dir {data_dir}"] if data_dir else []
+    parts += [f"--source {source}"] if source else []
+    return " ".join(parts + [f"--out {out}"])
+
+
+def source_settings(source: Net, ds, targets) -> dict:
+    """What decides every study's results besides its own settings."""
+    return {"data": ds.source, "data_size": len(ds), "source_classes": list(source.classes),
+            "source_sha256": source_fingerprint(source), "target_classes": list(targets)}
+
+
+def _fmt(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _csv(fields, rows: list[dict], floats: str | None = None) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(fields)
+    for r in rows:
+        w.writerow([(format(r[f], floats) if floats and isinstance(r[f], float) else _fmt(r[f])) for f in fields])
+    return buf.getvalue()
+
+
+def read_runs(path: Path, table: Table, planned: set) -> list[dict]:
+    """Finished runs from runs.csv, every value checked; anything odd is a RunsFileError."""
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text())))
+    except UnicodeDecodeError:
+        raise RunsFileError(f"{path}: not a text file; move it away to start over") from None
+    if not rows or tuple(rows[0]) != table.fields:
+        raise RunsFileError(f"{path}: the header is not {','.join(table.fields)}; move the file away to start over")
+    out, seen = [], set()
+    for line, values in enumerate(rows[1:], start=2):
+        where = f"{path} line {line}"
+        if len(values) != len(table.fields):
+            raise RunsFileError(f"{where}: expected {len(table.fields)} values, found {len(values)}")
+        try:
+            row = {f: table.types[f](v) for f, v in zip(table.fields, values)}
+        except ValueError as e:
+            raise RunsFileError(f"{where}: {e}") from None
+        if any(isinstance(v, float) and not math.isfinite(v) for v in row.values()):
+            raise RunsFileError(f"{where}: every number must be finite")
+        key = table.key_of(row)
+        if key not in planned:
+            raise RunsFileError(f"{where}: {dict(zip(table.key, key))} is not a run of this study")
+        if key in seen:
+            raise RunsFileError(f"{where}: {dict(zip(table.key, key))} appears twice")
+        seen.add(key)
+        out.append(row)
+    return out
+
+
+class StudyDir:
+    """The output folder of one study (or nothing, with out_dir None), locked while it runs."""
+
+    def __init__(self, out_dir, study: str, settings: dict):
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.study, self.old = study, {}
+        self.settings = json.loads(json.dumps(settings))  # as meta.json will hold it (tuples become lists)
+        self.lock = None
+        if self.out is None:
+            return
+        if self.out.exists() and not self.out.is_dir():
+            raise RunsFileError(f"{self.out}: exists and is not a folder")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.lock = _Lock(self.out)
+        try:
+            self.old = self._old_meta()
+        except Exception:
+            self.close()
+            raise
+
+    def _old_meta(self) -> dict:
+        meta_path = self.out / META
+        if not meta_path.exists():
+            if (self.out / RUNS).exists():
+                raise RunsFileError(f"{self.out / RUNS} exists without {META}, so its settings are unknown; "
+                                    f"use another output folder")
+            return {}
+        try:
+            meta = json.loads(meta_path.read_text())
+            old, study = meta["settings"], meta["study"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise RunsFileError(f"{meta_path}: not a study's meta.json; use another output folder") from None
+        if study != self.study:
+            raise RunsFileError(f"{self.out} holds the study {study!r}, not {self.study!r}; use another output folder")
+        if old != self.settings:
+            diff = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
+            raise RunsFileError(f"{self.out} holds a {study} study with other settings ({', '.join(diff)} differ); "
+                                f"use another output folder or remove it")
+        return meta
+
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> "StudyDir":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, name: str, text: str) -> None:
+        if self.out is not None:
+            _write_text(self.out / name, text)
+
+    def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
+            costs: list[float] | None = None, workers: int | None = None, stop: threading.Event | None = None,
+            progress: Callable[[int, int], None] | None = None,
+            on_summary: tuple[Callable[[list[dict]], list[dict]], Callable[[list[dict]], None]] | None = None,
+            log: Callable[[str], None] | None = None) -> list[dict]:
+        """Every planned run, the finished ones from runs.csv and the rest through fn(shared, task) on the
+        workers; each finished row goes to runs.csv at once. Rows in plan order (only finished ones if stopped).
+        on_summary = (summarize, callback): callback(summarize(rows so far)) after each run, for live figures."""
+        log = log or (lambda msg: None)
+        planned = [table.key_of(t) for t in tasks]
+        if len(set(planned)) != len(planned):
+            raise ValueError("a study planned the same run twice")
+        done = read_runs(self.out / RUNS, table, set(planned)) if self.out and (self.out / RUNS).exists() else []
+        meta.update(format=FORMAT, study=self.study, settings=self.settings, complete=False,
+                    seconds=self.old.get("seconds", 0.0), started=self.old.get("started", time.time()))
+        self.write(META, json.dumps(meta, indent=2))  # settings on disk before any run
+        finished = {table.key_of(r) for r in done}
+        todo = [i for i, key in enumerate(planned) if key not in finished]
+        if done:
+            log(f"resuming: {len(done)} of {len(planned)} runs already in {self.out / RUNS}")
+        if progress:
+            progress(len(done), len(planned))
+        t0 = time.perf_counter()
+        for i, result in run_tasks(fn, shared, [tasks[i] for i in todo],
+                                   costs=[costs[i] for i in todo] if costs else None, workers=workers, stop=stop):
+            task = tasks[todo[i]]
+            row = {f: result[f] if f in result else task[f] for f in table.fields}  # the task names the run
+            done.append(row)
+            self.write(RUNS, _csv(table.fields, done))
+            if on_summary:
+                on_summary[1](on_summary[0](done))
+            if progress:
+                progress(len(done), len(planned))
+        order = {key: i for i, key in enumerate(planned)}
+        rows = sorted(done, key=lambda r: order[table.key_of(r)])
+        meta.update(complete=len(rows) == len(planned), runs=len(rows), total=len(planned),
+                    seconds=round(meta["seconds"] + time.perf_counter() - t0, 3), finished=time.time())
+        self.write(RUNS, _csv(table.fields, done))  # finishing order: earlier rows never move
+        return rows
+
+    def finish(self, summary_fields, summary: list[dict], report: str, meta: dict) -> None:
+        self.write(SUMMARY, _csv(summary_fields, summary, floats=".6f"))
+        self.write(REPORT, report)
+        self.write(META, json.dumps(meta, indent=2))
+
+
+def mean_min_max(values: list[float]) -> dict:
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+# --- what a worker needs to train a transfer run -----------------------------------------------
+
+SOURCE_HELDOUT_PER_CLASS = 100  # as `train-source`: the source net's held-out samples per character
+
+
+def source_heldout(source: Net, ds):
+    """The source net's own held-out characters, drawn as `train-source` drew them (its seed and
+    samples per class), so they are characters it never trained on."""
+    from ..data.protocol import source_split
+    recipe = source.meta.get("recipe") or {}
+    split = source_split(ds, source.classes, int(source.meta.get("train_per_class", 400)),
+                         SOURCE_HELDOUT_PER_CLASS, int(recipe.get("seed", 0)))
+    return split.test
+
+
+def shared_for(source: Net, ds, targets, seed: int, recipe, heldout: bool = False) -> dict:
+    """Plain data every worker gets once: the source net, the fixed target test set, the recipe."""
+    from ..data.protocol import transfer_split
+    from ..experiment import TEST_PER_CLASS
+    test = transfer_split(ds, targets, 1, 0, seed, TEST_PER_CLASS, source_classes=source.classes).test
+    shared = {"source_state": {k: v.detach().clone() for k, v in source.model.state_dict().items()},
+              "n_outputs": source.model.f6.out_features, "source_codes": source.codes.clone(),
+              "test_images": test.images, "test_labels": test.labels, "n_classes": len(targets),
+              "recipe": recipe.to_dict()}
+    if heldout:
+        h = source_heldout(source, ds)
+        shared.update(heldout_images=h.images, heldout_labels=h.labels)
+    return shared
+
+
+def training_set(ds, source: Net, targets, k: int, trial: int, seed: int) -> dict:
+    """A run's k samples per target character, as the grid draws them (transfer_split)."""
+    from ..data.protocol import transfer_split
+    from ..experiment import TEST_PER_CLASS
+    train = transfer_split(ds, targets, k, trial, seed, TEST_PER_CLASS, source_classes=source.classes).train
+    return {"images": train.images, "labels": train.labels}
+
+
+def source_model(shared: dict):
+    from ..model import LeNet5
+    model = LeNet5(n_outputs=shared["n_outputs"])
+    model.load_state_dict(shared["source_state"])
+    model.requires_grad_(False)
+    return model

@@ -1,0 +1,200 @@
+"""controls: how much of the transfer gain is knowledge, and how much is architecture.
+
+Four arms per retained levels n and samples per class k, all scored on the grid's 1,000 test
+characters with the grid's recipe and seeds:
+  transferred       the paper: the source net's bottom n levels, frozen (n = 0: no transfer)
+  random-frozen     the new net's own random bottom n levels, frozen at their initialisation:
+                    the same architecture and trainable capacity with no knowledge in it
+  bnb               Yosinski et al.'s BnB control: the bottom n levels of a net trained on the new
+                    characters themselves (their samples outside the test set), frozen; what
+                    co-adapted features of the very same task give
+  nearest-centroid  no training: each test character goes to the nearest class mean of the k
+                    samples' frozen features at level n (n = 0: pixels)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from .. import checkpoint, config
+from ..codes import transfer_codes
+from ..config import N_CLASSES, Recipe
+from ..data import to_net_input
+from ..data.base import CharacterSet
+from ..data.protocol import _TEST, Split, _relabel, _rows
+from ..experiment import TEST_PER_CLASS, Cell, run_seed
+from ..figures import LAYOUT
+from ..model import LeNet5
+from ..net import train_source
+from ..train import fit
+from ..transfer import check_levels, freeze_bottom, transfer
+from .common import StudyDir, Table, shared_for, source_model, source_settings, training_set
+from .report import study_report
+
+NAME = "controls"
+FUNCTION = "controls"
+TITLE = "Controls: knowledge or architecture?"
+QUESTION = ("How much of the gain from frozen transferred levels is knowledge, and how much would any frozen "
+            "levels of that shape give? Compared at each n and k: random frozen levels, levels of a net trained on "
+            "the new characters themselves (Yosinski's BnB), and a nearest-centroid readout with no training.")
+
+ARMS = ("transferred", "random-frozen", "bnb", "nearest-centroid")
+TABLE = Table(key=("arm", "n", "k", "trial"), result=("seed", "train_acc", "target_acc", "epochs", "seconds"),
+              types=dict(arm=str, n=int, k=int, trial=int, seed=int, train_acc=float, target_acc=float, epochs=int,
+                         seconds=float))
+SUMMARY_FIELDS = ("n", "k", "arm", "target_acc", "target_acc_min", "target_acc_max", "runs")
+ARM_COLOURS = {"transferred": "#1f77b4", "random-frozen": "#7f7f7f", "bnb": "#2ca02c", "nearest-centroid": "#ff7f0e"}
+BNB_PURPOSE = 4  # mixed into the seed of the BnB net's sample draw (protocol.py uses 1-3)
+BNB_DIR = "bnb-source"
+
+
+@dataclass(frozen=True)
+class Settings:
+    levels: tuple = (0, 1, 2, 3, 4, 5)   # retained levels n (at n = 0 only transferred and nearest-centroid run)
+    samples: tuple = (1, 5, 20)
+    arms: tuple = ARMS
+    trials: int = 3
+    seed: int = 0
+    max_epochs: int | None = None        # None: the transfer recipe's cap
+    bnb_per_class: int = 400             # the BnB net's samples per new character (fewer if the data has fewer)
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> "Settings":
+        return cls(levels=(3, 5), samples=(5,), trials=1, seed=seed, max_epochs=30, bnb_per_class=60)
+
+    def check(self) -> "Settings":
+        for n in self.levels:
+            check_levels(n)
+        unknown = [a for a in self.arms if a not in ARMS]
+        if not self.arms or unknown:
+            raise ValueError(f"arms must be some of {', '.join(ARMS)} (got {list(self.arms)})")
+        if not self.samples or any(not isinstance(k, int) or k < 1 for k in self.samples):
+            raise ValueError(f"samples per class k must be integers >= 1 (got {self.samples})")
+        for name, v in (("trials", self.trials), ("bnb_per_class", self.bnb_per_class)):
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1 (got {v})")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1 (got {self.max_epochs})")
+        return self
+
+    def recipe(self) -> Recipe:
+        r = config.TRANSFER_RECIPE
+        return r if self.max_epochs is None else r.replace(max_epochs=self.max_epochs)
+
+
+def bnb_split(ds: CharacterSet, targets, seed: int, per_class: int) -> Split:
+    """The new characters' samples outside the grid's fixed test set (drawn as transfer_split draws it),
+    up to per_class of each, to train the BnB net; its test set is the grid's."""
+    train, test = [], []
+    for c in targets:
+        rows = np.random.default_rng([seed, _TEST, ord(c)]).permutation(_rows(ds, c))
+        test.append(np.sort(rows[:TEST_PER_CLASS]))
+        train.append(np.random.default_rng([seed, BNB_PURPOSE, ord(c)]).permutation(rows[TEST_PER_CLASS:])[:per_class])
+    per = min(len(r) for r in train)
+    return Split(_relabel(ds, [r[:per] for r in train], targets), _relabel(ds, test, targets), list(targets))
+
+
+def bnb_net(ds, targets, settings: Settings, out: Path | None, log):
+    """The BnB net (trained once; kept in OUT/bnb-source so a resumed study reuses it)."""
+    where = out / BNB_DIR if out is not None else None
+    if where is not None and (where / checkpoint.WEIGHTS).exists():
+        return checkpoint.load(where)
+    split = bnb_split(ds, targets, settings.seed, settings.bnb_per_class)
+    log(f"training the BnB net on the new characters {''.join(targets)} x {len(split.train) // len(targets)}")
+    net, _ = train_source(split, config.SOURCE_RECIPE.replace(seed=settings.seed))
+    if where is not None:
+        checkpoint.save(net, where)
+    return net
+
+
+def run_one(shared: dict, task: dict) -> dict:
+    t0 = time.perf_counter()
+    recipe = Recipe.from_dict(shared["recipe"]).replace(seed=task["seed"])
+    n, arm = task["n"], task["arm"]
+    x, y = to_net_input(task["images"]), torch.from_numpy(task["labels"])
+    xt, yt = to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"])
+    if arm == "nearest-centroid":
+        model = source_model(shared)
+        return dict(train_acc=nearest_centroid(model, n, x, y, x, y), target_acc=nearest_centroid(model, n, x, y, xt, yt),
+                    epochs=0, seconds=round(time.perf_counter() - t0, 3))
+    if arm == "random-frozen":
+        net = freeze_bottom(LeNet5(n_outputs=shared["n_outputs"], seed=recipe.seed), n)
+    else:
+        src = source_model(shared) if arm == "transferred" else source_model({**shared, "source_state": shared["bnb"]})
+        net = transfer(src, n, seed=recipe.seed)
+    codes = transfer_codes(recipe.code_kind, shared["n_classes"], recipe.seed, N_CLASSES)
+    res = fit(net, x, y, codes, recipe, xt, yt)
+    return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), epochs=int(res.epochs),
+                seconds=round(time.perf_counter() - t0, 3))
+
+
+@torch.no_grad()
+def nearest_centroid(model: LeNet5, n: int, x, y, xt, yt) -> float:
+    """Accuracy of the nearest class mean of the level-n features (no training)."""
+    f, ft = model.forward_to(x, n).flatten(1), model.forward_to(xt, n).flatten(1)
+    centroids = torch.stack([f[y == c].mean(0) for c in range(int(y.max()) + 1)])
+    return float((torch.cdist(ft, centroids).argmin(1) == yt).float().mean())
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["n"], r["k"], r["arm"]), []).append(r["target_acc"])
+    order = {a: i for i, a in enumerate(ARMS)}
+    return [{"n": n, "k": k, "arm": a, "target_acc": float(np.mean(v)), "target_acc_min": float(min(v)),
+             "target_acc_max": float(max(v)), "runs": len(v)}
+            for (n, k, a), v in sorted(groups.items(), key=lambda i: (i[0][1], i[0][0], order[i[0][2]]))]
+
+
+def figures(summary: list[dict]) -> list[go.Figure]:
+    ks = sorted({r["k"] for r in summary}) or [0]
+    fig = make_subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], shared_yaxes=True)
+    for i, k in enumerate(ks):
+        for a in ARMS:
+            rs = sorted((r for r in summary if r["k"] == k and r["arm"] == a), key=lambda r: r["n"])
+            if rs:
+                fig.add_trace(go.Scatter(x=[r["n"] for r in rs], y=[r["target_acc"] for r in rs], mode="lines+markers",
+                                         name=a, legendgroup=a, showlegend=i == 0, line=dict(color=ARM_COLOURS[a])),
+                              1, i + 1)
+    fig.update_layout(title="Test accuracy vs. retained levels n: transferred, random or BnB levels, no training",
+                      **LAYOUT)
+    fig.update_xaxes(title_text="retained levels n", dtick=1)
+    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
+    return [fig]
+
+
+def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+             stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+    """Every (arm, n, k, trial) run; the summary rows (n, k, arm, target_acc mean/min/max, runs)."""
+    settings.check()
+    log = log or (lambda msg: None)
+    recipe = settings.recipe()
+    meta_settings = {**asdict(settings), **source_settings(source, ds, targets),
+                     "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"}}
+    sets = {(k, t): training_set(ds, source, targets, k, t, settings.seed)
+            for k in settings.samples for t in range(settings.trials)}
+    tasks = [{"arm": a, "n": n, "k": k, "trial": t, "seed": run_seed(settings.seed, Cell(n, k, t)), **sets[k, t]}
+             for t in range(settings.trials) for k in settings.samples for n in settings.levels for a in settings.arms
+             if n > 0 or a in ("transferred", "nearest-centroid")]
+    with StudyDir(out_dir, NAME, meta_settings) as sd:
+        shared = shared_for(source, ds, targets, settings.seed, recipe)
+        if "bnb" in settings.arms:
+            bnb = bnb_net(ds, targets, settings, sd.out, log)
+            shared["bnb"] = {k: v.detach().clone() for k, v in bnb.model.state_dict().items()}
+        meta = {"question": QUESTION, "command": command}
+        if "bnb" in settings.arms:
+            meta["bnb_source"] = {"train_acc": bnb.meta.get("train_acc"), "per_class": bnb.meta.get("train_per_class"),
+                                  "epochs": bnb.meta.get("epochs")}
+        costs = [0.01 if t["arm"] == "nearest-centroid" else t["k"] * (1.0 if t["n"] < 3 else 0.2) for t in tasks]
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, stop=stop, progress=progress,
+                      log=log, on_summary=(summarize, on_summary) if on_summary else None)
+        summary = summarize(rows)
+        sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,
+                                                        SUMMARY_FIELDS, rows, TABLE.fields, meta), meta)
+    return summary

@@ -1,0 +1,267 @@
+"""Studies (lenet/studies/): fine-tuning and forgetting, partial transfer, map rankings, resumable output, CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lenet import checkpoint, studies
+from lenet.data.protocol import new_characters as default_targets
+from lenet.config import LEVELS, TRANSFER_RECIPE
+from lenet.data import load, to_net_input
+from lenet.data.protocol import source_split
+from lenet.experiment import RunsFileError
+from lenet.studies import criteria as C
+from lenet.studies import finetune as FT
+from lenet.studies import partial as P
+from lenet.studies.common import shared_for, training_set
+from lenet.train import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.set_num_threads(1)
+    ds = load("synthetic")
+    source = checkpoint.load(ROOT / "assets" / "source-synthetic")
+    return ds, source, default_targets(ds, source.classes, 0)
+
+
+def _params(model, layers):
+    return {f"{l}.{p}": t.detach().clone() for l in layers for p, t in getattr(model, l).named_parameters()}
+
+
+def test_frozen_arm_forgets_exactly_nothing_and_fine_tuning_forgets(setup):
+    ds, source, targets = setup
+    recipe = TRANSFER_RECIPE.replace(max_epochs=10)
+    shared = shared_for(source, ds, targets, 0, recipe, heldout=True)
+    train = training_set(ds, source, targets, 5, 0, 0)
+    frozen = FT.run_one(shared, {"n": 5, "lr_mult": 0.0, "seed": 0, **train})
+    tuned = FT.run_one(shared, {"n": 5, "lr_mult": 1.0, "seed": 0, **train})
+    assert frozen["source_drop"] == 0.0 and frozen["source_acc"] == frozen["source_before"]
+    assert frozen["source_before"] == pytest.approx(source.meta["heldout_acc"], abs=1e-6), \
+        "forgetting is measured on the source net's own held-out characters"
+    assert tuned["source_drop"] > 0, "training the shared levels at the full rate forgets something"
+    assert tuned["source_before"] == frozen["source_before"]
+
+
+def test_fine_tune_is_training_at_lr_times_lr_mult(setup):
+    """The gradient scale equals an optimiser parameter group at lr * lr_mult, step for step."""
+    ds, source, targets = setup
+    from lenet.transfer import transfer
+    train = training_set(ds, source, targets, 2, 0, 0)
+    x, y = to_net_input(train["images"]), torch.from_numpy(train["labels"])
+    codes = torch.randn(20, 20).sign()
+    a, b = transfer(source.model, 3, seed=1), transfer(source.model, 3, seed=1)
+    FT.fine_tune(a, 3, 0.1)
+    b.requires_grad_(True)
+    low = [p for l in LEVELS[:3] for p in getattr(b, l).parameters()]
+    high = [p for l in ("s4", "c5", "f6") for p in getattr(b, l).parameters()]
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.01, momentum=0.9)
+    opt_b = torch.optim.SGD([{"params": low, "lr": 0.001}, {"params": high}], lr=0.01, momentum=0.9)
+    for i in range(0, len(x), 4):
+        for net, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x[i:i + 4]), codes[y[i:i + 4]]).backward()
+            opt.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-7, msg=name)
+    assert not torch.equal(a.c1.weight, source.model.c1.weight), "the retained levels moved"
+
+
+@pytest.mark.parametrize("level,kept", [("c3", [1, 4, 7, 15]), ("c1", [0, 5]), ("c5", list(range(0, 120, 3)))])
+def test_partial_transfer_keeps_exactly_the_chosen_maps(setup, level, kept):
+    ds, source, targets = setup
+    train = training_set(ds, source, targets, 2, 0, 0)
+    net = P.partial_net(source.model, level, kept, seed=3)
+    below = LEVELS[:LEVELS.index(level)]
+    fresh = _params(net, [level])
+    fit(net, to_net_input(train["images"]), torch.from_numpy(train["labels"]), torch.randn(20, 20).sign(),
+        TRANSFER_RECIPE.replace(max_epochs=3, target_train_acc=1.01))
+    rows = C.map_rows(net, level, kept)
+    released = C.map_rows(net, level, sorted(set(range(C.MAPS[level])) - set(kept)))
+    for name, r in rows.items():
+        got, src = getattr(net, level).get_parameter(name), getattr(source.model, level).get_parameter(name)
+        assert torch.equal(got[r], src[r]), f"kept {level}.{name} rows changed"
+        moved = got[released[name]] != fresh[f"{level}.{name}"][released[name]]
+        assert moved.any(dim=tuple(range(1, moved.dim()))).all() if moved.dim() > 1 else moved.all(), \
+            f"every released {level}.{name} row trained"
+    for key, t in _params(source.model, below).items():
+        assert torch.equal(t, _params(net, below)[key]), f"{key} below the level is frozen"
+    whole = P.partial_net(source.model, level, range(C.MAPS[level]), seed=3)
+    assert all(torch.equal(t, _params(source.model, [level])[k]) for k, t in _params(whole, [level]).items())
+
+
+def test_every_criterion_ranks_every_map(setup):
+    ds, source, targets = setup
+    split = source_split(ds, source.classes, 400, 0, 0)
+    rows = np.concatenate([np.flatnonzero(split.train.labels == c)[:5] for c in range(20)])
+    x, y = to_net_input(split.train.images[rows]), torch.from_numpy(split.train.labels[rows])
+    train = training_set(ds, source, targets, 1, 0, 0)
+    for level, maps in C.MAPS.items():
+        scores = {"saliency": C.saliency(source.model, x, y, source.codes, level, probes=4),
+                  "taylor": C.taylor(source.model, x, y, source.codes, level),
+                  "mutual-info": C.mutual_info(source.model, to_net_input(train["images"]), train["labels"], level),
+                  "random": C.random_scores(level, 0)}
+        assert set(scores) == set(C.CRITERIA)
+        for name, s in scores.items():
+            assert len(s) == maps and np.isfinite(s).all(), (level, name)
+            assert sorted(C.ranking(s)) == list(range(maps)), f"{name} ranks every {level} map once"
+        assert scores["taylor"].max() > 0 and scores["mutual-info"].max() > 0
+    s = np.array([3.0, 1.0, 2.0, 2.0])
+    assert C.spearman(s, s) == pytest.approx(1) and C.spearman(s, -s) == pytest.approx(-1)
+    assert C.ranking(s) == [0, 2, 3, 1]
+
+
+def test_saliency_matches_the_exact_diagonal_hessian():
+    """Hutchinson's diagonal against the exact Hessian of the source loss (torch.autograd.functional)."""
+    from lenet.model import TANH_A, TANH_S, LeNet5
+    model = LeNet5(seed=0)
+    g = torch.Generator().manual_seed(0)
+    x, y, codes = torch.randn(8, 1, 32, 32, generator=g), torch.arange(8) % 4, torch.randn(4, 20, generator=g).sign()
+    est = C.saliency(model, x, y, codes, "c1", probes=1000)
+
+    def loss(theta):  # C1's 150 weights and 6 biases as one vector
+        h = TANH_A * torch.tanh(TANH_S * torch.nn.functional.conv2d(x, theta[:150].view(6, 1, 5, 5), theta[150:]))
+        for name in ("s2", "c3", "s4", "c5", "f6"):
+            h = TANH_A * torch.tanh(TANH_S * model._pre(name, h))
+        return torch.nn.functional.mse_loss(h, codes[y])
+    theta = torch.cat([model.c1.weight.detach().flatten(), model.c1.bias.detach()])
+    h = torch.autograd.functional.hessian(loss, theta).diagonal()
+    per_weight = 0.5 * h * theta ** 2
+    exact = (per_weight[:150].view(6, 25).sum(1) + per_weight[150:]).numpy()
+    assert np.corrcoef(est, exact)[0, 1] > 0.95, (est, exact)
+    assert np.abs(est - exact).sum() < 0.2 * np.abs(exact).sum(), (est, exact)
+
+
+def test_a_study_resumes_and_refuses_other_settings(setup, tmp_path):
+    ds, source, targets = setup
+    settings = P.Settings(fractions=(0.0, 0.5, 1.0), samples=(1,), trials=1, max_epochs=3, score_per_class=5,
+                          probes=2)
+    stop, seen = threading.Event(), []
+
+    def on_summary(rows):
+        seen.append(rows)
+        stop.set()
+    first = P.partial(settings, source, ds, targets, out_dir=tmp_path, workers=1, stop=stop, on_summary=on_summary)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert not meta["complete"] and meta["runs"] == 1 and len(seen) == 1 and first
+    lines = (tmp_path / "runs.csv").read_text().splitlines()
+    progress = []
+    rows = P.partial(settings, source, ds, targets, out_dir=tmp_path, workers=1,
+                     progress=lambda d, t: progress.append((d, t)))
+    assert progress[0][0] == 1 and progress[-1][0] == progress[-1][1] == meta["total"]
+    assert (tmp_path / "runs.csv").read_text().splitlines()[:2] == lines, "finished runs kept in place"
+    assert {r["criterion"] for r in rows} == set(C.CRITERIA)
+    assert {r["kept_fraction"] for r in rows} == {0.0, 0.5, 1.0}
+    for p in (0.0, 1.0):  # keeping none or all is the same run whatever the criterion
+        assert len({r["target_acc"] for r in rows if r["kept_fraction"] == p}) == 1
+    html = (tmp_path / "report.html").read_text()
+    assert P.QUESTION.split(":")[0] in html and "plotly" in html and "Rank correlation" in html
+    summary = (tmp_path / "summary.csv").read_text().splitlines()
+    assert summary[0] == ",".join(P.SUMMARY_FIELDS) and len(summary) == len(rows) + 1
+    with pytest.raises(RunsFileError, match="other settings"):
+        P.partial(P.Settings(**{**settings.__dict__, "seed": 1}), source, ds, targets, out_dir=tmp_path, workers=1)
+    with pytest.raises(RunsFileError, match="holds the study 'partial'"):
+        FT.finetune(FT.Settings(levels=(5,), samples=(1,), lr_mults=(0.0,), trials=1, max_epochs=2), source, ds,
+                    targets, out_dir=tmp_path, workers=1)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "lenet", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_cli_study_finetune_quick(tmp_path):
+    rc = _cli("study", "finetune", "--quick", "--json", "--data", "synthetic", "--out", tmp_path / "ft")
+    assert rc.returncode == 0, rc.stderr
+    out = json.loads(rc.stdout)
+    assert set(out) == {"study", "out", "rows"} and out["study"] == "finetune"
+    rows = out["rows"]
+    assert all(list(r)[:6] == ["n", "k", "lr_mult", "target_acc", "source_acc", "source_drop"] for r in rows)
+    assert {r["lr_mult"] for r in rows} >= {0.0, 1.0} and len({r["n"] for r in rows}) >= 2
+    assert all(r["source_drop"] == 0.0 for r in rows if r["lr_mult"] == 0)
+    assert any(r["source_drop"] != 0.0 for r in rows if r["lr_mult"] > 0)
+    assert (tmp_path / "ft" / "report.html").exists() and "python -m lenet study finetune --quick" in \
+        (tmp_path / "ft" / "report.html").read_text()
+
+
+def test_cli_study_partial_quick(tmp_path):
+    rc = _cli("study", "partial", "--quick", "--json", "--data", "synthetic", "--out", tmp_path / "p")
+    assert rc.returncode == 0, rc.stderr
+    rows = json.loads(rc.stdout)["rows"]
+    assert {r["criterion"] for r in rows} == {"saliency", "taylor", "mutual-info", "random"}
+    assert len({r["kept_fraction"] for r in rows}) >= 3
+    assert all(r["target_acc_min"] <= r["target_acc"] <= r["target_acc_max"] for r in rows)
+
+
+def test_cli_study_bad_input_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for args, msg in ((["study", "nope", "--out", tmp_path / "o"], "invalid choice"),
+                      (["study", "partial", "--data", "synthetic", "--out", tmp_path / "file"], "not a folder"),
+                      (["study", "partial", "--data", "sd19", "--out", tmp_path / "o"], "shipped source")):
+        rc = _cli(*args)
+        assert rc.returncode == 2 and rc.stdout == "" and msg in rc.stderr and len(rc.stderr.splitlines()) == 1
+
+
+def test_controls_end_to_end_and_the_bnb_net_never_sees_the_test_set(setup, tmp_path):
+    from lenet.studies import controls as CT
+    ds, source, targets = setup
+    split = CT.bnb_split(ds, targets, 0, 30)
+    assert split.classes == targets and len(split.train) == 30 * len(targets)
+    test = {im.tobytes() for im in shared_for(source, ds, targets, 0, TRANSFER_RECIPE)["test_images"]}
+    assert not test & {im.tobytes() for im in split.train.images}, "BnB trains outside the grid's test set"
+    settings = CT.Settings(levels=(0, 5), samples=(1,), trials=1, max_epochs=3, bnb_per_class=10)
+    rows = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    got = {(r["n"], r["arm"]) for r in rows}
+    assert got == {(0, "transferred"), (0, "nearest-centroid"), (5, "transferred"), (5, "random-frozen"),
+                   (5, "bnb"), (5, "nearest-centroid")}
+    assert (tmp_path / "bnb-source" / "model.safetensors").exists()
+    nc = {r["n"]: r["target_acc"] for r in rows if r["arm"] == "nearest-centroid"}
+    assert nc[5] > 0.2 and nc[0] > 0.1, "a nearest-centroid readout needs no training to beat chance (5%)"
+    again = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    assert again == rows, "a finished study reopens to the same rows"
+
+
+def test_source_classes_train_source_nets_on_the_right_classes(setup, tmp_path):
+    from lenet.studies import source_classes as SC
+    ds, source, targets = setup
+    settings = SC.Settings(class_counts=(2, 5, 100), per_class=20, fixed_total=100, levels=(0, 5), samples=(1,),
+                           trials=1, max_epochs=2, source_max_epochs=1)
+    sets = SC.source_sets(settings, ds, targets)
+    largest = len([c for c in ds.classes if c not in targets])  # S = 100 is more than the data allows
+    assert sorted(sets) == sorted((a, S) for a in SC.ARMS for S in (2, 5, largest))
+    for (arm, S), (chars, per) in sets.items():
+        assert len(chars) == S and not set(chars) & set(targets)
+        assert per == (20 if arm == "per-class" else 100 // S)
+    assert set(sets["per-class", 2][0]) <= set(sets["per-class", 5][0]) <= set(sets["per-class", largest][0])
+    settings = SC.Settings(class_counts=(2,), per_class=20, fixed_total=100, levels=(0, 5), samples=(1,), trials=1,
+                           max_epochs=2, source_max_epochs=1)
+    rows = SC.source_classes(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    for arm, S in ((a, 2) for a in SC.ARMS):
+        net = checkpoint.load(tmp_path / "sources" / f"{arm}-{S}")
+        assert net.classes == SC.source_sets(settings, ds, targets)[arm, S][0]
+        assert net.meta["train_per_class"] == (20 if arm == "per-class" else 100 // S)
+    assert {(r["arm"], r["S"], r["n"]) for r in rows} == {("none", 0, 0)} | {(a, 2, 5) for a in SC.ARMS}
+
+
+def test_class_choice_scores_each_source_set_by_proxy_and_by_transfer(setup, tmp_path):
+    from lenet.studies import class_choice as CC
+    ds, source, targets = setup
+    settings = CC.Settings(sets=3, set_size=3, per_class=20, samples=(1,), trials=1, max_epochs=2, source_max_epochs=1)
+    sets = CC.source_sets(settings, ds, targets)
+    assert len(sets) == 3 and all(len(s) == 3 and not set(s) & set(targets) for s in sets)
+    rows = CC.class_choice(settings, source, ds, targets, out_dir=tmp_path, workers=1)
+    assert [r["classes"] for r in rows] == ["".join(s) for s in sets]
+    assert all(0 <= r["proxy_acc"] <= 1 and 0 <= r["target_acc"] <= 1 for r in rows)
+    for i, s in enumerate(sets):
+        assert checkpoint.load(tmp_path / "sources" / f"set-{i}").classes == s
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert set(meta["agreement"]["1"]) >= {"spearman", "best", "median", "worst"}

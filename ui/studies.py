@@ -1,0 +1,67 @@
+"""The Studies page's jobs: run a study in the pool with its summary recorded live; reopen finished ones."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+from lenet import studies
+from lenet.data import CharacterSet
+from lenet.jobs import Job
+from lenet.net import Net
+from lenet.studies.common import command_line
+
+from .jobs import submit
+from .session import lenet_home, session_id, state
+
+
+def studies_root() -> Path:
+    return lenet_home() / "studies" / session_id()
+
+
+def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],
+                shipped: bool) -> Job:
+    """The study in the pool; after each run its summary so far is recorded, so the figure fills in."""
+    mod = studies.get(name)
+    settings = (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()  # raises before queueing
+    out = studies_root() / f"{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    s = state()
+    command = command_line(name, quick=quick, seed=seed, data=s.data_kind, data_dir=s.data_path, out=out.name,
+                           source=None if shipped else "<the app's active source net>")
+
+    def work(job: Job) -> Path:
+        studies.run(name, settings, source, ds, targets, out_dir=out, command=command, stop=job.stop_event,
+                    progress=job.progress, on_summary=lambda rows: job.record(kind="summary", rows=rows))
+        return out
+    label = f"{name}{' (quick)' if quick else ''}, seed {seed}"
+    return submit("study", label, work, study=name, out_dir=str(out))
+
+
+def live_summary(snap) -> list[dict]:
+    rows = [r["rows"] for r in snap.records if r.get("kind") == "summary"]
+    return rows[-1] if rows else []
+
+
+def study_dirs() -> list[Path]:
+    """This session's study folders with results, newest first."""
+    root = studies_root()
+    return sorted((p.parent for p in root.glob("*/summary.csv")), key=lambda p: p.stat().st_mtime,
+                  reverse=True) if root.is_dir() else []
+
+
+def _number(v: str):
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
+
+
+def read_study(folder: Path) -> tuple[dict, list[dict]]:
+    """(meta.json, summary rows) of a finished study folder."""
+    meta = json.loads((folder / "meta.json").read_text())
+    with open(folder / "summary.csv", newline="") as f:
+        rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return meta, rows
