@@ -20,20 +20,23 @@ kinds = {"synthetic": "built-in synthetic characters (not real handwriting)",
 current = "path" if s.data_path else s.data_kind
 choice = st.radio("Characters", list(kinds), format_func=kinds.get, index=list(kinds).index(current),
                   key="src-kind")
-path = st.text_input("Folder or gzip.zip with emnist-*-ubyte.gz files", value=s.data_path or "",
-                     key="src-path") if choice == "path" else None
+path = upload = None
+if choice == "path":
+    path = st.text_input("Folder or gzip.zip with emnist-*-ubyte.gz files, inside "
+                         f"{', '.join(map(str, ui.browser_data_roots())) or 'no server folder'}",
+                         value=s.data_path or "", key="src-path")
+    upload = st.file_uploader(f"Or upload an EMNIST zip (at most {ui.MAX_UPLOAD_MB} MB)", type=["zip"],
+                              key="src-zip")
 if st.button("Use this dataset"):
     kind = "emnist" if choice == "path" else choice
-    if choice == "path" and not (path or "").strip():
-        st.error("Give the folder or archive path first.")
+    try:
+        chosen = ui.browser_data_path(path, upload) if choice == "path" else None
+        ui.dataset(kind, chosen)
+    except DataError as e:
+        st.error(str(e))
     else:
-        try:
-            ui.dataset(kind, (path or "").strip() or None)
-        except DataError as e:
-            st.error(str(e))
-        else:
-            s.data_kind, s.data_path = kind, (path or "").strip() or None
-            st.success(f"Using {ui.data_label(s.data_kind, s.data_path)}.")
+        s.data_kind, s.data_path = kind, chosen
+        st.success(f"Using {ui.data_label(s.data_kind, s.data_path)}.")
 try:
     ds = ui.current_dataset()
 except DataError as e:

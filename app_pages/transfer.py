@@ -80,3 +80,9 @@ if finished:
     if pick:
         st.plotly_chart(compare_runs([{"label": p, "records": ui.epoch_records(labels[p].records)} for p in pick]),
                         key="tr-compare-chart")
+    nets = ui.finished_nets("transfer")
+    if nets:
+        c1, c2 = st.columns([3, 1])
+        label = c1.selectbox("A run's net (finished or stopped; also on Draw and Feature maps)", [n for n, _ in nets],
+                             key="tr-net")
+        c2.download_button("Download", ui.net_bytes(dict(nets)[label]), "transfer-net.safetensors", key="tr-dl")

@@ -43,9 +43,9 @@ def env(tmp_path_factory):
     mp.undo()
 
 
-def page(path: str | None = None) -> AppTest:
+def page(path: str | None = None, sid: str = SID) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["sid"] = SID
+    at.query_params["sid"] = sid
     at.run()
     if path:
         at.switch_page(path)
@@ -92,11 +92,6 @@ def test_source_page_controls_bad_inputs_and_a_short_training_job(env):
     at = page("app_pages/source.py")
     assert at.radio(key="src-kind").value == "synthetic"
     assert at.multiselect(key="src-chars").value == env["source"].classes
-    # a dataset path that does not exist is a message
-    at.radio(key="src-kind").set_value("path").run()
-    at.text_input(key="src-path").set_value("/no/such/emnist").run()
-    button(at, "Use this dataset").click().run()
-    assert "/no/such/emnist" in texts(at.error)
     at.radio(key="src-kind").set_value("synthetic").run()
     # fewer than 2 characters
     at.multiselect(key="src-chars").set_value(["A"]).run()
@@ -114,6 +109,53 @@ def test_source_page_controls_bad_inputs_and_a_short_training_job(env):
     button(at, "Start training").click().run()
     until(at, lambda a: "Done" in texts(a.success))
     assert any(b.label == "Make it the active source net" for b in at.button)
+
+
+def test_source_page_opens_only_the_operators_data_folders_or_an_upload(env, tmp_path, monkeypatch):
+    """A browser cannot probe the server's files: every path outside LENET_DATA_DIRS gets the
+    same message, whether it exists or not; inside them, or as an upload, EMNIST loads."""
+    import io
+    import zipfile
+    from lenet.data.base import BYCLASS
+    from lenet.data.idx import write_idx
+    data = tmp_path / "data"
+    (data / "emnist").mkdir(parents=True)
+    images = np.zeros((12, 28, 28), np.uint8)
+    images[:, 2:26, 5] = 255
+    write_idx(data / "emnist" / "emnist-byclass-test-images-idx3-ubyte.gz", images)
+    write_idx(data / "emnist" / "emnist-byclass-test-labels-idx1-ubyte.gz", np.arange(12, dtype=np.uint8))
+    (data / "emnist" / "emnist-byclass-mapping.txt").write_text("".join(f"{i} {ord(c)}\n" for i, c in enumerate(BYCLASS)))
+    (tmp_path / "secret").mkdir()
+    (data / "escape").symlink_to(tmp_path / "secret")
+    monkeypatch.setenv("LENET_DATA_DIRS", str(data))
+    at = page("app_pages/source.py", sid=uuid.uuid4().hex)
+    at.radio(key="src-kind").set_value("path").run()
+    refusals = []
+    for probe in ("/etc/passwd", str(tmp_path / "secret"), "/no/such/emnist", f"{data}/../secret",
+                  str(data / "escape"), "../../../../etc"):
+        at.text_input(key="src-path").set_value(probe).run()
+        button(at, "Use this dataset").click().run()
+        refusals.append(texts(at.error))
+    assert len(set(refusals)) == 1, refusals
+    assert "only datasets inside the server's data folders" in refusals[0]
+    assert "passwd" not in refusals[0] and "secret" not in refusals[0] and "no such" not in refusals[0]
+    # an upload: a broken zip is refused by the EMNIST reader, a good one is used
+    at.file_uploader(key="src-zip").upload("broken.zip", b"PK\x03\x04 not really a zip").run()
+    button(at, "Use this dataset").click().run()
+    assert "broken.zip" in texts(at.error)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in (data / "emnist").iterdir():
+            z.write(f, f"gzip/{f.name}")
+    at.file_uploader(key="src-zip").set_value(("gzip.zip", buf.getvalue(), "application/zip")).run()
+    button(at, "Use this dataset").click().run()
+    assert not at.error and "Using emnist" in texts(at.success)
+    assert "12 characters" in texts(at.caption)
+    # a typed path inside the configured folder
+    at.file_uploader(key="src-zip").set_value(None).run()
+    at.text_input(key="src-path").set_value(str(data / "emnist")).run()
+    button(at, "Use this dataset").click().run()
+    assert not at.error and f"Using emnist ({data / 'emnist'})" in texts(at.success)
 
 
 def test_transfer_page_prevents_overlap_and_runs_a_job(env):
@@ -145,10 +187,14 @@ def test_transfer_page_prevents_overlap_and_runs_a_job(env):
     stop = next(b for b in at.button if b.label == "Stop")
     job = ui_pool().get(int(stop.key.rsplit("-", 1)[1]))
     assert not job.wait(0.5), "the long run is still going"
+    until(at, lambda a: job.snapshot().records, timeout=60)  # training has begun (its worker may start slowly)
     t = time.monotonic()
     stop.click().run()
     assert job.wait(1.0) and time.monotonic() - t < 1.5
     until(at, lambda a: "Stopped" in texts(a.warning))
+    # the stopped run keeps its net: listed for download (and on Draw and Feature maps)
+    until(at, lambda a: any(o.endswith("(stopped)") for o in a.selectbox(key="tr-net").options))
+    assert at.get("download_button")
 
 
 def test_a_failed_job_shows_its_reason_and_the_page_keeps_working(env):

@@ -9,8 +9,8 @@ same jobs, drawings and choices. Per-session state lives server-side in a proces
 
 from .session import (ASSETS, _sessions, lenet_home, pool, session_dir, session_id, state)
 from .jobs import (epoch_records, job_panel, session_jobs)
-from .nets import (active_data, active_source, current_dataset, data_label, dataset, emnist_download_panel,
-    require_dataset, require_source)
+from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
+    current_dataset, data_label, dataset, emnist_download_panel, net_bytes, require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
@@ -19,8 +19,9 @@ from .drawing import (canvas, canvas_key, check_data, classify, clear_canvas, ne
     show_image28)
 
 __all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
-    'job_panel', 'session_jobs', 'active_data', 'active_source', 'current_dataset', 'data_label', 'dataset',
-    'emnist_download_panel', 'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
+    'job_panel', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source', 'browser_data_path',
+    'browser_data_roots', 'current_dataset', 'data_label', 'dataset', 'emnist_download_panel', 'net_bytes',
+    'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
     'experiment_dirs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'canvas', 'canvas_key',

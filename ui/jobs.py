@@ -1,40 +1,25 @@
 """Background jobs as the pages see them: submit, per-session lists, live panels."""
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
-
 import streamlit as st
 
 from lenet.figures import training_curves
-from lenet.jobs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Job
+from lenet.jobs import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Job
 
-from .session import STEP_RECORD_SECONDS, pool, session_id, state
+from .session import pool, session_id, state
 
 
 # --- background jobs -----------------------------------------------------------------------
 
-def recorders(job: Job) -> dict:
-    """on_step / on_epoch callbacks that append to the job's record (step losses throttled)."""
-    last = [0.0]
-
-    def on_step(step: int, loss: float) -> None:
-        now = time.monotonic()
-        if now - last[0] >= STEP_RECORD_SECONDS:
-            last[0] = now
-            job.record(kind="step", step=step, loss=loss)
-
-    def on_epoch(stats) -> None:
-        job.record(kind="epoch", **asdict(stats))
-    return dict(on_step=on_step, on_epoch=on_epoch)
-
-
-def submit(kind: str, label: str, fn, **params) -> Job:
-    """Run fn(job) in the pool as this session's job, remembered under `kind`."""
-    job = pool().submit(fn, name=label, owner=session_id())
+def submit(kind: str, label: str, fn, spec: dict | None = None, nets: dict | None = None,
+           splits: dict | None = None, **params) -> Job:
+    """Run fn(job) in the pool as this session's job, remembered under `kind`; with a spec it is kept
+    on disk (see lenet.jobstore) so that a restart shows it and can resume it."""
+    meta = dict(kind=kind, label=label, **params)
+    job = pool().submit(fn, name=label, owner=session_id(), meta=meta, spec=spec, nets=nets, splits=splits)
     s = state()
     with s.lock:
-        s.runs[job.id] = dict(kind=kind, label=label, **params)
+        s.runs[job.id] = meta
     return job
 
 
@@ -69,6 +54,9 @@ def job_status(snap) -> None:
         st.caption("Running: " + "; ".join(parts))
     elif snap.state == FAILED:
         st.error(f"Failed: {snap.error}")
+    elif snap.state == INTERRUPTED:
+        st.warning("Interrupted: the server restarted while this job was queued or running. Resume runs it "
+                   "again (a grid goes on from its finished runs).")
     elif snap.state == STOPPED:
         st.warning(f"Stopped after {_amount(snap.records)}.")
     else:
@@ -95,6 +83,11 @@ def _draw_job(job: Job, key: str, stop_button: bool, chart=curves_chart) -> None
     if stop_button and snap.state not in FINISHED:
         if cols[1].button("Stop", key=f"stop-{key}-{job.id}", type="primary"):
             job.stop()
+    if snap.state == INTERRUPTED and job.spec is not None:
+        if cols[1].button("Resume", key=f"resume-{key}-{job.id}", type="primary"):
+            from .training import resume
+            resume(job)
+            st.rerun()
     fig = chart(snap)
     if fig is not None:
         st.plotly_chart(fig, key=f"chart-{key}-{job.id}")

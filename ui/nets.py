@@ -11,12 +11,13 @@ from lenet.config import SOURCE_RECIPE
 from lenet.data import CharacterSet, DataError, active_set, find_emnist, load
 from lenet.data.base import cache_dir
 from lenet.data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
-from lenet.data.protocol import default_class_split, source_split
-from lenet.jobs import Job
-from lenet.net import Net, train_source
+from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
+from lenet.jobs import Job, in_worker
+from lenet.net import Net
+from lenet.tasks import first_source_task
 
-from .session import QUICK_SOURCE, default_setup, pool, state
-from .jobs import job_panel, recorders
+from .session import QUICK_SOURCE, default_setup, pool, session_dir, state
+from .jobs import job_panel
 
 
 # --- data and the source net ---------------------------------------------------------------
@@ -59,6 +60,27 @@ def require_dataset() -> CharacterSet:
     except DataError as e:
         st.error(f"The active dataset cannot be loaded: {e}")
         st.stop()
+
+
+def browser_data_roots():
+    """The server folders a browser may open datasets from (LENET_DATA_DIRS)."""
+    return data_roots()
+
+
+def browser_data_path(typed: str | None, upload=None) -> str:
+    """A dataset path from the browser: the uploaded zip, kept in this session's folder, or a typed
+    path inside the operator's data folders (or this session's uploads). Raises DataError."""
+    uploads = session_dir("data")
+    if upload is not None:
+        return str(store_upload(upload.getvalue(), upload.name, uploads, MAX_UPLOAD_MB))
+    if not (typed or "").strip():
+        raise DataError("Give a folder or archive path, or upload an EMNIST zip.")
+    return str(allowed_path(typed, data_roots() + [uploads]))
+
+
+def net_bytes(net: Net) -> bytes:
+    """A net as a safetensors file (about 250 KB, milliseconds), for a download button."""
+    return checkpoint.to_bytes(net)
 
 
 def data_label(kind: str, path: str | None) -> str:
@@ -110,13 +132,9 @@ def emnist_download_panel() -> None:
 @st.cache_resource
 def _bootstrap(kind: str, path: str | None) -> Job:
     """A quick source net for a first start with no shipped one (shared by every session)."""
-    def work(job: Job) -> Net:
-        ds = load(kind, path or None)
-        chars = default_class_split(ds)[0]
-        split = source_split(ds, chars, QUICK_SOURCE["per_class"], QUICK_SOURCE["heldout_per_class"])
-        recipe = SOURCE_RECIPE.replace(max_epochs=QUICK_SOURCE["max_epochs"])
-        net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
-        return net
+    recipe = SOURCE_RECIPE.replace(max_epochs=QUICK_SOURCE["max_epochs"])
+    work = in_worker(first_source_task, kind, path, QUICK_SOURCE["per_class"], QUICK_SOURCE["heldout_per_class"],
+                     recipe)
     return pool().submit(work, name="first-start source net", owner="")
 
 

@@ -14,14 +14,14 @@ import torch
 
 from lenet import checkpoint
 from lenet.data import find_emnist
-from lenet.jobs import JobPool
+from lenet.jobs import JobPool, prestart
+from lenet.jobstore import JobStore
 from lenet.net import Net
 
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 QUICK_SOURCE = dict(per_class=100, heldout_per_class=20, max_epochs=3)  # first-start net when none ships
-STEP_RECORD_SECONDS = 0.25  # at most 4 per-step loss records a second: live, but cheap
 
 
 def lenet_home() -> Path:
@@ -33,7 +33,8 @@ def lenet_home() -> Path:
 
 @dataclass
 class SessionState:
-    """What one browser session has chosen and made; survives reloads (not server restarts)."""
+    """What one browser session has chosen and made; survives reloads. A restart keeps its jobs
+    (lenet.jobstore) and files, not its choices (dataset, active source net)."""
     data_kind: str
     data_path: str | None
     source: Net | None = None          # None: the shipped (or first-start) source net
@@ -56,7 +57,13 @@ def pool() -> JobPool:
     (measured on 2 busy cores: an n=4, k=5 run took 55 s with torch's 2 threads, 1.7 s with 1).
     """
     torch.set_num_threads(1)
-    return JobPool()
+    threading.Thread(target=prestart, daemon=True).start()  # the first job need not wait for it
+    return JobPool(store=JobStore(lenet_home() / "jobs"), log=_log)
+
+
+def _log(message: str) -> None:
+    import sys
+    print(message, file=sys.stderr)
 
 
 def session_id() -> str:
@@ -75,7 +82,8 @@ def state() -> SessionState:
     sid = session_id()
     if sid not in sessions:
         kind, path, _ = default_setup()
-        sessions[sid] = SessionState(kind, path)
+        # jobs kept on disk from before a restart are this session's again
+        sessions[sid] = SessionState(kind, path, runs={j.id: j.meta for j in pool().jobs(sid) if j.meta.get("kind")})
     return sessions[sid]
 
 

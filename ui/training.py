@@ -1,7 +1,6 @@
 """The kinds of training the pages start: source, transfer, teach, the experiment grid."""
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +8,12 @@ import numpy as np
 from lenet.config import N_CLASSES, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, DataError
 from lenet.data.protocol import Split, default_class_split, source_split, transfer_split
-from lenet.jobs import Job
-from lenet.net import Net, train_source, train_transfer
+from lenet.jobs import Job, in_worker
+from lenet.net import Net
+from lenet.tasks import experiment_task, source_task, transfer_task
 
-from .session import ASSETS, lenet_home, session_id
-from .jobs import recorders, session_jobs, submit
+from .session import ASSETS, lenet_home, pool, session_id, state
+from .jobs import session_jobs, submit
 from .nets import active_source
 
 
@@ -22,11 +22,44 @@ from .nets import active_source
 def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, heldout: int,
                           recipe: Recipe, label: str) -> Job:
     split = source_split(ds, chars, per_class, heldout)  # bad choices raise here, before queueing
+    return _start("source", label, {"task": "source", "recipe": recipe.to_dict()}, {}, {"split": split},
+                  classes=list(chars), per_class=per_class)
 
-    def work(job: Job) -> Net:
-        net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
-        return net
-    return submit("source", label, work, classes=list(chars), per_class=per_class)
+
+def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
+    """The job function of a spec: the one place a job is built, on start and on resume."""
+    recipe = Recipe.from_dict(spec["recipe"])
+    if spec["task"] == "source":
+        return in_worker(source_task, splits["split"], recipe)
+    if spec["task"] == "transfer":
+        return in_worker(transfer_task, nets["source"], splits["split"], spec["n"], recipe)
+    if spec["task"] == "experiment":
+        from .nets import dataset
+        ds = ds if ds is not None else dataset(*spec["data"])
+        targets = {int(seed): chars for seed, chars in spec["targets"].items()}
+        return in_worker(experiment_task, nets["source"], ds, targets, spec["levels"], spec["samples"],
+                         spec["trials"], recipe, spec["out_dir"])
+    raise ValueError(f"unknown job kind {spec['task']!r}")
+
+
+def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None,
+           **params) -> Job:
+    return submit(kind, label, _work(spec, nets, splits, ds), spec=spec, nets=nets, splits=splits, **params)
+
+
+def resume(job: Job) -> Job:
+    """Run an interrupted job again from what the store kept: a grid goes on from its finished runs
+    (reproduce resumes its out_dir), a training starts over. The interrupted entry is dropped."""
+    store = pool().store
+    nets = {"source": store.net(job.id, "source")} if job.spec["task"] in ("transfer", "experiment") else {}
+    splits = {"split": store.split(job.id, "split")} if job.spec["task"] in ("source", "transfer") else {}
+    meta = dict(job.meta)
+    new = submit(meta.pop("kind"), meta.pop("label"), _work(job.spec, nets, splits), spec=job.spec, nets=nets,
+                 splits=splits, **meta)
+    pool().forget(job.id)
+    with state().lock:
+        state().runs.pop(job.id, None)
+    return new
 
 
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
@@ -34,11 +67,8 @@ def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
-
-    def work(job: Job) -> Net:
-        net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
-        return net
-    return submit(kind, label, work, n=n, classes=list(split.classes), **params)
+    return _start(kind, label, {"task": "transfer", "n": n, "recipe": recipe.to_dict()}, {"source": source},
+                  {"split": split}, n=n, classes=list(split.classes), **params)
 
 
 def transfer_recipe(max_epochs: int, seed: int) -> Recipe:
@@ -74,12 +104,13 @@ def teach_split(drawn: CharacterSet) -> Split:
 
 
 def finished_nets(kind: str) -> list[tuple[str, Net]]:
-    """(label, net) of this session's finished jobs of one kind that produced a net."""
+    """(label, net) of this session's finished or stopped jobs of one kind that produced a net."""
     out = []
     for job, meta in session_jobs(kind):
         snap = job.snapshot()
-        if snap.state == "done" and isinstance(snap.result, Net):
-            out.append((f"#{job.id} {meta['label']}", snap.result))
+        if snap.state in ("done", "stopped") and isinstance(snap.result, Net):
+            out.append((f"#{job.id} {meta['label']}{' (stopped)' if snap.state == 'stopped' else ''}",
+                        snap.result))
     return out
 
 
@@ -96,7 +127,7 @@ def all_nets() -> list[tuple[str, Net]]:
 
 def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: list[int], samples: list[int],
                      trials: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
-    """reproduce() in the pool, one grid per seed (class split: the new characters, draws and
+    """reproduce() in a worker process, one grid per seed (class split: the new characters, draws and
     initialisations; the active source net for all); each finished run is recorded so Figure 2
     fills in live. One seed writes out_dir itself, several write out_dir/seed-S and seeds.csv."""
     from lenet import experiment
@@ -105,24 +136,12 @@ def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: li
     targets = {seed: new_characters(ds, source.classes, seed) for seed in seeds}
     for chars in targets.values():
         experiment.check_targets(ds, chars, source.classes, max(samples))
-    many = len(seeds) > 1
-
-    def work(job: Job) -> Path:
-        total = len(seeds) * len(levels) * len(samples) * trials
-        by_seed = {}
-        for i, seed in enumerate(seeds):
-            base = i * total // len(seeds)
-            by_seed[seed] = experiment.reproduce(
-                source, ds, targets[seed], levels=levels, samples=samples, trials=trials, seed=seed,
-                recipe=recipe, out_dir=experiment.seed_dir(out_dir, seed) if many else out_dir, fast=True,
-                stop=job.stop_event, on_result=lambda r: job.record(kind="result", **asdict(r)),
-                progress=lambda done, _total, base=base: job.progress(base + done, total))
-            if job.stop_event.is_set():
-                break
-        if many:
-            experiment.write_seed_outputs(out_dir, by_seed)
-        return out_dir
-    return submit("experiment", label, work, out_dir=str(out_dir), seeds=list(seeds))
+    s = state()
+    spec = {"task": "experiment", "data": [s.data_kind, s.data_path],
+            "targets": {str(seed): list(chars) for seed, chars in targets.items()},
+            "levels": list(levels), "samples": list(samples), "trials": trials, "recipe": recipe.to_dict(),
+            "out_dir": str(out_dir)}
+    return _start("experiment", label, spec, {"source": source}, {}, ds=ds, out_dir=str(out_dir), seeds=list(seeds))
 
 
 def read_experiment(out_dir: Path) -> list:

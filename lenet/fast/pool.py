@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..jobs import lower_priority
 from ..train import TrainingError
 from .group import Finished
 from .work import Shared, Task, run_task
@@ -33,6 +34,7 @@ class WorkerError(RuntimeError):
 
 
 def _worker(setup, tasks, results) -> None:
+    lower_priority()  # the server that answers browsers comes first
     torch.set_num_threads(1)
     try:
         shared = setup.get()

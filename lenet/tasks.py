@@ -1,0 +1,88 @@
+"""The trainings the app runs as jobs, as module-level functions `task(job, ...)` so that
+`lenet.jobs.in_worker` can run them in a worker process. `job` is a Job or, in a worker,
+a WorkerLink: both offer record, progress and stop_event."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import Recipe
+from .data import CharacterSet
+from .data.protocol import Split
+from .net import Net, train_source, train_transfer
+
+STEP_RECORD_SECONDS = 0.25  # at most 4 per-step loss records a second: live, but cheap
+
+
+def recorders(job) -> dict:
+    """on_step / on_epoch callbacks that append to the job's record (step losses throttled)."""
+    last = [0.0]
+
+    def on_step(step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STEP_RECORD_SECONDS:
+            last[0] = now
+            job.record(kind="step", step=step, loss=loss)
+
+    def on_epoch(stats) -> None:
+        job.record(kind="epoch", **asdict(stats))
+    return dict(on_step=on_step, on_epoch=on_epoch)
+
+
+def source_task(job, split: Split, recipe: Recipe) -> Net:
+    net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
+    return net
+
+
+def first_source_task(job, kind: str, path: str | None, per_class: int, heldout: int, recipe: Recipe) -> Net:
+    """A quick source net on the default source characters (the app's first start without a shipped one)."""
+    from .data import load
+    from .data.protocol import default_class_split, source_split
+    ds = load(kind, path or None)
+    return source_task(job, source_split(ds, default_class_split(ds)[0], per_class, heldout), recipe)
+
+
+def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net:
+    net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
+    return net
+
+
+def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[str]], levels: list[int],
+                    samples: list[int], trials: int, recipe: Recipe, out_dir: str) -> str:
+    """reproduce() once per seed (class split) into out_dir, or out_dir/seed-S and seeds.csv for
+    several; resumable (finished runs there are kept). Each run is recorded, those finished before
+    (a resumed grid) first."""
+    from .experiment import reproduce, seed_dir, write_seed_outputs
+    many = len(targets) > 1
+    dirs = {seed: seed_dir(out_dir, seed) if many else Path(out_dir) for seed in targets}
+    for d in dirs.values():
+        for r in _finished_runs(Path(d)):
+            job.record(kind="result", **asdict(r))
+    total = len(targets) * len(levels) * len(samples) * trials
+    by_seed = {}
+    for i, (seed, chars) in enumerate(targets.items()):
+        base = i * total // len(targets)
+        by_seed[seed] = reproduce(
+            source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
+            out_dir=dirs[seed], fast=True, stop=job.stop_event,
+            on_result=lambda r: job.record(kind="result", **asdict(r)),
+            progress=lambda done, _total, base=base: job.progress(base + done, total))
+        if job.stop_event.is_set():
+            break
+    if many:
+        write_seed_outputs(out_dir, by_seed)
+    return out_dir
+
+
+def _finished_runs(out: Path) -> list:
+    """The runs a grid folder already holds (none when it is new or unreadable: reproduce says why)."""
+    import json
+
+    from .experiment import META, RUNS, RunsFileError, grid, read_runs
+    try:
+        settings = json.loads((out / META).read_text())["settings"]
+        return read_runs(out / RUNS, grid(settings["levels"], settings["samples"], settings["trials"]),
+                         settings["seed"])
+    except (OSError, ValueError, KeyError, TypeError, RunsFileError):
+        return []
