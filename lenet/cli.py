@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, SOURCE_RECIPE, TRANSFER_RECIPE
+from .config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE
 
 EXIT_ERROR = 2
 
@@ -193,6 +193,31 @@ def cmd_reproduce(args) -> None:
     _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
 
 
+def cmd_recipes(args) -> None:
+    from . import experiment as E
+    from . import recipes
+
+    names = recipes.check_candidates(args.candidates)
+    levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
+    ds = _load_data(args)
+    source, source_path = _source_for(args, ds)
+    targets = default_targets(ds, source.classes, args.seed)
+    E.check_targets(ds, targets, source.classes, max(samples))
+    bars = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        bars.setdefault(name, Progress(name))(done, total)
+
+    rows = recipes.compare(source, ds, targets, names, args.out, levels=levels, samples=samples, trials=trials,
+                           seed=args.seed, progress=progress, log=_err)
+    ks = [c for c in rows[0] if c.startswith("val_k")] if rows else []
+    table = "\n".join(f"  {r['candidate']:<12} val {r['val_mean']:.2%}  " +
+                      "  ".join(f"{c[4:]} {r[c]:.2%}" for c in ks) +
+                      f"  epochs {r['epochs_mean']:.1f}  {r['seconds']:.0f} s   ({r['recipe']})" for r in rows)
+    _emit(args, {"out": str(args.out), "source": source_path, "rows": rows},
+          f"mean validation accuracy, best first ({Path(args.out) / recipes.COMPARISON}):\n{table}")
+
+
 def cmd_data_info(args) -> None:
     from .data import info
 
@@ -269,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
+
+    rc = sub.add_parser("recipes", help="compare candidate transfer recipes on validation accuracy (resumable)")
+    _data_args(rc)
+    rc.add_argument("--candidates", nargs="+", default=list(RECIPE_CANDIDATES),
+                    help=f"candidates from lenet/config.py (default: all: {' '.join(RECIPE_CANDIDATES)})")
+    rc.add_argument("--levels", type=int, nargs="+", default=list(PAPER_LEVELS), help="retained levels n (0..5)")
+    rc.add_argument("--samples", type=int, nargs="+", default=list(PAPER_SAMPLES), help="samples per class k")
+    rc.add_argument("--trials", type=int, default=2, help="trials per (n, k) and candidate")
+    rc.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
+    rc.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
+    rc.add_argument("--out", required=True, help="output folder: a reproduction per candidate, comparison.csv")
+    rc.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    rc.set_defaults(fn=cmd_recipes)
 
     d = sub.add_parser("data", help="inspect or download character data")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")

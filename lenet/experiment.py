@@ -26,7 +26,7 @@ import numpy as np
 from .checkpoint import atomic_write
 from .config import PAPER_SOURCE_ACCURACY, TRANSFER_RECIPE, Recipe
 from .data import CharacterSet, DataError
-from .data.protocol import PAPER, check_classes, transfer_split
+from .data.protocol import PAPER, VAL_PER_CLASS, check_classes, transfer_split
 from .net import Net, train_transfer
 from .transfer import check_levels
 
@@ -56,6 +56,7 @@ class RunResult:
     test_acc: float    # on the TEST_PER_CLASS x len(target classes) test characters
     epochs: int
     seconds: float
+    val_acc: float = math.nan  # on the trial's validation set (VAL_PER_CLASS per class): for choosing recipes
     stopped: bool = False  # the stop event cut the run short: not a result, never written
 
     @property
@@ -87,16 +88,22 @@ def run_cell(source: Net, ds: CharacterSet, target_classes, cell: Cell, recipe: 
     _, fit = train_transfer(source, split, cell.n, recipe.replace(seed=s), stop=stop, on_epoch=on_epoch,
                             cache_frozen=cache_frozen)
     return RunResult(cell.n, cell.k, cell.trial, s, float(fit.train_acc), float(fit.test_acc),
-                     int(fit.epochs), round(float(fit.seconds), 3), stopped=fit.stopped)
+                     int(fit.epochs), round(float(fit.seconds), 3),
+                     float("nan") if fit.val_acc is None else float(fit.val_acc), stopped=fit.stopped)
 
 
 def summarize(results: list[RunResult]) -> list[dict]:
-    """Mean, min and max test accuracy over the trials of each (n, k), sorted by k then n."""
-    groups: dict[tuple[int, int], list[float]] = {}
+    """Mean, min and max test accuracy over the trials of each (n, k), sorted by k then n;
+    `val` is the mean validation accuracy (what recipes are compared on)."""
+    groups: dict[tuple[int, int], list[RunResult]] = {}
     for r in results:
-        groups.setdefault((r.n, r.k), []).append(r.test_acc)
-    return [{"n": n, "k": k, "mean": float(np.mean(a)), "min": float(min(a)), "max": float(max(a)), "runs": len(a)}
-            for (n, k), a in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0]))]
+        groups.setdefault((r.n, r.k), []).append(r)
+    out = []
+    for (n, k), rs in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        a = [r.test_acc for r in rs]
+        out.append({"n": n, "k": k, "mean": float(np.mean(a)), "min": float(min(a)), "max": float(max(a)),
+                    "runs": len(a), "val": float(np.mean([r.val_acc for r in rs]))})
+    return out
 
 
 # --- checks before anything runs -------------------------------------------------------------
@@ -124,9 +131,10 @@ def check_targets(ds: CharacterSet, target_classes, source_classes, max_k: int) 
     if overlap:
         raise DataError(f"target classes overlap the source net's classes: {''.join(overlap)!r}")
     counts = ds.counts()
-    short = [f"{c!r} has {counts[c]}" for c in chars if counts[c] < max_k + TEST_PER_CLASS]
+    short = [f"{c!r} has {counts[c]}" for c in chars if counts[c] < max_k + TEST_PER_CLASS + VAL_PER_CLASS]
     if short:
-        raise DataError(f"k = {max_k} needs {max_k} + {TEST_PER_CLASS} test samples per target class, but "
+        raise DataError(f"k = {max_k} needs {max_k} + {VAL_PER_CLASS} validation + {TEST_PER_CLASS} test samples "
+                        f"per target class, but "
                         f"{', '.join(short[:5])}{' ...' if len(short) > 5 else ''} in {ds.source}")
     return chars
 
@@ -148,7 +156,7 @@ def settings_of(source: Net, ds: CharacterSet, target_classes, levels, samples, 
             "target_classes": list(target_classes), "source_sha256": source_fingerprint(source),
             "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"},  # run_seed replaces it
             "levels": list(levels), "samples": list(samples), "trials": trials,
-            "test_per_class": TEST_PER_CLASS}
+            "test_per_class": TEST_PER_CLASS, "val_per_class": VAL_PER_CLASS}
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -194,17 +202,19 @@ def read_runs(path: Path, cells: list[Cell], seed: int) -> list[RunResult]:
             raise RunsFileError(f"{where}: expected {len(FIELDS)} values, found {len(row)}")
         try:
             n, k, trial, s, epochs = (int(row[FIELDS.index(f)]) for f in ("n", "k", "trial", "seed", "epochs"))
-            train_acc, test_acc, seconds = (float(row[FIELDS.index(f)]) for f in ("train_acc", "test_acc", "seconds"))
+            train_acc, test_acc, seconds, val_acc = (float(row[FIELDS.index(f)])
+                                                     for f in ("train_acc", "test_acc", "seconds", "val_acc"))
         except ValueError as e:
             raise RunsFileError(f"{where}: {e}") from None
-        r = RunResult(n, k, trial, s, train_acc, test_acc, epochs, seconds)
+        r = RunResult(n, k, trial, s, train_acc, test_acc, epochs, seconds, val_acc)
         if r.cell not in known:
             raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} is not a cell of this grid")
         if r.cell in seen:
             raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} appears twice")
         if s != run_seed(seed, r.cell):
             raise RunsFileError(f"{where}: seed {s} is not this reproduction's seed {run_seed(seed, r.cell)}")
-        if not all(math.isfinite(a) and 0 <= a <= 1 for a in (train_acc, test_acc)):
+        if not all(math.isfinite(a) and 0 <= a <= 1 for a in (train_acc, test_acc)) or \
+                not (math.isnan(val_acc) or 0 <= val_acc <= 1):
             raise RunsFileError(f"{where}: accuracies must be fractions in [0, 1]")
         if epochs < 1 or not (math.isfinite(seconds) and seconds >= 0):
             raise RunsFileError(f"{where}: epochs must be >= 1 and seconds >= 0")
@@ -216,9 +226,10 @@ def read_runs(path: Path, cells: list[Cell], seed: int) -> list[RunResult]:
 def summary_csv(summary: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(("n", "k", "mean", "min", "max", "runs"))
+    w.writerow(("n", "k", "mean", "min", "max", "runs", "val"))
     for s in summary:
-        w.writerow((s["n"], s["k"], f"{s['mean']:.6f}", f"{s['min']:.6f}", f"{s['max']:.6f}", s["runs"]))
+        w.writerow((s["n"], s["k"], f"{s['mean']:.6f}", f"{s['min']:.6f}", f"{s['max']:.6f}", s["runs"],
+                    f"{s['val']:.6f}"))
     return buf.getvalue()
 
 

@@ -89,11 +89,14 @@ def train_transfer(source: Net, split: Split, n: int, recipe: Recipe = TRANSFER_
     codes = transfer_codes(recipe.code_kind, len(split.classes), recipe.seed, N_CLASSES)
     model = transfer(source.model, n, seed=recipe.seed)
     x, y, xt, yt = _tensors(split)
-    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop,
-                 cache_frozen=cache_frozen)
+    xv, yv = (to_net_input(split.val.images), torch.from_numpy(split.val.labels)) if split.val is not None \
+        else (None, None)
+    result = fit(model, x, y, codes, recipe, xt, yt, x_val=xv, y_val=yv, on_step=on_step, on_epoch=on_epoch,
+                 stop=stop, cache_frozen=cache_frozen)
     k = int(len(split.train) // len(split.classes))
     meta = {"role": "transfer", "data": split.train.source, "data_description": split.train.description,
             "recipe": recipe.to_dict(), "retained": n, "k": k, "source_classes": list(source.classes),
-            "train_acc": result.train_acc, "test_acc": result.test_acc, "epochs": result.epochs,
+            "train_acc": result.train_acc, "test_acc": result.test_acc, "val_acc": result.val_acc,
+            "epochs": result.epochs, "best_epoch": result.best_epoch,
             "min_hamming": min_hamming(codes), "stopped": result.stopped}
     return Net(model, list(split.classes), codes, meta), result

@@ -32,6 +32,7 @@ class EpochStats:
     train_acc: float
     test_acc: float | None  # None on epochs where the test set was not evaluated
     seconds: float          # since fit started
+    val_acc: float | None = None  # None on epochs where the validation set was not evaluated
 
 
 @dataclass
@@ -43,6 +44,8 @@ class FitResult:
     seconds: float
     stopped: bool                 # the stop event ended training early
     history: list[EpochStats] = field(default_factory=list)
+    val_acc: float | None = None  # of the returned weights, when a validation set was given
+    best_epoch: int | None = None  # the epoch whose weights were kept (recipe.val_patience > 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,14 +82,19 @@ def frozen_features(model, x: torch.Tensor, level: int, batch: int = 2000) -> to
 
 def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, codes: torch.Tensor,
         recipe: Recipe, x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None, *,
+        x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
         on_step: Callable[[int, float], None] | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
         stop: threading.Event | None = None, cache_frozen: bool = True) -> FitResult:
     """Train the model's trainable parameters with SGD + momentum on MSE to the codes.
 
     Stops at `recipe.max_epochs`, when training accuracy reaches `recipe.target_train_acc`,
-    when the training loss has not fallen for `recipe.patience` epochs, or when `stop` is set.
-    `cache_frozen` runs the frozen bottom levels once instead of every step (same result).
+    when the training loss falls to `recipe.target_train_loss`, when the training loss has
+    not fallen for `recipe.patience` epochs, when the validation accuracy has not risen for
+    `recipe.val_patience` epochs (then the best validation epoch's weights are kept), or when
+    `stop` is set. The validation set is evaluated every epoch only for `val_patience`;
+    otherwise once, at the end. `cache_frozen` runs the frozen bottom levels once instead of
+    every step (same result).
     """
     recipe.validate()
     if len(x_train) == 0:
@@ -94,6 +102,8 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     level = retained_levels(model) if cache_frozen else 0
     h_train = frozen_features(model, x_train, level)
     h_test = frozen_features(model, x_test, level) if x_test is not None and len(x_test) else None
+    h_val = frozen_features(model, x_val, level) if x_val is not None and len(x_val) else None
+    use_val = recipe.val_patience > 0 and h_val is not None
     params = [p for p in model.parameters() if p.requires_grad]  # frozen levels never reach the optimiser
     if not params:
         raise ValueError("the model has no trainable parameters")
@@ -104,6 +114,7 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     t0 = time.perf_counter()
     history: list[EpochStats] = []
     step, best_loss, since_best, stopped = 0, math.inf, 0, False
+    best_val, since_val, best_epoch, best_weights = -1.0, 0, None, None
     test_acc = None
     model.train()
     for epoch in range(1, recipe.max_epochs + 1):
@@ -126,17 +137,27 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
         if not math.isfinite(train_loss):
             raise TrainingError(f"the training loss became {train_loss} at epoch {epoch}; "
                                 f"try a smaller learning rate (lr={recipe.lr})")
-        done = (stopped or epoch == recipe.max_epochs or train_acc >= recipe.target_train_acc)
+        done = (stopped or epoch == recipe.max_epochs or train_acc >= recipe.target_train_acc
+                or train_loss <= recipe.target_train_loss)
         if train_loss < best_loss - recipe.min_delta:
             best_loss, since_best = train_loss, 0
         else:
             since_best += 1
             done = done or (recipe.patience > 0 and since_best >= recipe.patience)
+        val_acc = None
+        if use_val:
+            val_acc = evaluate(model, h_val, y_val, codes, level)[1]
+            if val_acc > best_val:
+                best_val, since_val, best_epoch = val_acc, 0, epoch
+                best_weights = [p.detach().clone() for p in params]
+            else:
+                since_val += 1
+                done = done or since_val >= recipe.val_patience
         evaluated = h_test is not None and (done or epoch % recipe.eval_every == 0)
         if evaluated:
             test_acc = evaluate(model, h_test, y_test, codes, level)[1]
         stats = EpochStats(epoch, step, train_loss, train_acc, test_acc if evaluated else None,
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, val_acc)
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
@@ -144,6 +165,16 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
             break
     model.eval()
     last = history[-1] if history else EpochStats(0, 0, math.nan, math.nan, None, 0.0)
-    return FitResult(epochs=last.epoch, train_loss=last.train_loss, train_acc=last.train_acc,
+    train_loss, train_acc = last.train_loss, last.train_acc
+    if best_weights is not None and best_epoch != last.epoch:  # keep the best validation epoch
+        with torch.no_grad():
+            for p, w in zip(params, best_weights):
+                p.copy_(w)
+        train_loss, train_acc = evaluate(model, h_train, y_train, codes, level)
+        if h_test is not None:
+            test_acc = evaluate(model, h_test, y_test, codes, level)[1]
+    val_final = best_val if best_weights is not None else \
+        (evaluate(model, h_val, y_val, codes, level)[1] if h_val is not None and history else None)
+    return FitResult(epochs=last.epoch, train_loss=train_loss, train_acc=train_acc,
                      test_acc=test_acc, seconds=time.perf_counter() - t0, stopped=stopped,
-                     history=history)
+                     history=history, val_acc=val_final, best_epoch=best_epoch)

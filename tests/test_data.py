@@ -225,7 +225,7 @@ def test_synthetic_is_deterministic_by_seed():
 def test_synthetic_classes_are_learnable(synthetic):
     """1-nearest-neighbour on raw pixels, on a paper-sized task (20 classes, chance 5 %)."""
     _, target = default_class_split(BYCLASS, seed=0)
-    s = transfer_split(synthetic[0], target, k=30, test_per_class=10)
+    s = transfer_split(synthetic[0], target, k=30, test_per_class=10, val_per_class=0)
     x, xt = (d.images.reshape(len(d), -1).astype(np.float32) for d in (s.train, s.test))
     nearest = ((xt[:, None] - x[None]) ** 2).sum(-1).argmin(1)
     assert (s.train.labels[nearest] == s.test.labels).mean() > 0.5
@@ -275,10 +275,28 @@ def test_transfer_split(tagged):
     np.testing.assert_array_equal(_ids(a.train), _ids(transfer_split(tagged, tgt, k=5, trial=0).train))
     with pytest.raises(DataError, match="overlap the source classes"):
         transfer_split(tagged, tgt, k=5, source_classes=[tgt[3], "?"])
-    with pytest.raises(DataError, match="too few for 50 test \\+ k=71"):
-        transfer_split(tagged, tgt, k=71)
+    with pytest.raises(DataError, match="too few for 50 test \\+ 20 validation \\+ k=51"):
+        transfer_split(tagged, tgt, k=51)
     with pytest.raises(DataError, match="at least 1"):
         transfer_split(tagged, tgt, k=0)
+
+
+def test_validation_sets_never_overlap_test_or_training_sets(tagged):
+    """The validation samples (what recipes are chosen on) are disjoint from the test set and from
+    every k's training samples of their trial, at the largest k the pool allows too."""
+    _, tgt = default_class_split(BYCLASS)
+    plain = transfer_split(tagged, tgt, k=5, trial=2, val_per_class=0)
+    assert plain.val is None
+    for trial in range(3):
+        splits = [transfer_split(tagged, tgt, k=k, trial=trial) for k in (1, 5, 10, 40, 50)]
+        val = set(_ids(splits[0].val))
+        assert len(val) == 20 * 20 and splits[0].val.counts() == {c: 20 for c in tgt}
+        for s in splits:
+            np.testing.assert_array_equal(_ids(s.val), _ids(splits[0].val))  # the same for every k
+            assert not val & set(_ids(s.test)) and not val & set(_ids(s.train))
+            assert (tagged.labels[_ids(s.val)] == np.array([BYCLASS.index(c) for c in tgt])[s.val.labels]).all()
+    # adding the validation set leaves the training draws as they were
+    np.testing.assert_array_equal(_ids(plain.train), _ids(transfer_split(tagged, tgt, k=5, trial=2).train))
 
 
 def test_check_classes(tagged):

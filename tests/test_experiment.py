@@ -75,7 +75,7 @@ def test_stop_then_resume_keeps_every_finished_row(setup, tmp_path):
     assert _rows(tmp_path / E.RUNS)[:3] == rows  # earlier rows untouched, in place
     assert progress[0] == (2, 6) and progress[-1] == (6, 6)
     summary = _rows(tmp_path / E.SUMMARY)
-    assert summary[0] == ["n", "k", "mean", "min", "max", "runs"] and len(summary) == 4
+    assert summary[0] == ["n", "k", "mean", "min", "max", "runs", "val"] and len(summary) == 4
     assert all(float(r[3]) <= float(r[2]) <= float(r[4]) for r in summary[1:])
 
 

@@ -48,6 +48,21 @@ def test_fast_matches_plain_per_run(setup):
     assert max(r.test_acc for r in fast) > 0.2  # the nets learned: the comparison is not of chance-level runs
 
 
+def test_fast_matches_plain_with_the_loss_and_validation_rules(setup):
+    """The training-loss target and the best-validation-epoch rule (with its restored weights)
+    give the same epochs and accuracies on both paths."""
+    source, ds, tgt, _ = setup
+    recipe = RECIPE.replace(target_train_acc=1.01, patience=0, target_train_loss=0.2, val_patience=2)
+    cells = [Cell(n, k, 0) for n in (0, 3, 5) for k in (1, 5)]
+    plain = [run_cell(source, ds, tgt, c, recipe, 0) for c in cells]
+    fast = run_cells(source, ds, tgt, cells, recipe, 0, workers=1)
+    assert [r.epochs for r in fast] == [r.epochs for r in plain]
+    assert max(abs(f.test_acc - p.test_acc) for f, p in zip(fast, plain)) <= 0.01
+    assert max(abs(f.val_acc - p.val_acc) for f, p in zip(fast, plain)) <= 0.01
+    assert max(abs(f.train_acc - p.train_acc) for f, p in zip(fast, plain)) <= 0.01
+    assert all(0 <= r.val_acc <= 1 for r in fast) and len({r.epochs for r in fast}) > 1
+
+
 def test_two_workers_agree_with_one(setup):
     source, ds, tgt, plain = setup
     two = run_cells(source, ds, tgt, CELLS, RECIPE, 0, workers=2)

@@ -12,6 +12,7 @@ import numpy as np
 from .base import CharacterSet, DataError
 
 PAPER = dict(n_classes=20, source_per_class=400, test_per_class=50)  # 20 chars x 400; test 1,000 = 50 x 20
+VAL_PER_CLASS = 20  # not the paper's: a validation set per trial, for choosing the recipe (lenet/config.py)
 _TEST, _TRAIN, _SOURCE = 1, 2, 3  # purposes, mixed into the seeds
 
 
@@ -19,7 +20,8 @@ _TEST, _TRAIN, _SOURCE = 1, 2, 3  # purposes, mixed into the seeds
 class Split:
     train: CharacterSet
     test: CharacterSet
-    classes: list[str]  # labels 0..len-1 of train and test index into this
+    classes: list[str]  # labels 0..len-1 of train, test and val index into this
+    val: CharacterSet | None = None  # validation set, disjoint from both (transfer splits only)
 
 
 def default_class_split(classes, seed: int = 0, n: int = 20,
@@ -85,12 +87,15 @@ def source_split(ds: CharacterSet, source_classes, per_class: int = 400, heldout
 
 
 def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, seed: int = 0,
-                   test_per_class: int = 50, source_classes=None) -> Split:
-    """k training samples per target character (a new draw per trial) and a fixed test set.
+                   test_per_class: int = 50, source_classes=None, val_per_class: int = VAL_PER_CLASS) -> Split:
+    """k training samples per target character (a new draw per trial), a validation set and a fixed test set.
 
     The test set depends on seed only (never on trial or k), so every run is scored on the
-    same 50 x 20 = 1,000 characters; training samples come from the rest. For one trial the
-    draws are nested: the k=5 samples are the first 5 of the k=10 ones.
+    same 50 x 20 = 1,000 characters; training and validation samples come from the rest. For one
+    trial the draws are nested: the k=5 samples are the first 5 of the k=10 ones. The validation
+    samples are the last `val_per_class` of the trial's permutation of that pool, so they never
+    overlap the test set or any k's training samples, and adding them leaves the training draws
+    as they were without a validation set.
     """
     chars = list(target_classes)
     check_classes(ds, chars, "target classes")
@@ -99,13 +104,18 @@ def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, see
         raise DataError(f"target classes overlap the source classes: {''.join(overlap)!r}")
     if k < 1:
         raise DataError(f"k (samples per class) must be at least 1, got {k}")
-    train, test = [], []
+    if val_per_class < 0:
+        raise DataError(f"val_per_class must be >= 0, got {val_per_class}")
+    train, test, val = [], [], []
     for c in chars:
         rows = _rows(ds, c)
-        if len(rows) < test_per_class + k:
-            raise DataError(f"class {c!r} has {len(rows)} samples: too few for {test_per_class} test + k={k}")
+        if len(rows) < test_per_class + k + val_per_class:
+            raise DataError(f"class {c!r} has {len(rows)} samples: too few for {test_per_class} test + "
+                            f"{val_per_class} validation + k={k}")
         rows = np.random.default_rng([seed, _TEST, ord(c)]).permutation(rows)
         test.append(np.sort(rows[:test_per_class]))
-        pool = np.sort(rows[test_per_class:])
-        train.append(np.random.default_rng([seed, _TRAIN, trial, ord(c)]).permutation(pool)[:k])
-    return Split(_relabel(ds, train, chars), _relabel(ds, test, chars), chars)
+        pool = np.random.default_rng([seed, _TRAIN, trial, ord(c)]).permutation(np.sort(rows[test_per_class:]))
+        train.append(pool[:k])
+        val.append(np.sort(pool[len(pool) - val_per_class:]))
+    return Split(_relabel(ds, train, chars), _relabel(ds, test, chars), chars,
+                 _relabel(ds, val, chars) if val_per_class else None)

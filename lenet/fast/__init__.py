@@ -78,8 +78,11 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
                     recipe.to_dict())
     tasks = []
     for group in plan(cells, workers):
-        specs = [RunSpec(i, run_seed(seed, cells[i]), splits[cells[i].k, cells[i].trial].train.images,
-                         splits[cells[i].k, cells[i].trial].train.labels) for i in group]
+        specs = []
+        for i in group:
+            sp = splits[cells[i].k, cells[i].trial]
+            specs.append(RunSpec(i, run_seed(seed, cells[i]), sp.train.images, sp.train.labels,
+                                 None if sp.val is None else sp.val.images, None if sp.val is None else sp.val.labels))
         tasks.append(Task(cells[group[0]].n, specs, sum(cells[i].k * LEVEL_COST[cells[i].n] for i in group)))
     finished = run_in_process(shared, tasks, stop) if workers == 1 else \
         run_in_processes(shared, tasks, workers, stop)
@@ -87,7 +90,7 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
     for fin in finished:
         c = cells[fin.key]
         res = RunResult(c.n, c.k, c.trial, run_seed(seed, c), fin.train_acc, fin.test_acc, fin.epochs,
-                        round(fin.seconds, 3))
+                        round(fin.seconds, 3), fin.val_acc)
         results[fin.key] = res
         if on_result is not None:
             on_result(res)

@@ -39,6 +39,8 @@ class RunSpec:
     seed: int                    # run_seed(seed, cell): init, codes (+7919) and batch order
     images: np.ndarray           # (k * n_classes, 28, 28) uint8 training set
     labels: np.ndarray
+    val_images: np.ndarray | None = None  # the trial's validation set, if any
+    val_labels: np.ndarray | None = None
 
 
 @dataclass
@@ -55,14 +57,20 @@ def run_task(shared: Shared, task: Task, should_stop: Callable[[], bool]) -> Ite
     source.requires_grad_(False)
     n = task.n
     h_test = frozen_features(source, to_net_input(shared.test_images), n)
-    nets, states, feats, offset = [], [], [], 0
+    nets, states, feats, val_feats, offset, val_offset = [], [], [], [], 0, 0
+    has_val = all(spec.val_images is not None for spec in task.runs)
     for spec in task.runs:
         nets.append(LeNet5(n_outputs=shared.n_outputs, seed=spec.seed))
         feats.append(frozen_features(source, to_net_input(spec.images), n))
         codes = transfer_codes(recipe.code_kind, shared.n_classes, spec.seed, N_CLASSES)
-        states.append(RunState(spec.key, offset, len(spec.labels), codes, torch.from_numpy(spec.labels),
-                               torch.Generator().manual_seed(spec.seed)))
+        state = RunState(spec.key, offset, len(spec.labels), codes, torch.from_numpy(spec.labels),
+                         torch.Generator().manual_seed(spec.seed))
+        if has_val:
+            val_feats.append(frozen_features(source, to_net_input(spec.val_images), n))
+            state.val_offset, state.y_val = val_offset, torch.from_numpy(spec.val_labels)
+            val_offset += len(spec.val_labels)
+        states.append(state)
         offset += len(spec.labels)
     model = StackedUpper(nets, n)
     yield from train_group(model, states, torch.cat(feats), h_test, torch.from_numpy(shared.test_labels),
-                           recipe, should_stop)
+                           recipe, should_stop, torch.cat(val_feats) if has_val else None)
