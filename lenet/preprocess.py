@@ -1,8 +1,9 @@
 """From what a person draws or uploads to the 28x28 image the net classifies.
 
-Every input becomes an ink map (0 = paper, 1 = full ink) and is then framed by
-`frame_character`, exactly like the EMNIST training data: crop to the ink, keep
-the aspect ratio, centre, pad, 28x28, ink high.
+Every input becomes an ink map (0 = paper, 1 = full ink), is redrawn along its
+skeleton with EMNIST's stroke width (`strokes.normalise`: any pen, any size) and
+is then framed by `frame_character`, exactly like the EMNIST training data: crop
+to the ink, keep the aspect ratio, centre, pad, 28x28, ink high.
 
 Ink is measured against the background colour, taken as the most common colour
 on the image border, so dark-on-light, light-on-dark and coloured strokes all

@@ -153,18 +153,18 @@ def test_draw_an_N_and_read_the_prediction(server, page):
 
 
 def test_a_thin_and_a_thick_pen_both_read_N(server, page):
-    """Stroke normalisation: the same character read alike with a 6 px and a 36 px pen, drawn small and big."""
+    """Stroke normalisation: the same character read alike with a 6 px pen drawn big and a 30 px pen drawn small."""
     base, _ = server
     open_page(page, base, "draw", uuid.uuid4().hex)
     read = {}
-    for pen, box in ((6, (60, 30, 220, 250)), (36, (100, 80, 180, 200))):
+    for pen, box in ((6, (60, 30, 220, 250)), (30, (90, 70, 190, 210))):
         _set_pen(page, pen)
         page.get_by_role("button", name="Reset canvas & history").click()
         settle(page)
         _draw_n(page, page.locator("canvas").last, *box)
         read[pen] = _prediction(page)
         page.screenshot(path=str(ARTIFACTS / f"draw-pen-{pen}.png"), full_page=True)
-    assert read == {6: "N", 36: "N"}, f"a drawn N was read as {read}"
+    assert read == {6: "N", 30: "N"}, f"a drawn N was read as {read}"
 
 
 def test_drawing_right_after_clear_is_read(server, page):
