@@ -143,3 +143,28 @@ def test_sigkill_loses_no_finished_run(setup, tmp_path):
     after = _rows(out / E.RUNS)
     assert after[:len(rows)] == rows and len(after) == len(cells) + 1
     assert f"resuming: {len(before)} of {len(cells)}" in rc.stderr
+
+
+UNGUARDED = """
+import sys
+from lenet import checkpoint
+from lenet.data import load
+from lenet.experiment import reproduce
+source = checkpoint.load(sys.argv[1])
+ds = load("synthetic")
+targets = [c for c in ds.classes if c not in source.classes][:20]
+runs = reproduce(source, ds, targets, levels=[4, 5], samples=[1], trials=1)
+print("finished", len(runs))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_the_fast_path(tmp_path):
+    """A notebook-style script that calls reproduce at its top level (no `if __name__ ==
+    "__main__":`) runs once: the worker processes do not import it again."""
+    script = tmp_path / "grid.py"
+    script.write_text(UNGUARDED)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, str(script), str(ROOT / "assets" / "source-synthetic")], env=env,
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split("\n").count("finished 2") == 1, p.stdout

@@ -10,8 +10,11 @@ POLL seconds.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import multiprocessing as mp
 import queue
+import sys
 import threading
 import traceback
 from typing import Callable, Iterator
@@ -54,7 +57,7 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
     for _ in range(workers):
         task_q.put(None)
     procs = [ctx.Process(target=_worker, args=(q, task_q, result_q), daemon=True) for q in setups]
-    lock, started, closing = threading.Lock(), [], [False]
+    lock, started, closing, failed = threading.Lock(), [], [False], []
 
     def start_all() -> None:
         # The first start waits for the forkserver to import torch (seconds): not on the stop path.
@@ -62,7 +65,12 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
             with lock:
                 if closing[0]:
                     return
-            p.start()
+            try:
+                with _workers_skip_main():
+                    p.start()
+            except Exception as e:  # reported by the waiting loop, which would otherwise wait forever
+                failed.append(f"{type(e).__name__}: {e}")
+                return
             with lock:
                 started.append(p)
                 if closing[0]:
@@ -78,8 +86,12 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
             except queue.Empty:
                 with lock:
                     dead = len(started) == workers and not any(p.is_alive() for p in started)
+                if failed:
+                    raise WorkerError(f"the fast-path worker processes could not start: {failed[0]}")
                 if dead:
-                    raise WorkerError("the fast-path worker processes exited without finishing their work")
+                    codes = sorted({p.exitcode for p in started}, key=str)
+                    raise WorkerError(f"the fast-path worker processes exited without finishing their work "
+                                      f"(exit codes {codes})")
                 continue
             if kind == "result":
                 yield payload
@@ -100,6 +112,27 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
             p.join(timeout=2)
         for q in (task_q, result_q, *setups):
             q.cancel_join_thread()
+
+
+@contextlib.contextmanager
+def _workers_skip_main():
+    """Start workers without importing the caller's script in them.
+
+    Python's multiprocessing makes each new process import the `__main__` script first, so a
+    script that calls reproduce() at its top level, without `if __name__ == "__main__":`, would
+    run again in every worker. The workers need nothing from the script (their work is plain
+    data and lenet functions), so while they start, __main__ is described by a module spec
+    named "__main__", which multiprocessing never imports, as with `python -m`.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = None
 
 
 def run_in_process(shared: Shared, tasks: list[Task], stop: threading.Event | None) -> Iterator[Finished]:
