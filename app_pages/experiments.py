@@ -1,72 +1,110 @@
-"""Experiments: the paper's grid (retained levels n x samples per class k x trials) in the background,
-Figure 2 filling in live, Figures 3-5 per k, CSV and HTML downloads, and finished results to reopen."""
+"""Experiments: the paper's grid (retained levels n x samples per class k x trials) on one or more class
+splits in the background, Figure 2 filling in live beside the shipped results, Figures 3-5 per k, the
+paper's claims checked, CSV and HTML downloads, and finished results to reopen."""
 import time
 
 import streamlit as st
 
 import ui
 from lenet import experiment
+from lenet.claims import check, verdict
 from lenet.config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, TRANSFER_RECIPE
+from lenet.data.protocol import new_characters
 from lenet.figures import accuracy_vs_levels, min_avg_max
+
+SHIPPED_COMMAND = ("python -m lenet reproduce --data emnist --seeds 0 1 2 --out assets/results-emnist "
+                   "(seed 0 uses the shipped source net, assets/source-emnist)")
+FIG_K = (1, 10, 40)  # the paper's Figures 3, 4 and 5
 
 st.title("Experiments: the paper's Figures 2-5")
 source = ui.require_source()
 ds = ui.require_dataset()
-targets = ui.default_targets(ds, source)
-st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)} "
-           f"(50 test samples of each: {50 * len(targets):,} test characters).")
 
+
+def figures_3_to_5(summary: list[dict], key: str) -> None:
+    ks = sorted({r["k"] for r in summary})
+    cols = st.columns(len([k for k in FIG_K if k in ks]) or 1)
+    for col, k in zip(cols, [k for k in FIG_K if k in ks] or ks[:1]):
+        col.plotly_chart(min_avg_max(summary, k), key=f"fig-{key}-{k}")
+
+
+def claims_table(summary: list[dict]) -> None:
+    rows = [{"the paper says": c["text"], "here": verdict(c["holds"]), "evidence": c["evidence"]}
+            for c in check(summary) if c["holds"] is not None]
+    if rows:
+        st.dataframe(rows, hide_index=True)
+
+
+shipped = ui.shipped_results(ds)
+reference = shipped[2] if shipped else None
+if shipped:
+    folder, splits, across = shipped
+    runs = sum(len(r) for r in splits.values())
+    with st.expander(f"Shipped results: {len(splits)} class splits, {runs} runs", expanded=True):
+        st.caption(f"Made with this project's transfer recipe by `{SHIPPED_COMMAND}`. Figure 2: the mean over "
+                   f"the class splits (seeds {', '.join(map(str, splits))}), error bars one standard deviation "
+                   f"across them; Figures 3-5: min, average and max over every trial of every split.")
+        st.plotly_chart(accuracy_vs_levels(across), key="shipped-fig2")
+        pooled = experiment.summarize([r for rs in splits.values() for r in rs])
+        figures_3_to_5(pooled, "shipped")
+        st.markdown("**The paper's claims, per class split**")
+        for seed, rs in splits.items():
+            st.caption(f"seed {seed}")
+            claims_table(experiment.summarize(rs))
+
+st.subheader("Run the grid")
 c1, c2, c3 = st.columns(3)
 levels = c1.multiselect("Retained levels n", PAPER_LEVELS, default=list(PAPER_LEVELS), key="ex-levels")
 samples = c2.multiselect("Samples per class k", PAPER_SAMPLES, default=[1, 5, 10], key="ex-k")
 trials = c3.number_input("Trials", 1, 20, 2, key="ex-trials", help=f"the paper uses {PAPER_TRIALS}")
 epochs = c1.number_input("Max epochs per run", 1, 1000, TRANSFER_RECIPE.max_epochs, key="ex-epochs")
-seed = c2.number_input("Seed", 0, 10_000, 0, key="ex-seed")
-cells = len(levels) * len(samples) * int(trials)
+seeds = c2.multiselect("Class splits (seeds)", list(range(10)), default=[0], key="ex-seeds",
+                       help="each seed draws its own new characters, samples and initialisations")
+seeds = sorted(seeds)
+if seeds:
+    targets = new_characters(ds, source.classes, seeds[0])
+    st.caption(f"Source net: {' '.join(source.classes)} -> new characters (seed {seeds[0]}): {' '.join(targets)} "
+               f"(50 test samples of each: {50 * len(targets):,} test characters).")
+cells = len(levels) * len(samples) * int(trials) * len(seeds)
 st.caption(f"{cells} runs.")
 if st.button("Run the grid", type="primary"):
-    if not levels or not samples:
-        st.error("Choose at least one retained level n and one k.")
+    if not levels or not samples or not seeds:
+        st.error("Choose at least one retained level n, one k and one seed.")
     else:
         out = ui.lenet_home() / "experiments" / ui.session_id() / time.strftime("%Y%m%d-%H%M%S")
-        ui.check_data(ui.start_experiment, source, ds, targets, sorted(levels), sorted(samples), int(trials),
-                      int(seed), TRANSFER_RECIPE.replace(max_epochs=int(epochs)), out, f"grid of {cells} runs")
-
-
-def results_view(summary: list[dict], key: str) -> None:
-    """Figure 2 and, for a chosen k, the min/avg/max figure."""
-    st.plotly_chart(accuracy_vs_levels(summary), key=f"fig2-{key}")
-    ks = sorted({r["k"] for r in summary})
-    k = st.selectbox("Min / average / max over trials for k =", ks, key=f"k-{key}")
-    st.plotly_chart(min_avg_max(summary, k), key=f"fig3-{key}")
-
+        ui.check_data(ui.start_experiment, source, ds, seeds, sorted(levels), sorted(samples), int(trials),
+                      TRANSFER_RECIPE.replace(max_epochs=int(epochs)), out,
+                      f"grid of {cells} runs" + (f" on {len(seeds)} class splits" if len(seeds) > 1 else ""))
 
 jobs = ui.session_jobs("experiment")
 for job, meta in reversed(jobs[-1:]):
     with st.container(border=True):
-        st.markdown(f"**#{job.id} {meta['label']}**")
-        ui.job_panel(job, "experiment", chart=ui.experiment_chart)
+        st.markdown(f"**#{job.id} {meta['label']}**" + (" (dashed: the shipped results)" if reference else ""))
+        ui.job_panel(job, "experiment", chart=lambda snap: ui.experiment_chart(snap, reference))
         snap = job.snapshot()
         summary = ui.experiment_summary(snap)
         if snap.state in ("done", "stopped", "failed") and summary:
-            results_view(summary, f"job{job.id}")
+            figures_3_to_5(summary, f"job{job.id}")
+            claims_table(summary)
 
-st.subheader("Finished results")
+st.subheader("Your finished results")
 finished = ui.experiment_dirs()
 if not finished:
-    st.caption("None yet: results are kept under "
-               f"{ui.lenet_home() / 'experiments'} so they can be reopened later.")
+    st.caption("None yet: each grid you run is kept on the server, so it can be reopened here later.")
 else:
     pick = st.selectbox("Reopen", finished, format_func=lambda p: p.name, key="ex-reopen")
     try:
         runs = ui.read_experiment(pick)
     except (OSError, ValueError, KeyError) as e:
-        st.error(f"{pick.name}: cannot be reopened ({type(e).__name__}: {e})")
+        st.error(f"{pick.name}: cannot be reopened ({type(e).__name__})")
     else:
         if runs:
-            results_view(experiment.summarize(runs), "reopen")
-        for name, mime in (("runs.csv", "text/csv"), ("summary.csv", "text/csv"), ("report.html", "text/html")):
-            f = pick / name
-            if f.exists():
-                st.download_button(f"Download {name}", f.read_bytes(), f"{pick.name}-{name}", mime=mime,
-                                   key=f"dl-{name}")
+            summary = experiment.summarize(runs)
+            st.plotly_chart(accuracy_vs_levels(summary, reference), key="reopen-fig2")
+            figures_3_to_5(summary, "reopen")
+        files = [p for name in ("runs.csv", "summary.csv", "report.html", "seeds.csv", "claims.csv")
+                 for p in [pick / name] if p.exists()]
+        for f in files:
+            mime = "text/html" if f.suffix == ".html" else "text/csv"
+            st.download_button(f"Download {f.name}", f.read_bytes(), f"{pick.name}-{f.name}", mime=mime,
+                               key=f"dl-{f.name}")

@@ -102,7 +102,7 @@ if st.button("Train on my drawings", type="primary"):
     if split is not None:
         # A handful of drawings is learned (100%) within an epoch or two; training on to the
         # epoch cap pulls the outputs onto their codes, so fresh drawings are read reliably.
-        recipe = ui.transfer_recipe(int(epochs), len(split.train), len(split.test), 0).replace(target_train_acc=1.01)
+        recipe = ui.transfer_recipe(int(epochs), 0).replace(target_train_acc=1.01)
         ui.check_data(ui.start_transfer, source, split, n, recipe,
                       f"teach {' '.join(split.classes)} n={n}", kind="teach", k=len(split.train))
 

@@ -50,7 +50,7 @@ if st.button("Start", type="primary"):
                   for t in range(int(trials))]
         if all(sp is not None for sp in splits):
             for t, sp in enumerate(splits):
-                recipe = ui.transfer_recipe(int(epochs), len(sp.train), len(sp.test), int(seed) + t)
+                recipe = ui.transfer_recipe(int(epochs), int(seed) + t)
                 ui.start_transfer(source, sp, n, recipe, f"n={n} k={k} trial {t}", k=int(k), trial=t)
 
 runs = ui.session_jobs("transfer")

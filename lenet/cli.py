@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data.protocol import new_characters
 from .config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE
 
 EXIT_ERROR = 2
@@ -124,34 +125,22 @@ def cmd_train_source(args) -> None:
                      f"{res['min_hamming']}")
 
 
-def default_targets(ds, source_classes: list[str], seed: int, n: int = 20) -> list[str]:
-    """The default split's target half, or (for a source net on other characters) n others."""
-    from .data.protocol import default_class_split
-
-    classes = ds.classes
-    if 2 * n <= len(classes):
-        targets = default_class_split(ds, seed, n)[1]
-        if not set(targets) & set(source_classes):
-            return targets
-    rest = [c for c in classes if c not in set(source_classes)]
-    pick = np.random.default_rng(seed).permutation(len(rest))[:n]
-    return [rest[i] for i in sorted(pick)]
-
-
-def _source_for(args, ds):
-    """--source, else OUT/source from an earlier run, else a newly trained source net saved there."""
+def _source_for(args, ds, seed: int | None = None, out: Path | None = None):
+    """--source, else OUT/source from an earlier run, else a newly trained source net saved there
+    (on the seed's default class split)."""
     from . import checkpoint
     from .data.protocol import default_class_split, source_split
     from .net import train_source
 
+    seed = args.seed if seed is None else seed
     if args.source:
         return checkpoint.load(args.source), str(args.source)
-    where = Path(args.out) / "source"
+    where = Path(args.out if out is None else out) / "source"
     if (where / checkpoint.WEIGHTS).exists():
         return checkpoint.load(where), str(where)
-    classes = default_class_split(ds, args.seed)[0]
+    classes = default_class_split(ds, seed)[0]
     _err(f"training a source net on {''.join(classes)} (no --source given); it is saved in {where}")
-    net, _ = train_source(source_split(ds, classes, seed=args.seed), SOURCE_RECIPE.replace(seed=args.seed),
+    net, _ = train_source(source_split(ds, classes, seed=seed), SOURCE_RECIPE.replace(seed=seed),
                           on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
     checkpoint.save(net, where)
     return net, str(where)
@@ -167,30 +156,49 @@ def cmd_reproduce(args) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
+    seeds = list(dict.fromkeys(args.seeds)) if args.seeds else None
+    if seeds is not None and any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds must be >= 0 (got {' '.join(map(str, args.seeds))})")
     targets = _chars(args.target_classes, "--target-classes")
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))
-    source, source_path = _source_for(args, ds)
-    targets = targets or default_targets(ds, source.classes, args.seed)
-    E.check_targets(ds, targets, source.classes, max(samples))
-    header = f"source net: {source_path} ({''.join(source.classes)})\ntarget classes: {''.join(targets)}"
-    stop = threading.Event()
-    try:
-        results = E.reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=args.seed,
-                              recipe=recipe, out_dir=out, fast=not args.plain, stop=stop,
-                              progress=Progress("runs", header=header), log=_err)
-    except KeyboardInterrupt:
-        stop.set()
-        raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out / E.RUNS}, rerun to resume")
-    summary = E.summarize(results)
-    meta = json.loads((out / E.META).read_text())
-    res = {"out": str(out), "runs": len(results), "complete": meta["complete"], "engine": meta["engine"],
-           "source": source_path, "source_classes": "".join(source.classes), "target_classes": "".join(targets),
-           "summary": summary}
-    table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  min {r['min']:.2%}  max {r['max']:.2%}"
-                      f"  ({r['runs']} runs)" for r in summary)
-    _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
+    by_seed, results = {}, []
+    for seed in seeds or [args.seed]:
+        where = out if seeds is None else E.seed_dir(out, seed)
+        source, source_path = _source_for(args, ds, seed, where)
+        chars = targets or new_characters(ds, source.classes, seed)
+        E.check_targets(ds, chars, source.classes, max(samples))
+        header = (f"{'' if seeds is None else f'seed {seed}: '}source net: {source_path} "
+                  f"({''.join(source.classes)})\ntarget classes: {''.join(chars)}")
+        stop = threading.Event()
+        try:
+            results = E.reproduce(source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed,
+                                  recipe=recipe, out_dir=where, fast=not args.plain, stop=stop,
+                                  progress=Progress("runs", header=header), log=_err)
+        except KeyboardInterrupt:
+            stop.set()
+            raise KeyboardInterrupt(f"interrupted; finished runs are kept in {where / E.RUNS}, rerun to resume")
+        by_seed[seed] = results
+    if seeds is None:
+        summary = E.summarize(results)
+        meta = json.loads((out / E.META).read_text())
+        res = {"out": str(out), "runs": len(results), "complete": meta["complete"], "engine": meta["engine"],
+               "source": source_path, "source_classes": "".join(source.classes),
+               "target_classes": "".join(chars), "summary": summary}
+        table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  min {r['min']:.2%}  "
+                          f"max {r['max']:.2%}  ({r['runs']} runs)" for r in summary)
+        _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
+        return
+    from .claims import verdict
+    rows, claims = E.write_seed_outputs(out, by_seed)
+    res = {"out": str(out), "seeds": seeds, "runs": sum(map(len, by_seed.values())), "across_seeds": rows,
+           "claims": claims, "summary": {str(s): E.summarize(r) for s, r in by_seed.items()}}
+    table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  sd {100 * r['sd']:.1f}  "
+                      f"range {r['lo']:.2%}-{r['hi']:.2%}  ({r['seeds']} seeds, {r['runs']} runs)" for r in rows)
+    ctext = "\n".join(f"  seed {c['seed']} {c['claim']:<9} {verdict(c['holds'])}: {c['evidence']}" for c in claims)
+    _emit(args, res, f"{res['runs']} runs in {out}/seed-* ({E.SEEDS}, {E.CLAIMS} across them)\n{table}\n"
+                     f"claims:\n{ctext}")
 
 
 def cmd_recipes(args) -> None:
@@ -201,7 +209,7 @@ def cmd_recipes(args) -> None:
     levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
     ds = _load_data(args)
     source, source_path = _source_for(args, ds)
-    targets = default_targets(ds, source.classes, args.seed)
+    targets = new_characters(ds, source.classes, args.seed)
     E.check_targets(ds, targets, source.classes, max(samples))
     bars = {}
 
@@ -287,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--samples", type=int, nargs="+", default=list(PAPER_SAMPLES), help="samples per class k")
     r.add_argument("--trials", type=int, default=PAPER_TRIALS, help="trials per (n, k)")
     r.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
+    r.add_argument("--seeds", type=int, nargs="+",
+                   help="several class splits: one grid per seed in OUT/seed-S (each with its own source net "
+                        "in OUT/seed-S/source unless --source), then seeds.csv and claims.csv across them")
     r.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
     r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net)")
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")

@@ -31,6 +31,7 @@ from .net import Net, train_transfer
 from .transfer import check_levels
 
 RUNS, SUMMARY, REPORT, META = "runs.csv", "summary.csv", "report.html", "meta.json"
+SEEDS, CLAIMS = "seeds.csv", "claims.csv"  # several class splits: OUT/seed-S/ each, and these across them
 TEST_PER_CLASS = PAPER["test_per_class"]
 FORMAT = "lenet-transfer-lab/reproduction/1"
 
@@ -104,6 +105,73 @@ def summarize(results: list[RunResult]) -> list[dict]:
         out.append({"n": n, "k": k, "mean": float(np.mean(a)), "min": float(min(a)), "max": float(max(a)),
                     "runs": len(a), "val": float(np.mean([r.val_acc for r in rs]))})
     return out
+
+
+def across_seeds(by_seed: dict[int, list[RunResult]]) -> list[dict]:
+    """Per (n, k): the mean over class splits (seeds) of each split's mean test accuracy, its standard
+    deviation and range across the splits, and the number of splits and runs."""
+    means: dict[tuple[int, int], list[float]] = {}
+    runs: dict[tuple[int, int], int] = {}
+    for results in by_seed.values():
+        for r in summarize(results):
+            means.setdefault((r["n"], r["k"]), []).append(r["mean"])
+            runs[r["n"], r["k"]] = runs.get((r["n"], r["k"]), 0) + r["runs"]
+    return [{"n": n, "k": k, "mean": float(np.mean(a)), "sd": float(np.std(a, ddof=1)) if len(a) > 1 else 0.0,
+             "lo": float(min(a)), "hi": float(max(a)), "seeds": len(a), "runs": runs[n, k]}
+            for (n, k), a in sorted(means.items(), key=lambda item: (item[0][1], item[0][0]))]
+
+
+def seed_dir(out_dir, seed: int) -> Path:
+    return Path(out_dir) / f"seed-{seed}"
+
+
+def read_grid(folder) -> tuple[dict, list[RunResult]]:
+    """(meta, finished runs) of a grid folder written by reproduce; its meta.json says which grid."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text())
+        settings = meta["settings"]
+        cells = grid(settings["levels"], settings["samples"], settings["trials"])
+        seed = settings["seed"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise RunsFileError(f"{folder / META}: not a reproduction's meta.json") from None
+    return meta, (read_runs(folder / RUNS, cells, seed) if (folder / RUNS).exists() else [])
+
+
+def read_splits(folder) -> dict[int, tuple[dict, list[RunResult]]]:
+    """{seed: (meta, runs)} of a grid folder (one class split) or of a folder of OUT/seed-S grids."""
+    folder = Path(folder)
+    if (folder / META).exists():
+        meta, runs = read_grid(folder)
+        return {meta["settings"]["seed"]: (meta, runs)}
+    out = {}
+    for d in sorted(folder.glob("seed-*"), key=lambda d: d.name):
+        if (d / META).exists():
+            meta, runs = read_grid(d)
+            out[meta["settings"]["seed"]] = (meta, runs)
+    return out
+
+
+def write_seed_outputs(out_dir, by_seed: dict[int, list[RunResult]]) -> tuple[list[dict], list[dict]]:
+    """seeds.csv (across_seeds) and claims.csv (each claim per seed) in out_dir."""
+    from .claims import check
+
+    rows = across_seeds(by_seed)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("n", "k", "mean", "sd", "lo", "hi", "seeds", "runs"))
+    for r in rows:
+        w.writerow((r["n"], r["k"], *(f"{r[c]:.6f}" for c in ("mean", "sd", "lo", "hi")), r["seeds"], r["runs"]))
+    claims = [{"seed": seed, **c} for seed, results in sorted(by_seed.items()) for c in check(summarize(results))]
+    cbuf = io.StringIO()
+    cw = csv.writer(cbuf, lineterminator="\n")
+    cw.writerow(("seed", "claim", "holds", "evidence"))
+    for c in claims:
+        cw.writerow((c["seed"], c["claim"], c["holds"], c["evidence"]))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    _write_text(Path(out_dir) / SEEDS, buf.getvalue())
+    _write_text(Path(out_dir) / CLAIMS, cbuf.getvalue())
+    return rows, claims
 
 
 # --- checks before anything runs -------------------------------------------------------------

@@ -32,20 +32,31 @@ def _levels_axis(fig: go.Figure, ns, **where) -> None:
                      title_text="retained levels n", **where)
 
 
-def accuracy_vs_levels(summary: list[dict]) -> go.Figure:
-    """Figure 2: mean test accuracy against retained levels n, one line per k."""
+def accuracy_vs_levels(summary: list[dict], reference: list[dict] | None = None,
+                       reference_name: str = "shipped") -> go.Figure:
+    """Figure 2: mean test accuracy against retained levels n, one line per k. Rows with "sd" (the
+    spread across class splits) get error bars; `reference` rows are drawn dashed and faint beside."""
     fig = go.Figure()
+    for k in sorted({r["k"] for r in reference or []}):
+        rows = sorted((r for r in reference if r["k"] == k), key=lambda r: r["n"])
+        fig.add_trace(go.Scatter(
+            x=[r["n"] for r in rows], y=[r["mean"] for r in rows], mode="lines", name=f"{reference_name}, k = {k}",
+            line=dict(color=_rgba(k_colour(k), 0.45), dash="dash"), legendgroup=f"ref{k}",
+            hovertemplate="%{y:.1%}<extra>" + f"{reference_name}, k = {k}" + "</extra>"))
     for k in sorted({r["k"] for r in summary}):
         rows = sorted((r for r in summary if r["k"] == k), key=lambda r: r["n"])
+        spread = all("sd" in r for r in rows)
         fig.add_trace(go.Scatter(
             x=[r["n"] for r in rows], y=[r["mean"] for r in rows], mode="lines+markers", name=f"k = {k}",
             line=dict(color=k_colour(k)),
-            customdata=[[r["min"], r["max"], r["runs"]] for r in rows],
-            hovertemplate="mean %{y:.1%} (min %{customdata[0]:.1%}, max %{customdata[1]:.1%}, "
-                          "%{customdata[2]} runs)<extra>k = " + str(k) + "</extra>"))
+            error_y=dict(type="data", array=[r["sd"] for r in rows], visible=True) if spread else None,
+            customdata=[[r.get("min", r.get("lo")), r.get("max", r.get("hi")), r["runs"]] for r in rows],
+            hovertemplate="mean %{y:.1%} (" + ("range of split means" if spread else "min") +
+                          " %{customdata[0]:.1%} - %{customdata[1]:.1%}, %{customdata[2]} runs)<extra>k = "
+                          + str(k) + "</extra>"))
     fig.update_layout(title="Mean test accuracy vs. retained levels, per samples per class k", **LAYOUT)
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
-    _levels_axis(fig, [r["n"] for r in summary])
+    _levels_axis(fig, [r["n"] for r in summary] + [r["n"] for r in reference or []])
     return fig
 
 

@@ -9,6 +9,7 @@ import html
 import json
 
 from . import figures
+from .claims import check, verdict
 from .config import PAPER_SOURCE_ACCURACY
 
 PAPER_CLAIMS = (
@@ -28,7 +29,7 @@ def _e(v) -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{v:.2%}"
+    return "n/a" if v is None or v != v else f"{v:.2%}"
 
 
 def _table(header: list[str], rows: list[list], left: int = 0) -> str:
@@ -73,8 +74,9 @@ def report_html(summary: list[dict], runs: list[dict], meta: dict) -> str:
     src = meta.get("source_accuracy") or {}
     ours = (f"Our source net: {_pct(src.get('train'))} on its training set, "
             f"{_pct(src.get('heldout'))} held out.")
-    summary_rows = [[r["n"], r["k"], f"{r['mean']:.2%}", f"{r['min']:.2%}", f"{r['max']:.2%}", r["runs"]]
-                    for r in summary]
+    summary_rows = [[r["n"], r["k"], f"{r['mean']:.2%}", f"{r['min']:.2%}", f"{r['max']:.2%}", r["runs"],
+                     _pct(r.get("val"))] for r in summary]
+    claim_rows = [[c["text"], verdict(c["holds"]), c["evidence"]] for c in check(summary) if c["holds"] is not None]
     run_rows = [[r["n"], r["k"], r["trial"], r["seed"], f"{r['train_acc']:.2%}", f"{r['test_acc']:.2%}",
                  r["epochs"], f"{r['seconds']:.1f}"]
                 for r in sorted(runs, key=lambda r: (r["trial"], r["k"], r["n"]))]
@@ -87,8 +89,11 @@ def report_html(summary: list[dict], runs: list[dict], meta: dict) -> str:
         f'<div class="cols"><div><h2>The paper says</h2><ul>{claims}</ul></div>'
         f"<div><h2>This run</h2><p>{_e(ours)}</p>{_settings(meta)}</div></div>",
         "<h2>Figures</h2>" + ("".join(parts) if parts else "<p>No finished runs yet.</p>"),
-        "<h2>Summary (test accuracy over trials)</h2>",
-        _table(["n", "k", "mean", "min", "max", "runs"], summary_rows),
+        "<h2>The paper's claims, checked here</h2>",
+        _table(["the paper says", "here", "evidence"], claim_rows, left=3) if claim_rows else "<p>Not checked: "
+        "the grid lacks the cells they compare.</p>",
+        "<h2>Summary (test accuracy over trials; val: mean validation accuracy)</h2>",
+        _table(["n", "k", "mean", "min", "max", "runs", "val"], summary_rows),
         "<h2>Every run</h2>",
         _table(["n", "k", "trial", "seed", "train acc", "test acc", "epochs", "seconds"], run_rows),
     ])

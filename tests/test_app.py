@@ -133,6 +133,9 @@ def test_transfer_page_prevents_overlap_and_runs_a_job(env):
     until(at, lambda a: "Done" in texts(a.success))
     assert at.dataframe, "the finished run is in the session's results table"
     assert at.dataframe[-1].value["n"].tolist()[-1] == 4
+    done = ui_pool().get(int(at.dataframe[-1].value["run"].tolist()[-1]))
+    epochs = [r for r in done.snapshot().records if r.get("kind") == "epoch"]
+    assert epochs and all(r["test_acc"] is not None for r in epochs)  # a test point every epoch: the curve
     # a long run stops within a second of pressing Stop
     at.slider(key="tr-n").set_value(0)
     at.number_input(key="tr-k").set_value(40)
@@ -228,9 +231,18 @@ def test_experiments_page_runs_a_small_grid(env):
     assert "at least one" in texts(at.error)
     at.multiselect(key="ex-levels").set_value([4, 5])
     at.multiselect(key="ex-k").set_value([1])
+    at.multiselect(key="ex-seeds").set_value([0, 3])
     at.number_input(key="ex-trials").set_value(1)
     at.number_input(key="ex-epochs").set_value(3).run()
+    assert "4 runs." in texts(at.caption)
     button(at, "Run the grid").click().run()
-    until(at, lambda a: "Done" in texts(a.success), timeout=60)
-    assert len(at.get("plotly_chart")) >= 2  # Figure 2 and the min/avg/max figure
+    until(at, lambda a: "Done" in texts(a.success), timeout=90)
+    assert "Done: 4 run(s) in" in texts(at.success)  # runs, not "0 epoch(s)"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # Figure 2 once (the live chart), min/avg/max for k=1, the reopened grid's Figure 2
     assert at.selectbox(key="ex-reopen").options, "the finished grid can be reopened"
+    home = str(env["home"])
+    shown = texts(at.caption) + texts(at.markdown) + texts(at.success) + texts(at.error)
+    assert home not in shown and "/root" not in shown  # no server paths for browser users
+    out = sorted((env["home"] / "experiments").glob("*/*"))[-1]
+    assert {p.name for p in out.iterdir()} >= {"seed-0", "seed-3", "seeds.csv", "claims.csv"}

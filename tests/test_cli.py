@@ -68,9 +68,28 @@ def test_reproduce_writes_outputs_and_json(reproduction, source):
     assert not set(res["target_classes"]) & set(source[1].classes)
     assert "target classes:" in err and "2/2" in err  # the progress bar went to stderr
     lines = (out / "runs.csv").read_text().splitlines()
-    assert lines[0] == "n,k,trial,seed,train_acc,test_acc,epochs,seconds" and len(lines) == 3
+    assert lines[0] == "n,k,trial,seed,train_acc,test_acc,epochs,seconds,val_acc" and len(lines) == 3
     html = (out / "report.html").read_text()
     assert html.count("<script type=\"text/javascript\">/**") <= 1 and "94.38%" in html
+
+
+def test_reproduce_on_several_class_splits(tmp_path, source):
+    """--seeds: a grid per seed in OUT/seed-S, then the spread across them and the claims per seed."""
+    out = tmp_path / "splits"
+    rc, stdout, err = lenet("reproduce", "--data", "synthetic", "--source", source[0], *GRID, "--seeds", 3, 4,
+                            "--out", out, "--json")
+    assert rc == 0, err
+    res = json.loads(stdout)
+    assert res["seeds"] == [3, 4] and res["runs"] == 4
+    assert {p.name for p in out.iterdir()} >= {"seed-3", "seed-4", "seeds.csv", "claims.csv"}
+    metas = [json.loads((out / f"seed-{s}" / "meta.json").read_text()) for s in (3, 4)]
+    assert metas[0]["target_classes"] != metas[1]["target_classes"]  # two class splits
+    for row in res["across_seeds"]:
+        means = [r["mean"] for s in ("3", "4") for r in res["summary"][s] if (r["n"], r["k"]) == (row["n"], row["k"])]
+        assert row["seeds"] == 2 and row["mean"] == pytest.approx(sum(means) / 2)
+        assert (row["lo"], row["hi"]) == (pytest.approx(min(means)), pytest.approx(max(means)))
+    assert {(c["seed"], c["claim"]) for c in res["claims"]} >= {(3, "small-k"), (4, "small-k")}
+    assert (out / "claims.csv").read_text().startswith("seed,claim,holds,evidence")
 
 
 def test_rerun_skips_finished_cells(reproduction, source):

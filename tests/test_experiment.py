@@ -168,3 +168,19 @@ def test_a_script_without_a_main_guard_runs_the_fast_path(tmp_path):
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split("\n").count("finished 2") == 1, p.stdout
+
+
+def test_claims_are_checked_on_the_means():
+    from lenet.claims import check
+
+    def summary(m):
+        return [{"n": n, "k": k, "mean": v} for (n, k), v in m.items()]
+    paper_like = {(0, 1): .2, (1, 1): .22, (2, 1): .23, (3, 1): .3, (4, 1): .3, (5, 1): .4,
+                  (0, 5): .4, (3, 5): .5, (5, 5): .55, (0, 10): .55, (5, 10): .58,
+                  (0, 40): .72, (3, 40): .74, (4, 40): .75, (5, 40): .65}
+    got = {c["claim"]: c["holds"] for c in check(summary(paper_like))}
+    assert got == {"small-k": True, "capacity": True, "n5-flat": True, "c1-s2": True}
+    flipped = {**paper_like, (5, 40): .9, (1, 1): .1, (0, 5): .6}  # n=5 best at k=40; n=1 hurts; n=0 wins at k=5
+    got = {c["claim"]: c["holds"] for c in check(summary(flipped))}
+    assert got == {"small-k": False, "capacity": False, "n5-flat": False, "c1-s2": False}
+    assert {c["holds"] for c in check(summary({(0, 1): .2}))} == {None}

@@ -11,7 +11,7 @@ from .session import (ASSETS, _sessions, lenet_home, pool, session_dir, session_
 from .jobs import (epoch_records, job_panel, session_jobs)
 from .nets import (active_source, current_dataset, data_label, dataset, require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
-    make_transfer_split, read_experiment, start_experiment, start_source_training, start_transfer,
+    make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .drawing import (CLEAR_HINT, canvas, check_data, classify, clear_canvas, net_picker, prediction_panel,
     show_image28)
@@ -19,6 +19,6 @@ from .drawing import (CLEAR_HINT, canvas, check_data, classify, clear_canvas, ne
 __all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_panel', 'session_jobs', 'active_source', 'current_dataset', 'data_label', 'dataset',
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart', 'experiment_dirs',
-    'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment', 'start_experiment',
+    'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment', 'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
     'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28']

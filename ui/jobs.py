@@ -70,10 +70,16 @@ def job_status(snap) -> None:
     elif snap.state == FAILED:
         st.error(f"Failed: {snap.error}")
     elif snap.state == STOPPED:
-        st.warning(f"Stopped after {len(epochs)} epoch(s).")
+        st.warning(f"Stopped after {_amount(snap.records)}.")
     else:
         took = (snap.finished or 0) - (snap.started or 0)
-        st.success(f"Done: {len(epochs)} epoch(s) in {took:.1f} s.")
+        st.success(f"Done: {_amount(snap.records)} in {took:.1f} s.")
+
+
+def _amount(records: list[dict]) -> str:
+    """What a job got through: finished runs for a grid, epochs for a training run."""
+    runs = sum(r.get("kind") == "result" for r in records)
+    return f"{runs} run(s)" if runs else f"{len(epoch_records(records))} epoch(s)"
 
 
 def curves_chart(snap):

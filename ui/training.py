@@ -12,7 +12,7 @@ from lenet.data.protocol import Split, default_class_split, source_split, transf
 from lenet.jobs import Job
 from lenet.net import Net, train_source, train_transfer
 
-from .session import lenet_home, session_id
+from .session import ASSETS, lenet_home, session_id
 from .jobs import recorders, session_jobs, submit
 from .nets import active_source
 
@@ -29,11 +29,6 @@ def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, he
     return submit("source", label, work, classes=list(chars), per_class=per_class)
 
 
-def transfer_eval_every(n_train: int, n_test: int) -> int:
-    """Test every few epochs when the training set is small, so testing never costs more than training."""
-    return max(1, min(10, round(n_test / max(1, n_train))))
-
-
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
                    **params) -> Job:
     overlap = sorted(set(source.classes) & set(split.classes))
@@ -46,9 +41,10 @@ def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str
     return submit(kind, label, work, n=n, classes=list(split.classes), **params)
 
 
-def transfer_recipe(max_epochs: int, n_train: int, n_test: int, seed: int) -> Recipe:
-    return TRANSFER_RECIPE.replace(max_epochs=max_epochs, seed=seed,
-                                   eval_every=transfer_eval_every(n_train, n_test))
+def transfer_recipe(max_epochs: int, seed: int) -> Recipe:
+    """The transfer recipe for a single run in the app: the test set every epoch, since the curve is
+    the lesson (the grid evaluates once per run)."""
+    return TRANSFER_RECIPE.replace(max_epochs=max_epochs, seed=seed, eval_every=1)
 
 
 def default_targets(ds: CharacterSet, source: Net) -> list[str]:
@@ -98,29 +94,41 @@ def all_nets() -> list[tuple[str, Net]]:
 
 # --- the experiment grid ------------------------------------------------------------------------
 
-def start_experiment(source: Net, ds: CharacterSet, targets: list[str], levels: list[int], samples: list[int],
-                     trials: int, seed: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
-    """reproduce() in the pool; each finished run is recorded so Figure 2 fills in live."""
+def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: list[int], samples: list[int],
+                     trials: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
+    """reproduce() in the pool, one grid per seed (class split: the new characters, draws and
+    initialisations; the active source net for all); each finished run is recorded so Figure 2
+    fills in live. One seed writes out_dir itself, several write out_dir/seed-S and seeds.csv."""
     from lenet import experiment
+    from lenet.data.protocol import new_characters
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
-    experiment.check_targets(ds, targets, source.classes, max(samples))
+    targets = {seed: new_characters(ds, source.classes, seed) for seed in seeds}
+    for chars in targets.values():
+        experiment.check_targets(ds, chars, source.classes, max(samples))
+    many = len(seeds) > 1
 
     def work(job: Job) -> Path:
-        experiment.reproduce(source, ds, targets, levels=levels, samples=samples, trials=trials, seed=seed,
-                             recipe=recipe, out_dir=out_dir, fast=True, stop=job.stop_event,
-                             on_result=lambda r: job.record(kind="result", **asdict(r)), progress=job.progress)
+        total = len(seeds) * len(levels) * len(samples) * trials
+        by_seed = {}
+        for i, seed in enumerate(seeds):
+            base = i * total // len(seeds)
+            by_seed[seed] = experiment.reproduce(
+                source, ds, targets[seed], levels=levels, samples=samples, trials=trials, seed=seed,
+                recipe=recipe, out_dir=experiment.seed_dir(out_dir, seed) if many else out_dir, fast=True,
+                stop=job.stop_event, on_result=lambda r: job.record(kind="result", **asdict(r)),
+                progress=lambda done, _total, base=base: job.progress(base + done, total))
+            if job.stop_event.is_set():
+                break
+        if many:
+            experiment.write_seed_outputs(out_dir, by_seed)
         return out_dir
-    return submit("experiment", label, work, out_dir=str(out_dir))
+    return submit("experiment", label, work, out_dir=str(out_dir), seeds=list(seeds))
 
 
 def read_experiment(out_dir: Path) -> list:
-    """The finished runs of a grid folder written by reproduce (its meta.json says which grid)."""
-    import json
-
+    """Every finished run of a grid folder, or of all class splits in a folder of seed-S grids."""
     from lenet import experiment
-    settings = json.loads((out_dir / experiment.META).read_text())["settings"]
-    cells = experiment.grid(settings["levels"], settings["samples"], settings["trials"])
-    return experiment.read_runs(out_dir / experiment.RUNS, cells, settings["seed"])
+    return [r for _, runs in experiment.read_splits(out_dir).values() for r in runs]
 
 
 def experiment_summary(snap) -> list[dict]:
@@ -130,13 +138,26 @@ def experiment_summary(snap) -> list[dict]:
     return experiment.summarize(runs) if runs else []
 
 
-def experiment_chart(snap):
+def shipped_results(ds: CharacterSet) -> tuple[Path, dict, list[dict]] | None:
+    """(folder, {seed: runs}, across-seed summary) of the results shipped for this kind of data, if any."""
+    from lenet import experiment
+    folder = ASSETS / f"results-{ds.source.split('-')[0]}"
+    if not folder.is_dir():
+        return None
+    splits = {seed: runs for seed, (_, runs) in experiment.read_splits(folder).items() if runs}
+    return (folder, splits, experiment.across_seeds(splits)) if splits else None
+
+
+def experiment_chart(snap, reference: list[dict] | None = None):
     from lenet.figures import accuracy_vs_levels
     summary = experiment_summary(snap)
-    return accuracy_vs_levels(summary) if summary else None
+    return accuracy_vs_levels(summary, reference) if summary else None
 
 
 def experiment_dirs() -> list[Path]:
     """This session's finished (or partly finished) grids, newest first."""
     root = lenet_home() / "experiments" / session_id()
-    return sorted((p.parent for p in root.glob("*/runs.csv")), reverse=True) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    found = {p.parent for p in root.glob("*/runs.csv")} | {p.parent.parent for p in root.glob("*/seed-*/runs.csv")}
+    return sorted(found, reverse=True)

@@ -48,6 +48,18 @@ def default_class_split(classes, seed: int = 0, n: int = 20,
     return sorted(source, key=pos.get), sorted(target, key=pos.get)
 
 
+def new_characters(ds: CharacterSet, source_classes, seed: int = 0, n: int = 20) -> list[str]:
+    """The target half of the seed's default class split, or (for a source net on other
+    characters) a seeded pick of n characters the source net does not know, in class order."""
+    if 2 * n <= len(ds.classes):
+        targets = default_class_split(ds, seed, n)[1]
+        if not set(targets) & set(source_classes):
+            return targets
+    rest = [c for c in ds.classes if c not in set(source_classes)]
+    pick = np.random.default_rng(seed).permutation(len(rest))[:n]
+    return [rest[i] for i in sorted(pick)]
+
+
 def check_classes(ds: CharacterSet, chars, name: str) -> None:
     chars = list(chars)
     unknown = [c for c in chars if c not in ds.classes]
