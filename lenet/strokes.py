@@ -16,7 +16,7 @@ from .config import STROKE_PEN
 from .data.framing import BORDER, SIGMA, SIZE
 
 INK = 0.5  # a pixel is ink at >= this fraction of the peak: an antialiased edge is half covered
-WORK_SIDE = 160  # px: larger drawings are thinned at this size (thinning is O(pixels); 28 px come out)
+WORK_SIDE = 128  # px: larger drawings are thinned at this size (the cost is O(pixels); 112 let JPEG noise sprout spurs)
 _BLUR_REACH = 2 * SIGMA  # px the framing blur adds on each side of the ink before cropping at 5%
 
 
