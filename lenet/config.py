@@ -81,13 +81,22 @@ class Recipe:
 # stopped short of "over-transfer". On EMNIST this takes about 23 epochs.
 SOURCE_RECIPE = Recipe(lr=0.01, momentum=0.9, batch_size=16, max_epochs=30, target_train_acc=0.9438)
 
-# Transfer runs: k in 1..40 samples per class, i.e. 20..800 training images.
-# Small batches give the tiny sets enough updates (k=1 is 5 steps an epoch); a
-# run stops as soon as it has learned its training set (100% accuracy) or at the
-# cap, which only the low-capacity n=5 nets reach. Patience is off: an n=0 net
-# from scratch sits on a loss plateau for tens of epochs before it learns.
-TRANSFER_RECIPE = Recipe(lr=0.01, momentum=0.9, batch_size=4, max_epochs=100,
-                         target_train_acc=1.0, patience=0, eval_every=10)
+# Transfer runs: k in 1..40 samples per class, i.e. 20..800 training images. Chosen by
+# `python -m lenet recipes` on mean VALIDATION accuracy over every (n, k) cell (EMNIST, the
+# shipped source net, seed 0, 2 trials = 60 runs per candidate; README "The recipe"):
+#   candidate       val     k=1    k=5    k=10   k=20   k=40   mean epochs
+#   val-best        59.8%*  30.7   54.4   65.4   71.8   76.8   43.0
+#   loss-batch-16   59.1%   32.6   53.1   63.2   70.2   76.3   64.6   <- chosen
+#   train-loss      58.3%   32.5   52.3   62.3   69.5   74.6   35.4
+#   epochs          58.1%   32.6   52.0   62.4   69.3   74.3  100.0
+#   train-acc       57.8%   30.9   51.7   62.8   69.1   74.8   26.2   (the old default)
+# (*) val-best picks each run's epoch on the same validation samples it is scored on, so its
+# figure is optimistic, and it uses 20 labelled samples per class beyond the k it learns from
+# (20x the training set at k=1): it is not a k-shot recipe. Of the rules that learn from the
+# k samples alone, stopping once the outputs are near their codes (training MSE <= 0.05) led;
+# mini-batches of 16 then beat 4 by 0.8 points (stage 2, lenet/config.RECIPE_CANDIDATES).
+TRANSFER_RECIPE = Recipe(lr=0.01, momentum=0.9, batch_size=16, max_epochs=100,
+                         target_train_acc=1.01, target_train_loss=0.05, patience=0, eval_every=10)
 
 # Candidate transfer recipes, compared by `python -m lenet recipes` on the mean VALIDATION
 # accuracy over every (n, k) cell of the grid (VAL_PER_CLASS samples per class per trial,
@@ -101,7 +110,15 @@ STOP_RULES = {
     "train-loss": _OLD.replace(target_train_acc=1.01, target_train_loss=0.05),  # outputs near their codes
     "val-best": _OLD.replace(target_train_acc=1.01, val_patience=20),   # best validation epoch, patience 20
 }
-RECIPE_CANDIDATES = dict(STOP_RULES)
+RECIPE_CANDIDATES = {
+    **STOP_RULES,
+    # stage 2: batch size and learning rate, around the stopping rule that led stage 1 without a validation set
+    "loss-batch-16": STOP_RULES["train-loss"].replace(batch_size=16),
+    "loss-lr-0.02": STOP_RULES["train-loss"].replace(lr=0.02),
+    "loss-lr-0.005": STOP_RULES["train-loss"].replace(lr=0.005),
+    "loss-batch-1": STOP_RULES["train-loss"].replace(batch_size=1),
+    "loss-b16-lr-0.02": STOP_RULES["train-loss"].replace(batch_size=16, lr=0.02),
+}
 
 # Stroke width of the characters the net reads, in px at 28x28. Measured on EMNIST ByClass
 # (5,000 random characters of the test split, seed 0): per character, 2 x the mean distance

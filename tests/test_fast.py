@@ -15,7 +15,8 @@ from lenet.net import train_source
 # A larger step than the paper recipe, so the tiny nets leave the chance plateau within a few epochs
 # (much larger, 0.1, is chaotic: rounding differences then grow into different nets), and a
 # stopping rule under which runs of one group stop at different epochs (regrouping).
-RECIPE = TRANSFER_RECIPE.replace(lr=0.03, max_epochs=20, target_train_acc=0.9, patience=3)
+RECIPE = TRANSFER_RECIPE.replace(lr=0.03, batch_size=4, max_epochs=20, target_train_acc=0.9, target_train_loss=0.0,
+                                 patience=3)
 CELLS = [Cell(n, k, 0) for n in range(6) for k in (1, 5)]  # every n
 
 

@@ -155,8 +155,9 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
             continue
         if use_val:  # keep each run's best validation epoch, as fit does
             restore = [j for j in done if active[j].best_epoch != active[j].epoch]
-            for j, out in zip(restore, _evaluate(model, restore, train_inputs(restore), best)):
-                active[j].train_acc = _acc(out, active[j].codes, active[j].y)
+            if restore:
+                for j, out in zip(restore, _evaluate(model, restore, train_inputs(restore), best)):
+                    active[j].train_acc = _acc(out, active[j].codes, active[j].y)
             test_outs = _evaluate(model, done, [h_test] * len(done), best)
             val_accs = [active[j].best_val for j in done]
         else:
