@@ -11,11 +11,13 @@ st.caption(f"It knows {len(net.classes)} characters: **{' '.join(net.classes)}**
 
 left, right = st.columns([1, 1])
 with left:
-    st.button("Clear", on_click=ui.clear_canvas, args=("draw-canvas-n",))
-    rgba = ui.canvas(ui.canvas_key("draw-canvas"))
+    rgba = ui.canvas("draw-canvas")
+    st.caption(ui.CLEAR_HINT)
 with right:
     image = ui.prediction_panel(net, rgba, "Draw a character on the canvas; the prediction appears when you lift "
                                            "the pen.")
     if image is not None:
         s.last_drawing = image
         ui.show_image28(net_view(image), "what the net sees (32x32)")
+        st.caption("Your strokes, redrawn with the stroke width of EMNIST's handwriting whatever the pen "
+                   "and the size of the drawing, framed like EMNIST.")

@@ -21,7 +21,7 @@ def add_sample(char: str, image) -> None:
         st.session_state["teach-flash"] = ("error", "Draw the character on the canvas first.")
         return
     store.add(char, image)
-    ui.clear_canvas("teach-canvas-n")
+    ui.clear_canvas("teach-canvas")
     st.session_state["teach-flash"] = ("success", f"Added a sample of {char} ({store.count(char)} now).")
 
 
@@ -57,8 +57,8 @@ st.subheader("2. Draw samples")
 current = st.radio("Drawing samples of", chars, horizontal=True, key="teach-char")
 left, right = st.columns([1, 2])
 with left:
-    st.button("Clear", on_click=ui.clear_canvas, args=("teach-canvas-n",), key="teach-clear")
-    rgba = ui.canvas(ui.canvas_key("teach-canvas"))
+    rgba = ui.canvas("teach-canvas")
+    st.caption(ui.CLEAR_HINT)
     try:
         image = canvas_to_image(rgba) if rgba is not None else None
     except BlankImage:
@@ -120,7 +120,6 @@ if taught:
     st.caption(f"Using {label}: knows {' '.join(net.classes)}")
     tl, tr = st.columns([1, 1])
     with tl:
-        st.button("Clear", on_click=ui.clear_canvas, args=("teach-test-n",), key="teach-test-clear")
-        test = ui.canvas(ui.canvas_key("teach-test"))
+        test = ui.canvas("teach-test")
     with tr:
         ui.prediction_panel(net, test, "Draw a character to test the taught net.")

@@ -454,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     # threads fighting other work on 2 cores run many times slower.
     torch.set_num_threads(int(os.environ.get("LENET_THREADS", "1")))
     try:
+        if argv[:2] == ["bench", "drawn"]:  # the drawn-characters benchmark (lenet.drawn)
+            from . import drawn
+            return drawn.main(argv[2:])
         if argv[:1] == ["bench"]:  # everything after `bench` belongs to lenet.bench's own parser
             return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
         args = build_parser().parse_args(argv)

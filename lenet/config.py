@@ -119,3 +119,18 @@ RECIPE_CANDIDATES = {
     "loss-batch-1": STOP_RULES["train-loss"].replace(batch_size=1),
     "loss-b16-lr-0.02": STOP_RULES["train-loss"].replace(batch_size=16, lr=0.02),
 }
+
+# Stroke width of the characters the net reads, in px at 28x28. Measured on EMNIST ByClass
+# (5,000 random characters of the test split, seed 0): per character, 2 x the mean distance
+# from the skeleton (skimage skeletonize of the ink >= half its peak) to the paper
+# (scipy distance_transform_edt), minus 1; mean 2.30, sd 0.80, 10-90% 1.33-3.29
+# (`lenet.strokes.width`; `python -m lenet bench drawn` measures it again). Drawings and
+# uploads are redrawn with this width (lenet.strokes.normalise); the synthetic set draws
+# its pens from STROKE_PEN_RANGE.
+STROKE_WIDTH = 2.30
+STROKE_WIDTH_SD = 0.80
+# The round pen (px at 28x28, before framing's blur and resampling) whose framed rendering
+# measures STROKE_WIDTH; the range measures ~1.3-3.3, EMNIST's 10-90%. Calibrated by
+# redrawing EMNIST skeletons (tests/test_strokes.py checks the measured width).
+STROKE_PEN = 2.85
+STROKE_PEN_RANGE = (2.3, 3.4)

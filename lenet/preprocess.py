@@ -1,8 +1,9 @@
 """From what a person draws or uploads to the 28x28 image the net classifies.
 
-Every input becomes an ink map (0 = paper, 1 = full ink) and is then framed by
-`frame_character`, exactly like the EMNIST training data: crop to the ink, keep
-the aspect ratio, centre, pad, 28x28, ink high.
+Every input becomes an ink map (0 = paper, 1 = full ink), is redrawn along its
+skeleton with EMNIST's stroke width (`strokes.normalise`: any pen, any size) and
+is then framed by `frame_character`, exactly like the EMNIST training data: crop
+to the ink, keep the aspect ratio, centre, pad, 28x28, ink high.
 
 Ink is measured against the background colour, taken as the most common colour
 on the image border, so dark-on-light, light-on-dark and coloured strokes all
@@ -17,6 +18,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import strokes
 from .data import DataError, to_net_input
 from .data.framing import frame_character
 
@@ -88,8 +90,9 @@ def ink_map(image: np.ndarray, what: str = "the image") -> np.ndarray:
     return ink.astype(np.float32, copy=False)
 
 
-def frame_ink(ink: np.ndarray) -> np.ndarray:
-    """(H, W) ink map -> (28, 28) uint8 framed like EMNIST; BlankImage if nothing is drawn."""
+def frame_ink(ink: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """(H, W) ink map -> (28, 28) uint8 framed like EMNIST; BlankImage if nothing is drawn.
+    normalise: redraw the strokes with EMNIST's stroke width (lenet.strokes), whatever the pen."""
     peak = float(ink.max())
     strong = ink >= max(NOISE_FLOOR, 0.5 * peak)
     need = max(1, round(MIN_INK_PIXELS * ink.size / 78_400))
@@ -98,6 +101,8 @@ def frame_ink(ink: np.ndarray) -> np.ndarray:
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     # Crop before framing (speed); the zero margin keeps the framing blur identical.
     crop = np.pad(ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], MARGIN)
+    if normalise:
+        crop = strokes.normalise(crop)
     with np.errstate(invalid="raise", divide="raise"):
         try:
             return frame_character(crop, ink_is_dark=False)
@@ -105,12 +110,14 @@ def frame_ink(ink: np.ndarray) -> np.ndarray:
             raise BlankImage("the canvas is empty: draw a character first") from None
 
 
-def canvas_to_image(rgba: np.ndarray) -> np.ndarray:
-    """The drawing canvas's image_data (H, W, 4) uint8 (or any grey/RGB array) -> (28, 28) uint8."""
-    return frame_ink(ink_map(rgba, "the canvas image"))
+def canvas_to_image(rgba: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """The drawing canvas's image_data (H, W, 4) uint8 (or any grey/RGB array) -> (28, 28) uint8.
+    normalise=False keeps the pen's own stroke width (the behaviour before stroke normalisation)."""
+    return frame_ink(ink_map(rgba, "the canvas image"), normalise)
 
 
-def image_bytes_to_image(data: bytes, max_pixels: int = MAX_PIXELS, *, name: str = "the upload") -> np.ndarray:
+def image_bytes_to_image(data: bytes, max_pixels: int = MAX_PIXELS, *, name: str = "the upload",
+                         normalise: bool = True) -> np.ndarray:
     """An uploaded PNG/JPEG of one character (any ink/paper colours) -> (28, 28) uint8."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DataError(f"{name}: expected the file's bytes, got {type(data).__name__}")
@@ -138,7 +145,7 @@ def image_bytes_to_image(data: bytes, max_pixels: int = MAX_PIXELS, *, name: str
             raise DataError(f"{name} is not a readable image ({type(e).__name__}: {str(e)[:80]})") from None
     has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
     px = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
-    return frame_ink(ink_map(px, name))
+    return frame_ink(ink_map(px, name), normalise)
 
 
 def net_view(image28: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from .training import (default_targets, experiment_chart, experiment_dirs, exper
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .studies import live_summary, read_study, start_study, study_dirs
-from .drawing import (canvas, canvas_key, check_data, classify, clear_canvas, net_picker, prediction_panel,
+from .drawing import (CLEAR_HINT, canvas, check_data, classify, clear_canvas, net_picker, prediction_panel,
     show_image28)
 
 __all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
@@ -24,5 +24,6 @@ __all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
     'experiment_dirs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
-    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'canvas', 'canvas_key',
-    'live_summary', 'read_study', 'start_study', 'study_dirs', 'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28']
+    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
+    'live_summary', 'read_study', 'start_study', 'study_dirs', 'check_data', 'classify', 'clear_canvas',
+    'net_picker', 'prediction_panel', 'show_image28']

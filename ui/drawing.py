@@ -16,19 +16,34 @@ from .training import all_nets
 # --- drawing ----------------------------------------------------------------------------------
 
 CANVAS_PX = 280
+PEN_PX = (4, 40, 18)  # the pen-width slider: min, max, default (px on the canvas)
+CLEAR_HINT = "Clear: the bin in the toolbar above the canvas (Reset canvas & history) clears it at once."
 
 
-def canvas(key: str):
-    """A freehand canvas; returns its RGBA pixels, or None before anything is drawn.
+def canvas(name: str):
+    """A freehand canvas under a pen-width slider; returns its RGBA pixels, or None before anything is drawn.
 
-    st_canvas is imported here, not at module level: it only imports inside a running app.
+    The canvas keeps the key `name` for the whole session: a new key would remount it and swallow
+    strokes drawn meanwhile. Its toolbar's bin clears it in the browser; `clear_canvas(name)` clears
+    it from Python by sending a new (empty) initial drawing. st_canvas is imported here, not at module
+    level: it only imports inside a running app.
     """
     from streamlit_drawable_canvas import st_canvas
-    result = st_canvas(stroke_width=18, stroke_color="#000000", background_color="#ffffff",
+    lo, hi, default = PEN_PX
+    pen = st.slider("Pen width (px)", lo, hi, default, key=f"{name}-pen",
+                    help="Any pen works: the drawing is redrawn with EMNIST's stroke width before the net reads it.")
+    cleared = st.session_state.get(f"{name}-cleared", 0)
+    result = st_canvas(stroke_width=pen, stroke_color="#000000", background_color="#ffffff",
                        height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
-                       update_streamlit=True, return_image_data=True, key=key)
+                       initial_drawing={"objects": [], "cleared": cleared},
+                       update_streamlit=True, return_image_data=True, key=name)
     objects = (result.json_data or {}).get("objects") or []
-    return result.image_data if objects else None
+    # Until the browser has applied a clear, the canvas still reports the drawing it replaces.
+    seen = repr(objects)
+    st.session_state[f"{name}-seen"] = seen
+    if not objects or seen == st.session_state.get(f"{name}-stale"):
+        return None
+    return result.image_data
 
 
 def show_image28(image: np.ndarray, caption: str, width: int = 140) -> None:
@@ -49,13 +64,10 @@ def check_data(fn, *args, **kwargs):
         return None
 
 
-def clear_canvas(counter_key: str) -> None:
-    """on_click for a Clear button: a new canvas key gives an empty canvas."""
-    st.session_state[counter_key] = st.session_state.get(counter_key, 0) + 1
-
-
-def canvas_key(name: str) -> str:
-    return f"{name}-{st.session_state.get(name + '-n', 0)}"
+def clear_canvas(name: str) -> None:
+    """Empty the canvas `name` from Python (e.g. after its drawing is saved), without remounting it."""
+    st.session_state[f"{name}-cleared"] = st.session_state.get(f"{name}-cleared", 0) + 1
+    st.session_state[f"{name}-stale"] = st.session_state.get(f"{name}-seen")
 
 
 def classify(net: Net, rgba: np.ndarray, top: int = 5) -> tuple[np.ndarray, list[tuple[str, float]]]:
