@@ -90,6 +90,9 @@ SOURCE_RECIPE = Recipe(lr=0.01, momentum=0.9, batch_size=16, max_epochs=30, targ
 #   train-loss      58.3%   32.5   52.3   62.3   69.5   74.6   35.4
 #   epochs          58.1%   32.6   52.0   62.4   69.3   74.3  100.0
 #   train-acc       57.8%   30.9   51.7   62.8   69.1   74.8   26.2   (the old default)
+#   loss-lr-0.005   58.8%   32.9   52.9   63.2   69.7   75.2   46.8
+#   loss-b16-lr-0.02 58.6%  32.1   52.8   63.0   69.4   75.7   45.9
+#   loss-lr-0.02    57.7%   32.5   51.2   61.8   68.8   74.1   31.9   (loss-batch-1 not run yet)
 # (*) val-best picks each run's epoch on the same validation samples it is scored on, so its
 # figure is optimistic, and it uses 20 labelled samples per class beyond the k it learns from
 # (20x the training set at k=1): it is not a k-shot recipe. Of the rules that learn from the

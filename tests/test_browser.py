@@ -6,6 +6,7 @@ n = 4, k = 5 and watches its chart grow. Skips cleanly without Chromium or Playw
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -35,14 +36,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on a free port with LENET_HOME in tmp and the shipped synthetic source net."""
-    from lenet import checkpoint
-    home = tmp_path_factory.mktemp("home")
-    net = checkpoint.load(ROOT / "assets" / "source-synthetic")
+@contextlib.contextmanager
+def streamlit_app(home: Path, data: str):
+    """`streamlit run app.py` on a free port with LENET_HOME=home and LENET_DATA=data; yields its URL."""
     port = free_port()
-    env = {**os.environ, "LENET_HOME": str(home), "LENET_WORKERS": "2", "LENET_DATA": "synthetic"}
+    env = {**os.environ, "LENET_HOME": str(home), "LENET_WORKERS": "2", "LENET_DATA": data}
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
@@ -58,7 +56,7 @@ def server(tmp_path_factory):
             assert proc.poll() is None, (home / "streamlit.log").read_text()
             assert time.monotonic() < end, "streamlit did not become healthy in 30 s"
             time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}", net
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         try:
@@ -66,6 +64,15 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app with LENET_HOME in tmp and the shipped synthetic source net."""
+    from lenet import checkpoint
+    net = checkpoint.load(ROOT / "assets" / "source-synthetic")
+    with streamlit_app(tmp_path_factory.mktemp("home"), "synthetic") as url:
+        yield url, net
 
 
 @pytest.fixture(scope="module")

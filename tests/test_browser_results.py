@@ -2,17 +2,12 @@
 labelled as shipped, with their command), on the EMNIST characters those results were made on."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 
 import pytest
 
-from test_browser import ARGS, ARTIFACTS, CHROMIUM, ROOT, free_port, open_page, playwright
+from test_browser import ARGS, ARTIFACTS, CHROMIUM, ROOT, open_page, playwright, streamlit_app
 
 SHIPPED = ROOT / "assets" / "results-emnist"
 
@@ -24,32 +19,8 @@ def emnist_server(tmp_path_factory):
         pytest.skip("no shipped EMNIST results in assets/results-emnist")
     if find_emnist() is None:
         pytest.skip("no EMNIST characters found (../shared/data/emnist)")
-    home = tmp_path_factory.mktemp("home")
-    port = free_port()
-    env = {**os.environ, "LENET_HOME": str(home), "LENET_WORKERS": "2", "LENET_DATA": "emnist"}
-    log = open(home / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        end = time.monotonic() + 30
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, (home / "streamlit.log").read_text()
-            assert time.monotonic() < end, "streamlit did not become healthy in 30 s"
-            time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with streamlit_app(tmp_path_factory.mktemp("home"), "emnist") as url:
+        yield url
 
 
 FIGURE_TITLES = """() => [...document.querySelectorAll('.js-plotly-plot')]
