@@ -68,7 +68,7 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
                 if closing[0]:
                     return
             try:
-                with _workers_skip_main():
+                with workers_skip_main():
                     p.start()
             except Exception as e:  # reported by the waiting loop, which would otherwise wait forever
                 failed.append(f"{type(e).__name__}: {e}")
@@ -117,7 +117,7 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
 
 
 @contextlib.contextmanager
-def _workers_skip_main():
+def workers_skip_main():
     """Start workers without importing the caller's script in them.
 
     Python's multiprocessing makes each new process import the `__main__` script first, so a

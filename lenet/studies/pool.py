@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..fast.pool import WorkerError
+from ..fast.pool import WorkerError, workers_skip_main
 from ..train import TrainingError
 
 POLL = 0.1  # seconds between checks of the stop event while waiting for results
@@ -62,14 +62,19 @@ def run_tasks(fn: Callable[[dict, dict], dict], shared: dict, tasks: list[dict],
     for _ in range(workers):
         task_q.put(None)
     procs = [ctx.Process(target=_worker, args=(q, task_q, result_q), daemon=True) for q in setups]
-    lock, started, closing = threading.Lock(), [], [False]
+    lock, started, closing, failed = threading.Lock(), [], [False], []
 
     def start_all() -> None:  # the first start waits for the forkserver to import torch: not on the stop path
         for p in procs:
             with lock:
                 if closing[0]:
                     return
-            p.start()
+            try:
+                with workers_skip_main():  # as the grid's workers: never import the caller's script
+                    p.start()
+            except Exception as e:  # reported by the waiting loop, which would otherwise wait forever
+                failed.append(f"{type(e).__name__}: {e}")
+                return
             with lock:
                 started.append(p)
                 if closing[0]:
@@ -85,6 +90,8 @@ def run_tasks(fn: Callable[[dict, dict], dict], shared: dict, tasks: list[dict],
             except queue.Empty:
                 with lock:
                     dead = len(started) == workers and not any(p.is_alive() for p in started)
+                if failed:
+                    raise WorkerError(f"the study's worker processes could not start: {failed[0]}")
                 if dead:
                     raise WorkerError("the study's worker processes exited without finishing their work")
                 continue
