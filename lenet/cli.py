@@ -251,6 +251,7 @@ def cmd_recipes(args) -> None:
 def cmd_study(args) -> None:
     from . import checkpoint, studies
     from .data import find_emnist
+    from .fast.ray_runner import address_from_env
     from .studies.common import command_line
 
     mod = studies.get(args.name)
@@ -262,6 +263,7 @@ def cmd_study(args) -> None:
         raise ValueError(f"--workers must be >= 1 (got {args.workers})")
     if args.data is None:  # the real characters when they are here
         args.data = "emnist" if find_emnist(args.data_dir) is not None else "synthetic"
+    _check_ray(args)
     source_path = args.source or studies.shipped_source(args.data)
     source = checkpoint.load(source_path)
     ds = _load_data(args)
@@ -273,7 +275,8 @@ def cmd_study(args) -> None:
     stop = threading.Event()
     try:
         rows = studies.run(args.name, settings, source, ds, targets, out_dir=out, command=command, stop=stop,
-                           workers=args.workers, progress=Progress("runs", header=header), log=_err)
+                           workers=args.workers, ray=address_from_env(args.ray),
+                           progress=Progress("runs", header=header), log=_err)
     except KeyboardInterrupt:
         stop.set()
         raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out / 'runs.csv'}, rerun to resume")
@@ -399,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(st, required=False)
     st.add_argument("--source", help="source net folder (default: the shipped one for --data)")
     st.add_argument("--workers", type=int, help="worker processes (default: up to 2)")
+    _ray_arg(st)
     st.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
     st.add_argument("--json", action="store_true", help='print {"study", "out", "rows"} as one JSON object')
     st.set_defaults(fn=cmd_study)

@@ -86,3 +86,17 @@ def _finished_runs(out: Path) -> list:
                          settings["seed"])
     except (OSError, ValueError, KeyError, TypeError, RunsFileError):
         return []
+
+
+def study_task(job, name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],
+               out_dir: str, command: str) -> str:
+    """A study (lenet.studies) into out_dir, resumably (finished runs there are kept); after each run
+    its summary so far is recorded, so the figure fills in. Runs on the cluster of LENET_RAY if set."""
+    from . import studies
+    from .fast.ray_runner import address_from_env
+    mod = studies.get(name)
+    settings = mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)
+    studies.run(name, settings, source, ds, targets, out_dir=out_dir, command=command, stop=job.stop_event,
+                progress=job.progress, on_summary=lambda rows: job.record(kind="summary", rows=rows),
+                ray=address_from_env(None))
+    return out_dir

@@ -188,7 +188,7 @@ async def session(browser, base: str, drawings: int, between: str, patience: flo
                         out["skipped"] += drawings - d
                         break
                 else:
-                    await page.get_by_role("button", name="Clear").click()
+                    await page.get_by_role("button", name="Reset canvas & history").last.click()  # the bin
                     await page.locator(METRIC).wait_for(state="detached", timeout=patience * 1000)
                     await settle(page, int(patience * 1000))
             await draw_n(page)

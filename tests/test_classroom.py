@@ -163,13 +163,19 @@ if __name__ == "__main__":
     at = AppTest.from_file(sys.argv[1], default_timeout=120)
     at.query_params["sid"] = sys.argv[2]
     at.run()
-    at.switch_page("app_pages/experiments.py")
-    at.run()
-    at.multiselect(key="ex-levels").set_value([4, 5])
-    at.multiselect(key="ex-k").set_value([1, 5])
-    at.number_input(key="ex-trials").set_value(3)
-    at.number_input(key="ex-epochs").set_value(60).run()
-    next(b for b in at.button if b.label == "Run the grid").click().run()
+    if sys.argv[3] == "grid":
+        at.switch_page("app_pages/experiments.py")
+        at.run()
+        at.multiselect(key="ex-levels").set_value([4, 5])
+        at.multiselect(key="ex-k").set_value([1, 5])
+        at.number_input(key="ex-trials").set_value(3)
+        at.number_input(key="ex-epochs").set_value(60).run()
+        next(b for b in at.button if b.label == "Run the grid").click().run()
+    else:
+        at.switch_page("app_pages/studies.py")
+        at.run()
+        at.selectbox(key="st-name").set_value("finetune").run()
+        next(b for b in at.button if b.label == "Run the study").click().run()
     print("started", flush=True)
     while True:  # a browser polling the page until the server is killed
         time.sleep(0.5)
@@ -177,16 +183,19 @@ if __name__ == "__main__":
 """
 
 
-def test_a_server_killed_during_a_grid_resumes_it_after_a_restart(tmp_path, monkeypatch):
+def _rows(path):
     import csv
-    import fcntl
+    return list(csv.DictReader(path.open())) if path.exists() else []
+
+
+def _kill_server_during(tmp_path, monkeypatch, what: str, results: str, min_rows: int):
+    """A server (AppTest in a subprocess) starts a grid or a study and is SIGKILLed once its runs.csv
+    (home/results/sid/*/runs.csv) holds min_rows runs; (home, sid, runs.csv, the rows before the kill)."""
     import signal
     import subprocess
     import sys
     import time
     import uuid
-
-    from streamlit.testing.v1 import AppTest
 
     home, sid = tmp_path / "home", uuid.uuid4().hex
     env = {"LENET_HOME": str(home), "LENET_DATA": "synthetic", "LENET_SOURCE": str(ROOT / "assets" / "source-synthetic"),
@@ -194,62 +203,101 @@ def test_a_server_killed_during_a_grid_resumes_it_after_a_restart(tmp_path, monk
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     (tmp_path / "server.py").write_text(SERVER)
-    server = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(ROOT / "app.py"), sid], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(ROOT / "app.py"), sid, what],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
-
-    def rows(path):
-        return list(csv.DictReader(path.open())) if path.exists() else []
     try:
         end, runs = time.monotonic() + 240, None
         while True:
             assert server.poll() is None, server.stdout.read()
             assert time.monotonic() < end, "no run finished in time"
-            found = list((home / "experiments" / sid).glob("*/runs.csv"))
-            if found and len(rows(found[0])) >= 2:
+            found = list((home / results / sid).glob("*/runs.csv"))
+            if found and len(_rows(found[0])) >= min_rows:
                 runs = found[0]
                 break
             time.sleep(0.2)
-        before = rows(runs)
+        before = _rows(runs)
         server.send_signal(signal.SIGKILL)  # no chance to clean up
         server.wait(10)
     finally:
         if server.poll() is None:
             server.kill()
-    assert len(before) < 12, "killed during the grid, not after it"
-    with (runs.parent / ".reproduce.lock").open("w") as f:  # the old grid's worker notices and ends
-        end = time.monotonic() + 30
+    _wait_unlocked(runs.parent)
+    return home, sid, runs, before
+
+
+def _wait_unlocked(folder, timeout=30.0):
+    """Until the killed server's worker notices and lets go of the folder's lock."""
+    import fcntl
+    import time
+    with (folder / ".reproduce.lock").open("w") as f:
+        end = time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 fcntl.flock(f, fcntl.LOCK_UN)
-                break
+                return
             except OSError:
-                assert time.monotonic() < end, "the killed server's grid worker is still running"
+                assert time.monotonic() < end, "the killed server's worker is still running"
                 time.sleep(0.2)
-    job_files = list((home / "jobs").glob("*/job.json"))
-    assert len(job_files) == 1 and '"state": "running"' in job_files[0].read_text()
+
+
+def _resume_after_restart(sid: str, page: str, timeout: float = 300):
+    """A fresh server process (no pool, no sessions in memory): the owner's page shows the job
+    interrupted; Resume runs it to Done. The AppTest, for more checks."""
+    import time
+
+    from streamlit.testing.v1 import AppTest
 
     import ui
-    ui.pool.clear()       # a fresh server process: no pool, no sessions in memory
+    ui.pool.clear()
     ui._sessions.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["sid"] = sid
     at.run()
-    at.switch_page("app_pages/experiments.py")
+    at.switch_page(page)
     at.run()
     assert "Interrupted" in " ".join(w.value for w in at.warning)
     next(b for b in at.button if b.label == "Resume").click().run()
-    end = time.monotonic() + 240
+    end = time.monotonic() + timeout
     while "Done" not in " ".join(str(s.value) for s in at.success):
-        assert time.monotonic() < end, "the resumed grid did not finish"
+        assert time.monotonic() < end, "the resumed job did not finish"
         assert not at.exception, [e.value for e in at.exception]
         time.sleep(0.5)
         at.run()
-    after = rows(runs)
+    return at
+
+
+def test_a_server_killed_during_a_grid_resumes_it_after_a_restart(tmp_path, monkeypatch):
+    home, sid, runs, before = _kill_server_during(tmp_path, monkeypatch, "grid", "experiments", 2)
+    assert len(before) < 12, "killed during the grid, not after it"
+    job_files = list((home / "jobs").glob("*/job.json"))
+    assert len(job_files) == 1 and '"state": "running"' in job_files[0].read_text()
+    at = _resume_after_restart(sid, "app_pages/experiments.py", timeout=240)
+    after = _rows(runs)
     assert len(after) == 12
     assert after[:len(before)] == before, "every run finished before the kill is kept, unchanged"
     assert not any(b.label == "Resume" for b in at.button)
+    import ui
+    ui.pool.clear()
+    ui._sessions.clear()
+
+
+def test_a_server_killed_during_a_study_resumes_it_after_a_restart(tmp_path, monkeypatch):
+    """A study is a job like a grid: kept on disk, shown interrupted after a crash, resumed from its runs."""
+    from lenet.studies import finetune
+    quick = finetune.Settings.quick()
+    total = len(quick.levels) * len(quick.samples) * len(quick.lr_mults) * quick.trials
+    home, sid, runs, before = _kill_server_during(tmp_path, monkeypatch, "study", "studies", 1)
+    assert len(before) < total, "killed during the study, not after it"
+    (job_file,) = list((home / "jobs").glob("*/job.json"))
+    assert '"state": "running"' in job_file.read_text() and '"task": "study"' in job_file.read_text()
+    _resume_after_restart(sid, "app_pages/studies.py")
+    after = _rows(runs)
+    assert len(after) == total
+    assert after[:len(before)] == before, "every run finished before the kill is kept, unchanged"
+    assert (runs.parent / "report.html").exists()
+    import ui
     ui.pool.clear()
     ui._sessions.clear()
 

@@ -106,3 +106,25 @@ def test_bad_cluster_addresses_are_one_clear_error_before_any_work(tmp_path):
                             str(tmp_path / "g"), "--ray", address], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
         assert not (tmp_path / "g").exists()  # nothing was started
+
+
+def test_a_study_on_ray_equals_the_local_study(cluster, tmp_path):
+    """`study --ray`: the study's runs go to the cluster, one Ray task each; same rows as local workers."""
+    from lenet import studies
+    from lenet.studies import finetune
+    source, ds, tgt, _ = cluster
+    settings = finetune.Settings(levels=(5,), samples=(1, 5), lr_mults=(0.0, 1.0), trials=1, max_epochs=4)
+    local = studies.run("finetune", settings, source, ds, tgt, out_dir=tmp_path / "local", workers=2)
+    seen = []
+    remote = studies.run("finetune", settings, source, ds, tgt, out_dir=tmp_path / "ray", ray="local",
+                         progress=lambda done, total: seen.append(done))
+    assert remote == local and len(remote) == 4
+    assert seen[-1] == 4
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in _runs(tmp_path / "ray")]
+    assert sorted(strip, key=str) == sorted(({k: v for k, v in r.items() if k != "seconds"}
+                                             for r in _runs(tmp_path / "local")), key=str)
+
+
+def _runs(folder):
+    import csv
+    return list(csv.DictReader((folder / "runs.csv").open()))

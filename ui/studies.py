@@ -1,4 +1,4 @@
-"""The Studies page's jobs: run a study in the pool with its summary recorded live; reopen finished ones."""
+"""The Studies page's jobs: a study in a worker process with its summary recorded live; reopen finished ones."""
 from __future__ import annotations
 
 import csv
@@ -8,9 +8,10 @@ from pathlib import Path
 
 from lenet import studies
 from lenet.data import CharacterSet
-from lenet.jobs import Job
+from lenet.jobs import Job, in_worker
 from lenet.net import Net
 from lenet.studies.common import command_line
+from lenet.tasks import study_task
 
 from .jobs import submit
 from .session import lenet_home, session_id, state
@@ -22,20 +23,28 @@ def studies_root() -> Path:
 
 def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],
                 shipped: bool) -> Job:
-    """The study in the pool; after each run its summary so far is recorded, so the figure fills in."""
+    """The study in a worker process (lenet.tasks.study_task), kept on disk so that a restart shows it
+    interrupted and Resume goes on from its finished runs; the figure fills in after each run."""
     mod = studies.get(name)
-    settings = (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()  # raises before queueing
+    (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()  # raises before queueing
     out = studies_root() / f"{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     s = state()
     command = command_line(name, quick=quick, seed=seed, data=s.data_kind, data_dir=s.data_path, out=out.name,
                            source=None if shipped else "<the app's active source net>")
-
-    def work(job: Job) -> Path:
-        studies.run(name, settings, source, ds, targets, out_dir=out, command=command, stop=job.stop_event,
-                    progress=job.progress, on_summary=lambda rows: job.record(kind="summary", rows=rows))
-        return out
+    spec = {"task": "study", "study": name, "quick": quick, "seed": seed, "data": [s.data_kind, s.data_path],
+            "targets": list(targets), "out_dir": str(out), "command": command}
     label = f"{name}{' (quick)' if quick else ''}, seed {seed}"
-    return submit("study", label, work, study=name, out_dir=str(out))
+    return submit("study", label, study_work(spec, source, ds), spec=spec, nets={"source": source},
+                  study=name, out_dir=str(out))
+
+
+def study_work(spec: dict, source: Net, ds: CharacterSet | None = None):
+    """The job function of a study spec, on start and on resume."""
+    if ds is None:
+        from .nets import dataset
+        ds = dataset(*spec["data"])
+    return in_worker(study_task, spec["study"], spec["quick"], spec["seed"], source, ds, spec["targets"],
+                     spec["out_dir"], spec["command"])
 
 
 def live_summary(snap) -> list[dict]:

@@ -39,6 +39,9 @@ def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
         targets = {int(seed): chars for seed, chars in spec["targets"].items()}
         return in_worker(experiment_task, nets["source"], ds, targets, spec["levels"], spec["samples"],
                          spec["trials"], recipe, spec["out_dir"])
+    if spec["task"] == "study":
+        from .studies import study_work
+        return study_work(spec, nets["source"], ds)
     raise ValueError(f"unknown job kind {spec['task']!r}")
 
 
@@ -51,7 +54,7 @@ def resume(job: Job) -> Job:
     """Run an interrupted job again from what the store kept: a grid goes on from its finished runs
     (reproduce resumes its out_dir), a training starts over. The interrupted entry is dropped."""
     store = pool().store
-    nets = {"source": store.net(job.id, "source")} if job.spec["task"] in ("transfer", "experiment") else {}
+    nets = {"source": store.net(job.id, "source")} if job.spec["task"] in ("transfer", "experiment", "study") else {}
     splits = {"split": store.split(job.id, "split")} if job.spec["task"] in ("source", "transfer") else {}
     meta = dict(job.meta)
     new = submit(meta.pop("kind"), meta.pop("label"), _work(job.spec, nets, splits), spec=job.spec, nets=nets,

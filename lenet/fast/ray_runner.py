@@ -86,7 +86,34 @@ def run_on_ray(shared: Shared, tasks: list[Task], address: str, stop: threading.
     ray = connect(address)
     remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_run)
     shared_ref = ray.put(shared)
-    pending = [remote.remote(shared_ref, t) for t in sorted(tasks, key=lambda t: -t.cost)]
+    refs = [remote.remote(shared_ref, t) for t in sorted(tasks, key=lambda t: -t.cost)]
+    for _, results in _gather(ray, refs, stop):
+        yield from results
+
+
+def _call(fn, shared, task):
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(shared, task)
+
+
+def run_calls_on_ray(fn, shared: dict, tasks: list[dict], order: list[int], address: str,
+                     stop: threading.Event | None) -> Iterator[tuple[int, dict]]:
+    """(index, fn(shared, tasks[index])) for every task as it ends, each call a Ray task (a study's
+    runs: `lenet.studies.pool.run_tasks` with a cluster address). Same retries and stop as above."""
+    ray = connect(address)
+    remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_call)
+    shared_ref = ray.put(shared)
+    refs = [remote.remote(fn, shared_ref, tasks[i]) for i in order]
+    index = {ref: i for ref, i in zip(refs, order)}
+    for ref, result in _gather(ray, refs, stop):
+        yield index[ref], result
+
+
+def _gather(ray, pending: list, stop: threading.Event | None) -> Iterator[tuple]:
+    """(ref, value) of each task as it ends; stop (seen within POLL s) cancels the rest. A task's
+    TrainingError is raised as the plain path raises it, any other failure as a WorkerError."""
     try:
         while pending:
             if stop is not None and stop.is_set():
@@ -94,13 +121,13 @@ def run_on_ray(shared: Shared, tasks: list[Task], address: str, stop: threading.
             ready, pending = ray.wait(pending, num_returns=1, timeout=POLL)
             for ref in ready:
                 try:
-                    results = ray.get(ref)
+                    value = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)
                     if isinstance(cause, TrainingError):  # the same error the plain path raises
                         raise TrainingError(str(cause)) from None
                     raise WorkerError(f"a Ray task failed: {' '.join(str(cause or e).split())[:2000]}") from None
-                yield from results
+                yield ref, value
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -29,7 +29,7 @@ from ..net import Net
 from ..report import _table
 from ..train import fit
 from ..transfer import check_levels, transfer
-from .common import SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, shared_for, source_model, source_settings, training_set
+from .common import SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
 from .controls import nearest_centroid
 from .criteria import spearman
 from .pool import run_tasks
@@ -72,20 +72,15 @@ class Settings:
             raise ValueError("class-choice needs retained levels n >= 1")
         if self.sets < 2 or self.set_size < 2:
             raise ValueError(f"need at least 2 sets of at least 2 characters (got {self.sets} x {self.set_size})")
-        if not self.samples or any(not isinstance(k, int) or k < 1 for k in self.samples):
-            raise ValueError(f"samples per class k must be integers >= 1 (got {self.samples})")
-        for name, v in (("per_class", self.per_class), ("trials", self.trials)):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1 (got {v})")
+        check_common(self.samples, {"per_class": self.per_class, "trials": self.trials},
+                     {"max_epochs": self.max_epochs, "source_max_epochs": self.source_max_epochs})
         return self
 
     def recipe(self) -> Recipe:
-        r = config.TRANSFER_RECIPE
-        return r if self.max_epochs is None else r.replace(max_epochs=self.max_epochs)
+        return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
     def source_recipe(self) -> Recipe:
-        r = config.SOURCE_RECIPE.replace(seed=self.seed)
-        return r if self.source_max_epochs is None else r.replace(max_epochs=self.source_max_epochs)
+        return capped(config.SOURCE_RECIPE.replace(seed=self.seed), self.source_max_epochs)
 
 
 def source_sets(settings: Settings, ds, targets) -> list[list[str]]:
@@ -149,7 +144,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "",
-                 workers: int | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+                 workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """A source net per random set, then every (set, k, trial) transfer run with its proxy score."""
     settings.check()
     log = log or (lambda msg: None)
@@ -169,7 +164,7 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
             log(f"training {len(todo)} source nets on {settings.set_size} characters x {settings.per_class}")
             tasks = [{"split": source_split(ds, sets[i], settings.per_class, SOURCE_HELDOUT_PER_CLASS, settings.seed)}
                      for i in todo]
-            for j, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks, workers=workers, stop=stop):
+            for j, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks, workers=workers, ray=ray, stop=stop):
                 codes = torch.from_numpy(res["codes"])
                 model = LeNet5(n_outputs=codes.shape[1])
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in res["state"].items()})
@@ -186,7 +181,7 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
                   "seed": run_seed(settings.seed, Cell(settings.n, k, t)), **train[k, t]}
                  for t in range(settings.trials) for k in settings.samples for i in range(len(sets))]
         meta = {"question": QUESTION, "command": command}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers,
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers, ray=ray,
                       stop=stop, progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         meta["agreement"] = agreement(summary)

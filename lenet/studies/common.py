@@ -154,7 +154,7 @@ class StudyDir:
             _write_text(self.out / name, text)
 
     def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
-            costs: list[float] | None = None, workers: int | None = None, stop: threading.Event | None = None,
+            costs: list[float] | None = None, workers: int | None = None, ray: str | None = None, stop: threading.Event | None = None,
             progress: Callable[[int, int], None] | None = None,
             on_summary: tuple[Callable[[list[dict]], list[dict]], Callable[[list[dict]], None]] | None = None,
             log: Callable[[str], None] | None = None) -> list[dict]:
@@ -177,7 +177,7 @@ class StudyDir:
             progress(len(done), len(planned))
         t0 = time.perf_counter()
         for i, result in run_tasks(fn, shared, [tasks[i] for i in todo],
-                                   costs=[costs[i] for i in todo] if costs else None, workers=workers, stop=stop):
+                                   costs=[costs[i] for i in todo] if costs else None, workers=workers, ray=ray, stop=stop):
             task = tasks[todo[i]]
             row = {f: result[f] if f in result else task[f] for f in table.fields}  # the task names the run
             done.append(row)
@@ -197,6 +197,24 @@ class StudyDir:
         self.write(SUMMARY, _csv(summary_fields, summary, floats=".6f"))
         self.write(REPORT, report)
         self.write(META, json.dumps(meta, indent=2))
+
+
+def check_common(samples, counts: dict, caps: dict | None = None) -> None:
+    """The checks every study's settings share: samples per class k, counts (trials, ...) >= 1,
+    and epoch caps that are None (the recipe's own) or >= 1."""
+    if not samples or any(not isinstance(k, int) or k < 1 for k in samples):
+        raise ValueError(f"samples per class k must be integers >= 1 (got {samples})")
+    for name, v in counts.items():
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1 (got {v})")
+    for name, v in (caps or {}).items():
+        if v is not None and v < 1:
+            raise ValueError(f"{name} must be >= 1 (got {v})")
+
+
+def capped(recipe, max_epochs: int | None):
+    """The recipe, with its epoch cap replaced when the study sets one."""
+    return recipe if max_epochs is None else recipe.replace(max_epochs=max_epochs)
 
 
 def mean_min_max(values: list[float]) -> dict:

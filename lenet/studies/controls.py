@@ -34,7 +34,7 @@ from ..model import LeNet5
 from ..net import train_source
 from ..train import fit
 from ..transfer import check_levels, freeze_bottom, transfer
-from .common import StudyDir, Table, shared_for, source_model, source_settings, training_set
+from .common import StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
 from .report import study_report
 
 NAME = "controls"
@@ -63,10 +63,11 @@ class Settings:
     seed: int = 0
     max_epochs: int | None = None        # None: the transfer recipe's cap
     bnb_per_class: int = 400             # the BnB net's samples per new character (fewer if the data has fewer)
+    bnb_max_epochs: int | None = None    # None: the source recipe's cap
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Settings":
-        return cls(levels=(3, 5), samples=(5,), trials=1, seed=seed, max_epochs=30, bnb_per_class=60)
+        return cls(levels=(3, 5), samples=(5,), trials=1, seed=seed, max_epochs=30, bnb_per_class=60, bnb_max_epochs=8)
 
     def check(self) -> "Settings":
         for n in self.levels:
@@ -74,18 +75,15 @@ class Settings:
         unknown = [a for a in self.arms if a not in ARMS]
         if not self.arms or unknown:
             raise ValueError(f"arms must be some of {', '.join(ARMS)} (got {list(self.arms)})")
-        if not self.samples or any(not isinstance(k, int) or k < 1 for k in self.samples):
-            raise ValueError(f"samples per class k must be integers >= 1 (got {self.samples})")
-        for name, v in (("trials", self.trials), ("bnb_per_class", self.bnb_per_class)):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1 (got {v})")
-        if self.max_epochs is not None and self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1 (got {self.max_epochs})")
+        check_common(self.samples, {"trials": self.trials, "bnb_per_class": self.bnb_per_class},
+                     {"max_epochs": self.max_epochs, "bnb_max_epochs": self.bnb_max_epochs})
         return self
 
     def recipe(self) -> Recipe:
-        r = config.TRANSFER_RECIPE
-        return r if self.max_epochs is None else r.replace(max_epochs=self.max_epochs)
+        return capped(config.TRANSFER_RECIPE, self.max_epochs)
+
+    def bnb_recipe(self) -> Recipe:
+        return capped(config.SOURCE_RECIPE.replace(seed=self.seed), self.bnb_max_epochs)
 
 
 def bnb_split(ds: CharacterSet, targets, seed: int, per_class: int) -> Split:
@@ -107,7 +105,7 @@ def bnb_net(ds, targets, settings: Settings, out: Path | None, log):
         return checkpoint.load(where)
     split = bnb_split(ds, targets, settings.seed, settings.bnb_per_class)
     log(f"training the BnB net on the new characters {''.join(targets)} x {len(split.train) // len(targets)}")
-    net, _ = train_source(split, config.SOURCE_RECIPE.replace(seed=settings.seed))
+    net, _ = train_source(split, settings.bnb_recipe())
     if where is not None:
         checkpoint.save(net, where)
     return net
@@ -169,7 +167,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     return [fig]
 
 
-def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None, ray: str | None = None,
              stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every (arm, n, k, trial) run; the summary rows (n, k, arm, target_acc mean/min/max, runs)."""
     settings.check()
@@ -192,7 +190,7 @@ def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: 
             meta["bnb_source"] = {"train_acc": bnb.meta.get("train_acc"), "per_class": bnb.meta.get("train_per_class"),
                                   "epochs": bnb.meta.get("epochs")}
         costs = [0.01 if t["arm"] == "nearest-centroid" else t["k"] * (1.0 if t["n"] < 3 else 0.2) for t in tasks]
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, stop=stop, progress=progress,
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop, progress=progress,
                       log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,

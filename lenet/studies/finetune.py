@@ -30,7 +30,7 @@ from ..fast import LEVEL_COST
 from ..figures import LAYOUT
 from ..train import evaluate, fit
 from ..transfer import check_levels, transfer
-from .common import StudyDir, Table, shared_for, source_model, source_settings, training_set
+from .common import StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
 from .report import study_report
 
 NAME = "finetune"
@@ -66,19 +66,13 @@ class Settings:
         for n in self.levels:
             if check_levels(n) == 0:
                 raise ValueError("finetune needs retained levels n >= 1 (n = 0 shares nothing to forget)")
-        if not self.samples or any(not isinstance(k, int) or k < 1 for k in self.samples):
-            raise ValueError(f"samples per class k must be integers >= 1 (got {self.samples})")
         if not self.lr_mults or any(not 0 <= m <= 10 for m in self.lr_mults):
             raise ValueError(f"lr_mult values must be in [0, 10] (got {self.lr_mults})")
-        if self.trials < 1:
-            raise ValueError(f"trials must be >= 1 (got {self.trials})")
-        if self.max_epochs is not None and self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1 (got {self.max_epochs})")
+        check_common(self.samples, {"trials": self.trials}, {"max_epochs": self.max_epochs})
         return self
 
     def recipe(self) -> Recipe:
-        r = config.TRANSFER_RECIPE
-        return r if self.max_epochs is None else r.replace(max_epochs=self.max_epochs)
+        return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
 
 def fine_tune(net: torch.nn.Module, n: int, lr_mult: float) -> torch.nn.Module:
@@ -162,7 +156,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     return [pareto, acc]
 
 
-def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None, ray: str | None = None,
              stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every (n, k, lr_mult, trial) run; the summary rows (n, k, lr_mult, target_acc, source_acc, source_drop)."""
     settings.check()
@@ -179,7 +173,7 @@ def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: 
     costs = [t["k"] * (1.0 if t["lr_mult"] > 0 else LEVEL_COST[t["n"]]) for t in tasks]
     with StudyDir(out_dir, NAME, meta_settings) as sd:
         meta = {"question": QUESTION, "command": command, "source_accuracy": source.meta.get("heldout_acc")}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, stop=stop,
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop,
                       progress=progress, log=log,
                       on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)

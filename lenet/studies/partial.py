@@ -30,7 +30,7 @@ from ..model import LeNet5
 from ..report import _e, _table
 from ..train import fit
 from . import criteria as C
-from .common import StudyDir, Table, shared_for, source_model, source_settings, training_set
+from .common import StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
 from .report import study_report
 
 NAME = "partial"
@@ -73,18 +73,12 @@ class Settings:
             raise ValueError(f"criteria must be some of {', '.join(C.CRITERIA)} (got {list(self.criteria)})")
         if not self.fractions or any(not 0 <= p <= 1 for p in self.fractions):
             raise ValueError(f"kept fractions must be in [0, 1] (got {self.fractions})")
-        if not self.samples or any(not isinstance(k, int) or k < 1 for k in self.samples):
-            raise ValueError(f"samples per class k must be integers >= 1 (got {self.samples})")
-        for name, v in (("trials", self.trials), ("score_per_class", self.score_per_class), ("probes", self.probes)):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1 (got {v})")
-        if self.max_epochs is not None and self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be >= 1 (got {self.max_epochs})")
+        check_common(self.samples, {"trials": self.trials, "score_per_class": self.score_per_class,
+                                    "probes": self.probes}, {"max_epochs": self.max_epochs})
         return self
 
     def recipe(self) -> Recipe:
-        r = config.TRANSFER_RECIPE
-        return r if self.max_epochs is None else r.replace(max_epochs=self.max_epochs)
+        return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
 
 def kept_count(fraction: float, maps: int) -> int:
@@ -223,7 +217,7 @@ def _correlation_html(corr: dict) -> str:
     return "".join(parts)
 
 
-def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None, ray: str | None = None,
             stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every distinct kept set per (k, trial); the summary rows (level, criterion, kept_fraction, k, target_acc...)."""
     settings.check()
@@ -247,7 +241,7 @@ def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: s
         corr = correlations(settings, scores)
         meta = {"question": QUESTION, "command": command, "scores": scores, "rank_correlation": corr}
         summarize_rows = lambda rows: summarize(rows, settings, chosen)
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers,
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers, ray=ray,
                       stop=stop, progress=progress, log=log,
                       on_summary=(summarize_rows, on_summary) if on_summary else None)
         summary = summarize_rows(rows)

@@ -38,12 +38,18 @@ def _worker(setup, tasks, results) -> None:
 
 
 def run_tasks(fn: Callable[[dict, dict], dict], shared: dict, tasks: list[dict], *, costs: list[float] | None = None,
-              workers: int | None = None, stop: threading.Event | None = None) -> Iterator[tuple[int, dict]]:
-    """(index into tasks, fn(shared, task)) for every task, in the order they finish."""
+              workers: int | None = None, stop: threading.Event | None = None,
+              ray: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(index into tasks, fn(shared, task)) for every task, in the order they finish; with `ray` (a
+    cluster address, see lenet.fast.ray_runner) each task runs on that Ray cluster instead."""
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be at least 1 (got {workers})")
     order = sorted(range(len(tasks)), key=lambda i: -(costs[i] if costs else 0.0))
+    if ray:
+        from ..fast.ray_runner import run_calls_on_ray
+        yield from run_calls_on_ray(fn, shared, tasks, order, ray, stop)
+        return
     if workers == 1 or len(tasks) <= 1:
         for i in order:
             if stop is not None and stop.is_set():

@@ -30,7 +30,7 @@ from ..model import LeNet5
 from ..net import Net, train_source
 from ..train import fit
 from ..transfer import check_levels, transfer
-from .common import SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, shared_for, source_model, source_settings, training_set
+from .common import SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
 from .pool import run_tasks
 from .report import study_report
 
@@ -70,23 +70,15 @@ class Settings:
             check_levels(n)
         if not self.class_counts or any(not isinstance(s, int) or s < 2 for s in self.class_counts):
             raise ValueError(f"source class counts S must be integers >= 2 (got {self.class_counts})")
-        if not self.samples or any(not isinstance(k, int) or k < 1 for k in self.samples):
-            raise ValueError(f"samples per class k must be integers >= 1 (got {self.samples})")
-        for name, v in (("per_class", self.per_class), ("fixed_total", self.fixed_total), ("trials", self.trials)):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1 (got {v})")
-        for name, v in (("max_epochs", self.max_epochs), ("source_max_epochs", self.source_max_epochs)):
-            if v is not None and v < 1:
-                raise ValueError(f"{name} must be >= 1 (got {v})")
+        check_common(self.samples, {"per_class": self.per_class, "fixed_total": self.fixed_total, "trials": self.trials},
+                     {"max_epochs": self.max_epochs, "source_max_epochs": self.source_max_epochs})
         return self
 
     def recipe(self) -> Recipe:
-        r = config.TRANSFER_RECIPE
-        return r if self.max_epochs is None else r.replace(max_epochs=self.max_epochs)
+        return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
     def source_recipe(self) -> Recipe:
-        r = config.SOURCE_RECIPE.replace(seed=self.seed)
-        return r if self.source_max_epochs is None else r.replace(max_epochs=self.source_max_epochs)
+        return capped(config.SOURCE_RECIPE.replace(seed=self.seed), self.source_max_epochs)
 
 
 def source_sets(settings: Settings, ds, targets) -> dict[tuple[str, int], tuple[list[str], int]]:
@@ -158,7 +150,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "",
-                   workers: int | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+                   workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Source nets for every (arm, S), then every transfer run; the summary rows (arm, S, n, k, target_acc...).
     `source` only fixes the new characters' test draw; the study trains its own source nets."""
     settings.check()
@@ -181,7 +173,7 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
             tasks = [{"split": source_split(ds, sets[key][0], sets[key][1], SOURCE_HELDOUT_PER_CLASS, settings.seed)}
                      for key in todo]
             for i, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks,
-                                    costs=[len(t["split"].train) for t in tasks], workers=workers, stop=stop):
+                                    costs=[len(t["split"].train) for t in tasks], workers=workers, ray=ray, stop=stop):
                 codes = torch.from_numpy(res["codes"])
                 model = LeNet5(n_outputs=codes.shape[1])
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in res["state"].items()})
@@ -206,7 +198,7 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
                                "seed": run_seed(settings.seed, Cell(n, k, t)), **train[k, t]} for a, S in keys]
         meta = {"question": QUESTION, "command": command}
         rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[t["k"] * (1.0 if t["n"] == 0 else 0.15) for t in tasks],
-                      workers=workers, stop=stop, progress=progress, log=log,
+                      workers=workers, ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,
