@@ -167,9 +167,13 @@ async def draw_n(page) -> None:
     await page.mouse.up()
 
 
-async def session(browser, base: str, drawings: int, between: str, patience: float, out: dict, deadline: float):
+async def session(browser, base: str, drawings: int, between: str, patience: float, out: dict, deadline: float,
+                  frames: list | None = None):
+    """A browser session drawing `drawings` times; with `frames`, every websocket message it sends is kept."""
     ctx = await browser.new_context(viewport={"width": 1200, "height": 1000})
     page = await ctx.new_page()
+    if frames is not None:
+        page.on("websocket", lambda ws: ws.on("framesent", lambda data: frames.append(data)))
     sid = uuid.uuid4().hex
     try:
         for _ in range(2):
@@ -220,6 +224,140 @@ async def start_grid(browser, base: str, patience: float) -> object:
     return page
 
 
+# --- sessions over Streamlit's own protocol (--clients protocol) -----------------------------------
+
+def canvas_frames(frames: list) -> tuple[bytes, bytes]:
+    """(a drawing, a Clear): the last rerun messages a real browser sent with the canvas's state
+    holding strokes, and holding none."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    drawn = cleared = None
+    for f in frames:
+        if not isinstance(f, bytes):
+            continue
+        m = BackMsg()
+        m.ParseFromString(f)
+        if m.WhichOneof("type") != "rerun_script":
+            continue
+        for w in m.rerun_script.widget_states.widgets:
+            if w.id.endswith("-draw-canvas") and w.WhichOneof("value") == "json_value":
+                if '"objects":[]' in w.json_value:
+                    cleared = f
+                else:
+                    drawn = f
+    if drawn is None or cleared is None:
+        raise SystemExit("the quiet browser session sent no drawing and Clear to replay")
+    return drawn, cleared
+
+
+def new_out() -> dict:
+    return {"loads": [], "latencies": [], "reads": [], "lost": 0, "lost_after": [], "exceptions": 0,
+            "errors": [], "skipped": 0, "failed_loads": 0, "first_runs": []}
+
+
+async def protocol_session(base: str, assets: list[str], drawn: bytes, cleared: bytes, drawings: int,
+                           patience: float, out: dict, deadline: float) -> None:
+    """A new tab on the Draw page, then `drawings` times: the captured drawing, its prediction, Clear."""
+    from st_protocol import Session
+    s = Session(base, uuid.uuid4().hex)
+    try:
+        try:
+            run = await s.open("draw", assets, 2 * patience)
+        except Exception:
+            out["failed_loads"] += 1
+            out["skipped"] += drawings
+            return
+        out["loads"].append(run.seconds)
+        out["first_runs"].append(run.first_run)
+        out["exceptions"] += len(run.exceptions)
+        for d in range(drawings):
+            if time.monotonic() > deadline:
+                out["skipped"] += drawings - d
+                break
+            try:
+                run = await s.replay(drawn, patience)
+                if not run.metrics:
+                    raise RuntimeError("no prediction shown")
+                out["latencies"].append(run.seconds)
+                out["reads"].append(run.metrics[-1].strip())
+            except Exception:
+                out["lost"] += 1
+                out["lost_after"].append("first drawing" if d == 0 else "clear")
+                continue
+            out["exceptions"] += len(run.exceptions)
+            await s.replay(cleared, patience)
+    except Exception as e:
+        out["errors"].append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+    finally:
+        await s.close()
+
+
+async def protocol_grid(base: str, assets: list[str], patience: float, stop: asyncio.Event, polls: list) -> bool:
+    """A session that starts the Experiments page's default grid and watches it as an open tab does:
+    the job panel's fragment reruns at the interval the server asks for. Whether it still ran at the end."""
+    from st_protocol import Session
+    s = Session(base, uuid.uuid4().hex)
+    try:
+        run = await s.open("experiments", assets, 2 * patience)
+        run = await s.click(run.buttons["Run the grid"], patience)
+        fragments = dict(run.auto_reruns)
+        while not stop.is_set() and fragments:
+            fid, interval = next(iter(fragments.items()))
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            if stop.is_set():
+                break
+            run = await s.fragment(fid, patience)
+            polls.append(run.seconds)
+            if run.full:  # the job ended (its panel reran the page): what polls now is what that run asked for
+                fragments = dict(run.auto_reruns)
+        return bool(fragments)
+    finally:
+        await s.close()
+
+
+async def protocol_async(args, base: str, sampler: "Sampler") -> dict:
+    """The scenario with sessions over Streamlit's protocol; one real browser only for the quiet
+    reading and to capture the drawing that the sessions replay."""
+    from playwright.async_api import async_playwright
+
+    from st_protocol import Session, page_assets
+    deadline = time.monotonic() + args.timeout
+    quiet, frames = new_out(), []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        await session(browser, base, args.quiet_drawings, "clear", args.patience, quiet, deadline, frames)
+        await browser.close()
+    drawn, cleared = canvas_frames(frames)
+    assets = page_assets(base)
+    pquiet = new_out()
+    await protocol_session(base, assets, drawn, cleared, args.quiet_drawings, args.patience, pquiet, deadline)
+    stop, polls = asyncio.Event(), []
+    grids = [asyncio.create_task(protocol_grid(base, assets, args.patience, stop, polls))
+             for _ in range(args.trainings)]
+    await asyncio.sleep(args.warmup)
+    sampler.start()
+    t0 = time.monotonic()
+    outs = [new_out() for _ in range(args.sessions)]
+    await asyncio.gather(*(protocol_session(base, assets, drawn, cleared, args.drawings, args.patience, o, deadline)
+                           for o in outs))
+    seconds = time.monotonic() - t0
+    sampler.stop.set()
+    stop.set()
+    ended = await asyncio.gather(*grids, return_exceptions=True)
+    grid_errors = [f"{type(e).__name__}: {e}" for e in ended if isinstance(e, BaseException)]
+    result = report(args, pquiet, outs, seconds, sampler, [e is True for e in ended])
+    result["quiet"]["browser_reads"] = quiet["reads"]
+    result["quiet"]["browser_latency"] = summary(quiet["latencies"])
+    result["quiet"]["browser_page_load"] = summary(quiet["loads"])
+    result["first_run"] = summary([x for o in outs for x in o["first_runs"]])
+    result["job_page_polls"] = summary(polls)
+    result["session_errors"] += grid_errors
+    result["clients"] = "protocol"
+    return result
+
+
 def summary(values: list[float]) -> dict:
     if not values:
         return {"n": 0}
@@ -233,15 +371,13 @@ async def main_async(args, base: str, sampler: Sampler) -> dict:
     deadline = time.monotonic() + args.timeout
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        quiet = {"loads": [], "latencies": [], "reads": [], "lost": 0, "lost_after": [], "exceptions": 0,
-                 "errors": [], "skipped": 0, "failed_loads": 0}
+        quiet = new_out()
         await session(browser, base, args.quiet_drawings, args.between, args.patience, quiet, deadline)
         grids = [await start_grid(browser, base, args.patience) for _ in range(args.trainings)]
         await asyncio.sleep(args.warmup)
         sampler.start()
         t0 = time.monotonic()
-        outs = [{"loads": [], "latencies": [], "reads": [], "lost": 0, "lost_after": [], "exceptions": 0,
-                 "errors": [], "skipped": 0, "failed_loads": 0} for _ in range(args.sessions)]
+        outs = [new_out() for _ in range(args.sessions)]
         await asyncio.gather(*(session(browser, base, args.drawings, args.between, args.patience, o, deadline)
                                for o in outs))
         seconds = time.monotonic() - t0
@@ -250,6 +386,13 @@ async def main_async(args, base: str, sampler: Sampler) -> dict:
         for g in grids:
             still.append(await g.get_by_text("Done:").count() == 0)
         await browser.close()
+    result = report(args, quiet, outs, seconds, sampler, still)
+    result["clients"] = "browser"
+    return result
+
+
+def report(args, quiet: dict, outs: list[dict], seconds: float, sampler: Sampler, still: list[bool]) -> dict:
+    """The figures of a run: `quiet` gives the expected reading, `outs` are the drawing sessions."""
     expected = statistics.mode(quiet["reads"]) if quiet["reads"] else None
     load = [x for o in outs for x in o["loads"]]
     lat = [x for o in outs for x in o["latencies"]]
@@ -292,6 +435,9 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds for everything (bounded)")
     ap.add_argument("--browser-nice", type=int, default=19, help="OS niceness of the harness and its browsers")
     ap.add_argument("--app-dir", type=Path, default=ROOT, help="the app to serve (another checkout, to compare)")
+    ap.add_argument("--clients", choices=("protocol", "browser"), default="protocol",
+                    help="sessions over Streamlit's own protocol (the server's share: default), or real Chromium "
+                         "tabs on this machine (browsers and server share its cores)")
     args = ap.parse_args()
     if not (1 <= args.sessions <= 30 and 1 <= args.drawings <= 50 and 0 <= args.trainings <= 4):
         ap.error("1-30 sessions, 1-50 drawings, 0-4 trainings")
@@ -301,7 +447,8 @@ def main() -> None:
     os.nice(args.browser_nice)  # this process, Playwright's driver and Chromium: the server comes first
     sampler = Sampler(server.pid)
     try:
-        result = asyncio.run(main_async(args, f"http://127.0.0.1:{port}", sampler))
+        run = protocol_async if args.clients == "protocol" else main_async
+        result = asyncio.run(run(args, f"http://127.0.0.1:{port}", sampler))
         log = (home / "server.log").read_text()
         result["server_tracebacks"] = log.count("Traceback")
         result["app_dir"] = str(args.app_dir.resolve())
