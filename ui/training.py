@@ -28,6 +28,9 @@ def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, he
 
 def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
     """The job function of a spec: the one place a job is built, on start and on resume."""
+    if spec["task"] == "study":  # its recipe is the study's own (lenet.studies)
+        from .studies import study_work
+        return study_work(spec, nets["source"], ds)
     recipe = Recipe.from_dict(spec["recipe"])
     if spec["task"] == "source":
         return in_worker(source_task, splits["split"], recipe)
@@ -39,9 +42,6 @@ def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
         targets = {int(seed): chars for seed, chars in spec["targets"].items()}
         return in_worker(experiment_task, nets["source"], ds, targets, spec["levels"], spec["samples"],
                          spec["trials"], recipe, spec["out_dir"])
-    if spec["task"] == "study":
-        from .studies import study_work
-        return study_work(spec, nets["source"], ds)
     raise ValueError(f"unknown job kind {spec['task']!r}")
 
 

@@ -56,7 +56,7 @@ class Settings:
     per_class: int = 400        # source samples per character
     n: int = 5                  # retained levels of the real transfer (and the proxy's features: C5)
     samples: tuple = (1, 5, 20)
-    trials: int = 3
+    trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
     seed: int = 0
     max_epochs: int | None = None
     source_max_epochs: int | None = None

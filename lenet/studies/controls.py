@@ -59,7 +59,7 @@ class Settings:
     levels: tuple = (0, 1, 2, 3, 4, 5)   # retained levels n (at n = 0 only transferred and nearest-centroid run)
     samples: tuple = (1, 5, 20)
     arms: tuple = ARMS
-    trials: int = 3
+    trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
     seed: int = 0
     max_epochs: int | None = None        # None: the transfer recipe's cap
     bnb_per_class: int = 400             # the BnB net's samples per new character (fewer if the data has fewer)

@@ -54,7 +54,7 @@ class Settings:
     levels: tuple = (1, 2, 3, 4, 5)          # retained levels n
     samples: tuple = (1, 5, 20)              # samples per class k
     lr_mults: tuple = (0.0, 0.01, 0.1, 1.0)  # retained levels' lr = recipe lr x lr_mult; 0 = frozen (the paper)
-    trials: int = 3
+    trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
     seed: int = 0
     max_epochs: int | None = None            # None: the transfer recipe's cap
 

@@ -55,7 +55,7 @@ class Settings:
     criteria: tuple = C.CRITERIA
     fractions: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)  # kept fraction p of the level's maps
     samples: tuple = (1, 5, 20)                  # samples per class k
-    trials: int = 3
+    trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
     seed: int = 0
     max_epochs: int | None = None                # None: the transfer recipe's cap
     score_per_class: int = 50                    # source training samples per character for saliency, taylor

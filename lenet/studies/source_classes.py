@@ -55,7 +55,7 @@ class Settings:
     fixed_total: int = 8000                   # source images in all, arm fixed-total
     levels: tuple = (0, 3, 4, 5)
     samples: tuple = (1, 5, 20)
-    trials: int = 3
+    trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
     seed: int = 0
     max_epochs: int | None = None             # transfer runs; None: the transfer recipe's cap
     source_max_epochs: int | None = None      # source nets; None: the source recipe's cap
