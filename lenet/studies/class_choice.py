@@ -29,7 +29,9 @@ from ..net import Net
 from ..report import _table
 from ..train import fit
 from ..transfer import check_levels, transfer
-from .common import SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
+from .common import (
+    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings,
+    training_set)
 from .controls import nearest_centroid
 from .criteria import spearman
 from .pool import run_tasks
@@ -144,7 +146,8 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "",
-                 workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+                 workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None,
+                 log=None) -> list[dict]:
     """A source net per random set, then every (set, k, trial) transfer run with its proxy score."""
     settings.check()
     log = log or (lambda msg: None)
@@ -164,7 +167,8 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
             log(f"training {len(todo)} source nets on {settings.set_size} characters x {settings.per_class}")
             tasks = [{"split": source_split(ds, sets[i], settings.per_class, SOURCE_HELDOUT_PER_CLASS, settings.seed)}
                      for i in todo]
-            for j, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks, workers=workers, ray=ray, stop=stop):
+            for j, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks, workers=workers, ray=ray,
+                                    stop=stop):
                 codes = torch.from_numpy(res["codes"])
                 model = LeNet5(n_outputs=codes.shape[1])
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in res["state"].items()})
@@ -181,8 +185,8 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
                   "seed": run_seed(settings.seed, Cell(settings.n, k, t)), **train[k, t]}
                  for t in range(settings.trials) for k in settings.samples for i in range(len(sets))]
         meta = {"question": QUESTION, "command": command}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers, ray=ray,
-                      stop=stop, progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers,
+                      ray=ray, stop=stop, progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         meta["agreement"] = agreement(summary)
         extra = _table(["k", "Spearman (proxy vs real)", "best set", "median set", "worst set"],

@@ -154,7 +154,8 @@ class StudyDir:
             _write_text(self.out / name, text)
 
     def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
-            costs: list[float] | None = None, workers: int | None = None, ray: str | None = None, stop: threading.Event | None = None,
+            costs: list[float] | None = None, workers: int | None = None, ray: str | None = None,
+            stop: threading.Event | None = None,
             progress: Callable[[int, int], None] | None = None,
             on_summary: tuple[Callable[[list[dict]], list[dict]], Callable[[list[dict]], None]] | None = None,
             log: Callable[[str], None] | None = None) -> list[dict]:
@@ -177,7 +178,8 @@ class StudyDir:
             progress(len(done), len(planned))
         t0 = time.perf_counter()
         for i, result in run_tasks(fn, shared, [tasks[i] for i in todo],
-                                   costs=[costs[i] for i in todo] if costs else None, workers=workers, ray=ray, stop=stop):
+                                   costs=[costs[i] for i in todo] if costs else None, workers=workers, ray=ray,
+                                   stop=stop):
             task = tasks[todo[i]]
             row = {f: result[f] if f in result else task[f] for f in table.fields}  # the task names the run
             done.append(row)

@@ -167,8 +167,8 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     return [fig]
 
 
-def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None, ray: str | None = None,
-             stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+             ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every (arm, n, k, trial) run; the summary rows (n, k, arm, target_acc mean/min/max, runs)."""
     settings.check()
     log = log or (lambda msg: None)
@@ -190,8 +190,8 @@ def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: 
             meta["bnb_source"] = {"train_acc": bnb.meta.get("train_acc"), "per_class": bnb.meta.get("train_per_class"),
                                   "epochs": bnb.meta.get("epochs")}
         costs = [0.01 if t["arm"] == "nearest-centroid" else t["k"] * (1.0 if t["n"] < 3 else 0.2) for t in tasks]
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop, progress=progress,
-                      log=log, on_summary=(summarize, on_summary) if on_summary else None)
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop,
+                      progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,
                                                         SUMMARY_FIELDS, rows, TABLE.fields, meta), meta)

@@ -156,8 +156,8 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     return [pareto, acc]
 
 
-def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None, ray: str | None = None,
-             stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+             ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every (n, k, lr_mult, trial) run; the summary rows (n, k, lr_mult, target_acc, source_acc, source_drop)."""
     settings.check()
     recipe = settings.recipe()

@@ -217,8 +217,8 @@ def _correlation_html(corr: dict) -> str:
     return "".join(parts)
 
 
-def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None, ray: str | None = None,
-            stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
+            ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
     """Every distinct kept set per (k, trial); the summary rows (level, criterion, kept_fraction, k, target_acc...)."""
     settings.check()
     log = log or (lambda msg: None)
@@ -241,8 +241,8 @@ def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: s
         corr = correlations(settings, scores)
         meta = {"question": QUESTION, "command": command, "scores": scores, "rank_correlation": corr}
         summarize_rows = lambda rows: summarize(rows, settings, chosen)
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers, ray=ray,
-                      stop=stop, progress=progress, log=log,
+        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers,
+                      ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize_rows, on_summary) if on_summary else None)
         summary = summarize_rows(rows)
         report = study_report(TITLE, QUESTION, command, figures(summary), summary, SUMMARY_FIELDS, rows, TABLE.fields,

@@ -30,7 +30,9 @@ from ..model import LeNet5
 from ..net import Net, train_source
 from ..train import fit
 from ..transfer import check_levels, transfer
-from .common import SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
+from .common import (
+    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings,
+    training_set)
 from .pool import run_tasks
 from .report import study_report
 
