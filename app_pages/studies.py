@@ -16,7 +16,7 @@ for name, mod in mods.items():
 
 c1, c2, c3 = st.columns(3)
 name = c1.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name")
-quick = c2.toggle("Quick version (about 2 minutes)", value=True, key="st-quick",
+quick = c2.toggle("Quick version (under a minute)", value=True, key="st-quick",
                   help="the full study takes tens of minutes; its command is in the report")
 seed = c3.number_input("Seed", 0, 10_000, 0, key="st-seed")
 st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)}.")

@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .studies import NAMES as STUDIES
     st = sub.add_parser("study", help="a question the paper left open, as a resumable study (lenet.studies)")
     st.add_argument("name", choices=STUDIES, help="which study")
-    st.add_argument("--quick", action="store_true", help="the small version (about 2 minutes on 2 cores)")
+    st.add_argument("--quick", action="store_true", help="the small version (about 10 s on 2 idle cores)")
     st.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
     _data_args(st, required=False)
     st.add_argument("--source", help="source net folder (default: the shipped one for --data)")
