@@ -48,17 +48,27 @@ def _worker(setup, tasks, results) -> None:
 
 def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
                      stop: threading.Event | None) -> Iterator[Finished]:
+    yield from relay(_worker, shared, sorted(tasks, key=lambda t: -t.cost), workers, stop, "fast-path", [__name__])
+
+
+def relay(worker: Callable, setup, tasks: list, workers: int, stop: threading.Event | None, who: str,
+          preload: list[str]) -> Iterator:
+    """Every "result" payload of `workers` forkserver processes running worker(setup_q, task_q, result_q),
+    as they come: each gets `setup` once, then pulls `tasks` in order until a None. A worker puts
+    ("result", x) for each result, ("done", None) at the end, or ("error", (name, message, traceback)).
+    `stop` is seen within POLL s; every worker is terminated on the way out. The fast path's and the
+    studies' pools (`lenet.studies.pool`); `who` names them in errors."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(preload)
     task_q, result_q = ctx.Queue(), ctx.Queue()
     setups = [ctx.Queue() for _ in range(workers)]
     for q in setups:
-        q.put(shared)
-    for t in sorted(tasks, key=lambda t: -t.cost):
+        q.put(setup)
+    for t in tasks:
         task_q.put(t)
     for _ in range(workers):
         task_q.put(None)
-    procs = [ctx.Process(target=_worker, args=(q, task_q, result_q), daemon=True) for q in setups]
+    procs = [ctx.Process(target=worker, args=(q, task_q, result_q), daemon=True) for q in setups]
     lock, started, closing, failed = threading.Lock(), [], [False], []
 
     def start_all() -> None:
@@ -89,10 +99,10 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
                 with lock:
                     dead = len(started) == workers and not any(p.is_alive() for p in started)
                 if failed:
-                    raise WorkerError(f"the fast-path worker processes could not start: {failed[0]}")
+                    raise WorkerError(f"the {who} worker processes could not start: {failed[0]}")
                 if dead:
                     codes = sorted({p.exitcode for p in started}, key=str)
-                    raise WorkerError(f"the fast-path worker processes exited without finishing their work "
+                    raise WorkerError(f"the {who} worker processes exited without finishing their work "
                                       f"(exit codes {codes})")
                 continue
             if kind == "result":
@@ -103,7 +113,7 @@ def run_in_processes(shared: Shared, tasks: list[Task], workers: int,
                 name, message, trace = payload
                 if name == "TrainingError":  # the same error the plain path raises
                     raise TrainingError(message)
-                raise WorkerError(f"a fast-path worker failed: {name}: {message}\n{trace}")
+                raise WorkerError(f"a {who} worker failed: {name}: {message}\n{trace}")
     finally:
         with lock:
             closing[0] = True

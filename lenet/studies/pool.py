@@ -1,29 +1,20 @@
 """Independent study runs on worker processes of one thread each, as the grid's fast path does
-(`lenet.fast.pool`): a forkserver starts the workers, they pull tasks largest first from a
-queue and send each result back as it ends; `stop` terminates them within POLL seconds.
+(`lenet.fast.pool.relay`): a forkserver starts the workers, they pull tasks largest first from
+a queue and send each result back as it ends; `stop` terminates them within a tenth of a second.
 
 A study run is a plain function `fn(shared, task) -> dict`, defined at module level (so it
 travels by name); `shared` goes to each worker once, tasks are small.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import queue
 import threading
 import traceback
 from typing import Callable, Iterator
 
 import torch
 
-from ..fast.pool import WorkerError, workers_skip_main
-from ..train import TrainingError
-
-POLL = 0.1  # seconds between checks of the stop event while waiting for results
-
-
-def default_workers() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
+from ..fast import default_workers
+from ..fast.pool import relay
 
 
 def _worker(setup, tasks, results) -> None:
@@ -57,66 +48,4 @@ def run_tasks(fn: Callable[[dict, dict], dict], shared: dict, tasks: list[dict],
             yield i, fn(shared, tasks[i])
         return
     workers = min(workers, len(tasks))
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
-    task_q, result_q = ctx.Queue(), ctx.Queue()
-    setups = [ctx.Queue() for _ in range(workers)]
-    for q in setups:
-        q.put((fn, shared))
-    for i in order:
-        task_q.put((i, tasks[i]))
-    for _ in range(workers):
-        task_q.put(None)
-    procs = [ctx.Process(target=_worker, args=(q, task_q, result_q), daemon=True) for q in setups]
-    lock, started, closing, failed = threading.Lock(), [], [False], []
-
-    def start_all() -> None:  # the first start waits for the forkserver to import torch: not on the stop path
-        for p in procs:
-            with lock:
-                if closing[0]:
-                    return
-            try:
-                with workers_skip_main():  # as the grid's workers: never import the caller's script
-                    p.start()
-            except Exception as e:  # reported by the waiting loop, which would otherwise wait forever
-                failed.append(f"{type(e).__name__}: {e}")
-                return
-            with lock:
-                started.append(p)
-                if closing[0]:
-                    p.terminate()
-    threading.Thread(target=start_all, daemon=True).start()
-    running = workers
-    try:
-        while running:
-            if stop is not None and stop.is_set():
-                return
-            try:
-                kind, payload = result_q.get(timeout=POLL)
-            except queue.Empty:
-                with lock:
-                    dead = len(started) == workers and not any(p.is_alive() for p in started)
-                if failed:
-                    raise WorkerError(f"the study's worker processes could not start: {failed[0]}")
-                if dead:
-                    raise WorkerError("the study's worker processes exited without finishing their work")
-                continue
-            if kind == "result":
-                yield payload
-            elif kind == "done":
-                running -= 1
-            else:
-                name, message, trace = payload
-                if name == "TrainingError":
-                    raise TrainingError(message)
-                raise WorkerError(f"a study worker failed: {name}: {message}\n{trace}")
-    finally:
-        with lock:
-            closing[0] = True
-            for p in started:
-                if p.is_alive():
-                    p.terminate()
-        for p in started:
-            p.join(timeout=2)
-        for q in (task_q, result_q, *setups):
-            q.cancel_join_thread()
+    yield from relay(_worker, (fn, shared), [(i, tasks[i]) for i in order], workers, stop, "study", [__name__])
