@@ -26,9 +26,10 @@ def add_sample(char: str, image) -> None:
 
 
 # The message always has its slot: an element that comes and goes above the canvas would
-# shift it, and the browser would remount the canvas and drop the stroke being drawn.
+# shift it, and the browser would remount the canvas and drop the stroke being drawn. It stays
+# until the next drawing (the reruns that clearing the canvas causes must not wipe it at once).
 flash = st.empty()
-kind, message = st.session_state.pop("teach-flash", (None, None))
+kind, message = st.session_state.get("teach-flash", (None, None))
 if kind:
     getattr(flash, kind)(message)
 
@@ -65,6 +66,8 @@ with left:
         image = None
     if image is not None:
         ui.show_image28(image, "to be added (28x28)", width=84)
+        if st.session_state.pop("teach-flash", None):
+            flash.empty()  # a new drawing: the last message has done its job
     st.button(f"Add this drawing to {current}", type="primary", on_click=add_sample, args=(current, image))
 with right:
     for char in chars:

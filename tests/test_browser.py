@@ -292,7 +292,8 @@ def test_teach_two_symbols_from_five_drawings_each(server, page):
             page.get_by_text("to be added (28x28)").wait_for(timeout=20_000)
             page.locator("button", has_text=f"Add this drawing to {name}").first.click()
             page.get_by_text(f"Added a sample of {name} ({i + 1} now)").wait_for(timeout=20_000)
-            settle(page)
+            settle(page)  # the cleared canvas's reruns are over: the message must still be there
+            assert page.get_by_text(f"Added a sample of {name} ({i + 1} now)").is_visible()
     page.get_by_role("button", name="Train on my drawings").click()
     page.get_by_text("Done:").first.wait_for(timeout=90_000)
     settle(page)
