@@ -322,7 +322,7 @@ async def protocol_async(args, base: str, sampler: "Sampler") -> dict:
     reading and to capture the drawing that the sessions replay."""
     from playwright.async_api import async_playwright
 
-    from st_protocol import Session, page_assets
+    from st_protocol import page_assets
     deadline = time.monotonic() + args.timeout
     quiet, frames = new_out(), []
     async with async_playwright() as p:
