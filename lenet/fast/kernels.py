@@ -1,19 +1,20 @@
-"""C1 -> scaled tanh -> S2 -> scaled tanh of R stacked runs as one fused CPU kernel (numba),
-beside the plain PyTorch reference it must equal.
+"""The convolution and sub-sampling levels (C1, S2, C3, S4) of one or many nets as numba CPU
+kernels with the batch in the SIMD lanes, beside the plain PyTorch path they must equal.
 
-Why: in a group of n=0 runs, oneDNN runs C1's grouped convolution one run at a time and the
-tanh, pooling and S2 scaling then take four more passes over C1's maps (issue #12: 2.1 ms +
-3.3 ms forward, 7.4 ms with backward, 24 runs at batch 4). Here the runs sit in the SIMD
-lanes (run index innermost, so every weight and pixel load serves all runs at once), the
-element-wise work happens while the tile is in registers, and the backward is written by
-hand: the weight gradient accumulates in registers per (map, tap) over the whole batch.
-tanh is Eigen's float rational approximation (vectorisable; within 2e-7 of torch.tanh).
+Layout ("lanes"): an activation is a contiguous float32 tensor (R, maps, H, W, B): run r's
+sample b is the innermost index, so one map row of a run is one contiguous stretch of W*B
+floats and every weight is one number broadcast over it. A 5x5 correlation then runs along
+whole rows, five taps per pass (one load and one store of the output per five multiply-adds),
+whatever the number of runs or maps: the plain path's grouped convolutions run one run at a
+time on 4-16 samples and 1-16 channels (issue #12: 5-15% of a core's peak). The weight
+gradient is a sum along the same rows (five taps per pass, no stores); the input gradient is
+the same correlation on the zero-padded output gradient with the kernels turned round, over the
+table read backwards. Each level's scaled tanh is fused in (its output is kept for the
+backward); tanh is Eigen's float rational approximation (vectorisable; within 2e-7 of torch.tanh).
 
-Measured (issue #12's case, 12-25 stacked runs at batch 4, one thread, on a 2-core machine
-loaded by other jobs (load ~11), interleaved A/B, best of 6): C1..S2 forward + backward 2.2x
-faster than the reference, a whole n=0 group training step 1.5x. What made it: hot loops
-that run along whole map rows (28 x lanes long) with unsigned indexes; numba's checks for
-negative indexes otherwise keep LLVM from vectorising (30x slower on the same loop).
+numba notes: hot loops take unsigned indexes (numba's negative-index checks otherwise keep LLVM
+from vectorising: 30x slower) and slices of the arrays (LLVM then vectorises the five-tap sum;
+with 2-D or offset indexing it did not).
 """
 from __future__ import annotations
 
@@ -31,21 +32,16 @@ except ImportError:  # the plain path stays the fallback
     numba = None
 
 
-def reference(x, w1, b1, coef, bias):
-    """The plain path: x (B, R, 1, 32, 32), w1 (R, 6, 1, 5, 5), b1/coef/bias (R, 6) -> (B, R*6, 14, 14)."""
-    B, R = x.shape[:2]
-    h = F.conv2d(x.reshape(B, R, 32, 32), w1.flatten(0, 1), b1.flatten(), groups=R)  # (B, R*6, 28, 28)
-    h = TANH_A * torch.tanh(h * TANH_S)
-    h = F.avg_pool2d(h, 2) * 4.0 * coef.reshape(1, -1, 1, 1) + bias.reshape(1, -1, 1, 1)
-    return TANH_A * torch.tanh(h * TANH_S)
-
-
 def available() -> bool:
-    return numba is not None and os.environ.get("LENET_KERNELS", "torch") == "numba"
+    """The kernels run unless numba is missing or LENET_KERNELS=torch asks for the plain path."""
+    return numba is not None and os.environ.get("LENET_KERNELS", "numba") != "torch"
 
 
 if numba is not None:
     _jit = numba.njit(cache=True, fastmath=True, boundscheck=False, error_model="numpy")
+    U = np.uint64
+    A, S = np.float32(TANH_A), np.float32(TANH_S)
+    INV_A = np.float32(1.0 / TANH_A)
 
     @_jit
     def _tanh(x):
@@ -67,139 +63,214 @@ if numba is not None:
         q = q * x2 + np.float32(4.89352518554385e-03)
         return x * p / q
 
-    U = np.uint64  # unsigned indexes: numba then drops its negative-index wraparound, and the loops vectorise (30x)
+    @_jit
+    def _corr(x, w, starts, kin, kid, y, ci, hi, wi, co, ho, wo, lanes):
+        """y[r, o, i, j, :] = sum over c in starts[o]..starts[o+1]-1, ki, kj of
+        w[r, kid[c]*25 + ki*5 + kj] * x[r, kin[c], i+ki, j+kj, :]; x (R*ci*hi*wi*B), y (R*co*ho*wo*B) flat."""
+        B = U(lanes)
+        n = U(wo) * B
+        for r in range(w.shape[0]):
+            rr = U(r)
+            for o in range(co):
+                for i in range(ho):
+                    yo = y[U(((r * co + o) * ho + i) * wo) * B:]
+                    for p in range(n):
+                        yo[p] = 0.0
+                    for c in range(starts[o], starts[o + 1]):
+                        base = U(((r * ci + kin[c]) * hi + i) * wi) * B
+                        for ki in range(5):
+                            t = U(kid[c] * 25 + ki * 5)
+                            w0, w1, w2, w3, w4 = w[rr, t], w[rr, t + 1], w[rr, t + 2], w[rr, t + 3], w[rr, t + 4]
+                            xr = base + U(ki * wi) * B
+                            x0 = x[xr:]
+                            x1 = x[xr + B:]
+                            x2 = x[xr + 2 * B:]
+                            x3 = x[xr + 3 * B:]
+                            x4 = x[xr + 4 * B:]
+                            for p in range(n):
+                                yo[p] += w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p] + w4 * x4[p]
 
     @_jit
-    def _forward(x, wt, bt, coef, bias, t1, t2):
-        """Flat arrays, P lanes innermost. x (B*32*32*P) pixels; wt (150, 28*P) and bt (6, 28*P): C1's
-        taps and biases repeated along a map row, so the hot loops run along whole rows (28*P long),
-        not over the P lanes alone (too short: loop overhead dominates); coef, bias (6, P).
-        Writes t1 (B*6*28*28*P) = tanh(S*C1) and t2 (B*6*14*14*P) = tanh(S*S2); the output is A*t2."""
-        P = U(coef.shape[1])
-        L = U(28) * P
-        B = x.shape[0] // (1024 * coef.shape[1])
-        A, S = np.float32(TANH_A), np.float32(TANH_S)
-        for n in range(B):
-            for m in range(6):
-                for y in range(28):
-                    o = U(((n * 6 + m) * 784 + y * 28)) * P
-                    mm = U(m)
-                    for q in range(L):
-                        t1[o + q] = bt[mm, q]
+    def _bias_tanh(y, b, size):
+        """y[r, o, ...] = A tanh(S (y + b[r, o])) in place; `size` elements per map."""
+        m = U(size)
+        for r in range(b.shape[0]):
+            for o in range(b.shape[1]):
+                bo = b[U(r), U(o)]
+                yo = y[U(r * b.shape[1] + o) * m:]
+                for p in range(m):
+                    yo[p] = A * _tanh(S * (yo[p] + bo))
+
+    @_jit
+    def _tanh_grad(y, gy, dz):
+        """dz = gy * d(A tanh(S z))/dz, from the output y = A tanh(S z)."""
+        for p in range(U(y.shape[0])):
+            dz[p] = gy[p] * S * (A - y[p] * y[p] * INV_A)
+
+    @_jit
+    def _corr_dw(x, dz, starts, kin, dw, ci, hi, wi, co, ho, wo, lanes):
+        """dw[r, c*25 + ki*5 + kj] = sum over i, j, lanes of dz[r, o, i, j, :] * x[r, kin[c], i+ki, j+kj, :]."""
+        B = U(lanes)
+        n = U(wo) * B
+        for r in range(dw.shape[0]):
+            rr = U(r)
+            for o in range(co):
+                for c in range(starts[o], starts[o + 1]):
                     for ki in range(5):
-                        for kj in range(5):
-                            k = U(m * 25 + ki * 5 + kj)
-                            xo = U(n * 1024 + (y + ki) * 32 + kj) * P
-                            for q in range(L):
-                                t1[o + q] += wt[k, q] * x[xo + q]
-        for q in range(U(t1.shape[0])):
-            t1[q] = _tanh(S * t1[q])
-        for n in range(B):
-            for m in range(6):
-                mm = U(m)
-                for i in range(14):
-                    o = U((n * 6 + m) * 784 + 2 * i * 28) * P
-                    for j in range(14):
-                        u = o + U(2 * j) * P
-                        v = U(((n * 6 + m) * 14 + i) * 14 + j) * P
-                        for r in range(P):
-                            tile = t1[u + r] + t1[u + P + r] + t1[u + L + r] + t1[u + L + P + r]
-                            t2[v + r] = _tanh(S * (A * tile * coef[mm, r] + bias[mm, r]))
+                        a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
+                        for i in range(ho):
+                            d = dz[U(((r * co + o) * ho + i) * wo) * B:]
+                            xr = U(((r * ci + kin[c]) * hi + i + ki) * wi) * B
+                            x0 = x[xr:]
+                            x1 = x[xr + B:]
+                            x2 = x[xr + 2 * B:]
+                            x3 = x[xr + 3 * B:]
+                            x4 = x[xr + 4 * B:]
+                            for p in range(n):
+                                v = d[p]
+                                a0 += v * x0[p]
+                                a1 += v * x1[p]
+                                a2 += v * x2[p]
+                                a3 += v * x3[p]
+                                a4 += v * x4[p]
+                        t = U(c * 25 + ki * 5)
+                        dw[rr, t], dw[rr, t + 1], dw[rr, t + 2], dw[rr, t + 3], dw[rr, t + 4] = a0, a1, a2, a3, a4
 
     @_jit
-    def _backward(x, coef, t1, t2, g, dw, db, dcoef, dbias):
-        """g (B*6*14*14*P): gradient of the output A*t2. Writes dw (150, P), db, dcoef, dbias (6, P)."""
-        P = U(coef.shape[1])
-        L = U(28) * P
-        B = x.shape[0] // (1024 * coef.shape[1])
-        AS = np.float32(TANH_A * TANH_S)
-        A = np.float32(TANH_A)
-        dc = np.empty(B * 784 * coef.shape[1], np.float32)  # gradient of C1's pre-activation, one map at a time
-        acc = np.empty(28 * coef.shape[1], np.float32)
-        for m in range(6):
-            mm = U(m)
-            for r in range(P):
-                db[mm, r] = 0.0
-                dcoef[mm, r] = 0.0
-                dbias[mm, r] = 0.0
-            for n in range(B):
-                for i in range(14):
-                    o = U((n * 6 + m) * 784 + 2 * i * 28) * P
-                    c = U(n * 784 + 2 * i * 28) * P
-                    for j in range(14):
-                        u = o + U(2 * j) * P
-                        e = c + U(2 * j) * P
-                        v = U(((n * 6 + m) * 14 + i) * 14 + j) * P
-                        for r in range(P):
-                            t = t2[v + r]
-                            d = g[v + r] * AS * (1 - t * t)                   # through S2's tanh
-                            u0, u1, u2, u3 = t1[u + r], t1[u + P + r], t1[u + L + r], t1[u + L + P + r]
-                            dcoef[mm, r] += d * A * (u0 + u1 + u2 + u3)
-                            dbias[mm, r] += d
-                            du = d * coef[mm, r] * AS
-                            v0 = du * (1 - u0 * u0)                           # through C1's tanh
-                            v1 = du * (1 - u1 * u1)
-                            v2 = du * (1 - u2 * u2)
-                            v3 = du * (1 - u3 * u3)
-                            dc[e + r] = v0
-                            dc[e + P + r] = v1
-                            dc[e + L + r] = v2
-                            dc[e + L + P + r] = v3
-                            db[mm, r] += v0 + v1 + v2 + v3
-            for ki in range(5):
-                for kj in range(5):
-                    for q in range(L):
-                        acc[q] = 0.0
-                    for n in range(B):
-                        for y in range(28):
-                            c = U(n * 784 + y * 28) * P
-                            xo = U(n * 1024 + (y + ki) * 32 + kj) * P
-                            for q in range(L):
-                                acc[q] += dc[c + q] * x[xo + q]
-                    k = U(m * 25 + ki * 5 + kj)
-                    for r in range(P):
-                        dw[k, r] = 0.0
-                    for z in range(28):
-                        zz = U(z) * P
-                        for r in range(P):
-                            dw[k, r] += acc[zz + r]
+    def _pool_fwd(x, coef, bias, y, maps, ho, wo, lanes):
+        """y[r, m, i, j, :] = A tanh(S (coef[r, m] * (sum of the 2x2 tile of x) + bias[r, m]))."""
+        B = U(lanes)
+        wi = U(2 * wo)
+        for r in range(coef.shape[0]):
+            for m in range(maps):
+                cf, bs = coef[U(r), U(m)], bias[U(r), U(m)]
+                for i in range(ho):
+                    u = U(((r * maps + m) * 2 * ho + 2 * i) * 2 * wo) * B
+                    v = U(((r * maps + m) * ho + i) * wo) * B
+                    for j in range(wo):
+                        a = u + U(2 * j) * B
+                        e = v + U(j) * B
+                        for q in range(B):
+                            s = x[a + q] + x[a + B + q] + x[a + wi * B + q] + x[a + wi * B + B + q]
+                            y[e + q] = A * _tanh(S * (cf * s + bs))
+
+    @_jit
+    def _pool_bwd(x, coef, y, gy, dx, dcoef, dbias, maps, ho, wo, lanes):
+        """Backward of _pool_fwd: dcoef, dbias (R, maps), and dx unless it is empty."""
+        B = U(lanes)
+        wi = U(2 * wo)
+        for r in range(coef.shape[0]):
+            for m in range(maps):
+                cf = coef[U(r), U(m)]
+                gc = gb = np.float32(0.0)
+                for i in range(ho):
+                    u = U(((r * maps + m) * 2 * ho + 2 * i) * 2 * wo) * B
+                    v = U(((r * maps + m) * ho + i) * wo) * B
+                    for j in range(wo):
+                        a = u + U(2 * j) * B
+                        e = v + U(j) * B
+                        for q in range(B):
+                            d = gy[e + q] * S * (A - y[e + q] * y[e + q] * INV_A)
+                            gc += d * (x[a + q] + x[a + B + q] + x[a + wi * B + q] + x[a + wi * B + B + q])
+                            gb += d
+                        if dx.shape[0] > 0:
+                            for q in range(B):
+                                g = gy[e + q] * S * (A - y[e + q] * y[e + q] * INV_A) * cf
+                                dx[a + q] = g
+                                dx[a + B + q] = g
+                                dx[a + wi * B + q] = g
+                                dx[a + wi * B + B + q] = g
+                dcoef[U(r), U(m)] = gc
+                dbias[U(r), U(m)] = gb
 
 
-LANES = 16  # runs are padded to a multiple of this (AVX-512 holds 16 floats): no scalar remainder loops
+class Table:
+    """A convolution level's connections: out map o reads input maps kin[starts[o]:starts[o+1]]
+    through kernels starts[o]..starts[o+1]-1 (C1: one each from the image; C3: LeCun's table),
+    and the same table read backwards (for the input gradient)."""
+
+    def __init__(self, table, in_maps: int):
+        self.in_maps, self.out_maps = in_maps, len(table)
+        pairs = [(o, i) for o, ins in enumerate(table) for i in ins]  # kernel c = pairs[c]
+        self.kin = np.array([i for _, i in pairs], np.int64)
+        self.kid = np.arange(len(pairs), dtype=np.int64)
+        self.starts = np.cumsum([0] + [len(ins) for ins in table]).astype(np.int64)
+        back = sorted(range(len(pairs)), key=lambda c: (pairs[c][1], c))
+        self.back_kin = np.array([pairs[c][0] for c in back], np.int64)
+        self.back_kid = np.array(back, np.int64)
+        self.back_starts = np.cumsum([0] + [sum(i == m for _, i in pairs) for m in range(in_maps)]).astype(np.int64)
 
 
-class _C1S2(torch.autograd.Function):
+def _flat(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().view(-1).numpy()
+
+
+class _Conv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w1, b1, coef, bias):
-        B, R = x.shape[:2]
-        P = -(-R // LANES) * LANES
-        pad = (0, P - R)
-        xl = F.pad(x.reshape(B, R, 1024).permute(0, 2, 1), pad).reshape(-1)            # (B*32*32*P,): runs innermost
-        wt = F.pad(w1.detach().reshape(R, 150).t(), pad).repeat(1, 28).contiguous()     # (150, 28*P)
-        bt = F.pad(b1.detach().t(), pad).repeat(1, 28).contiguous()                     # (6, 28*P)
-        cf, bs = (F.pad(t.detach().t(), pad).contiguous() for t in (coef, bias))        # (6, P)
-        t1 = torch.empty(B * 6 * 784 * P)
-        t2 = torch.empty(B * 6 * 196 * P)
-        _forward(xl.numpy(), wt.numpy(), bt.numpy(), cf.numpy(), bs.numpy(), t1.numpy(), t2.numpy())
-        ctx.save_for_backward(xl, cf, t1, t2)
-        ctx.R = R
-        out = (TANH_A * t2.view(B, 6 * 196, P)[:, :, :R]).transpose(1, 2)
-        return out.reshape(B, R * 6, 14, 14)  # (B, R*6, 14, 14)
+    def forward(ctx, x, w, b, table):
+        R, ci, hi, wi, B = x.shape
+        ho, wo = hi - 4, wi - 4
+        y = torch.empty(R, table.out_maps, ho, wo, B)
+        yf = y.view(-1).numpy()
+        _corr(_flat(x), w.detach().contiguous().numpy(), table.starts, table.kin, table.kid, yf,
+              ci, hi, wi, table.out_maps, ho, wo, B)
+        _bias_tanh(yf, b.detach().contiguous().numpy(), ho * wo * B)
+        ctx.save_for_backward(x, w, y)
+        ctx.table = table
+        return y
 
     @staticmethod
-    def backward(ctx, grad):
-        xl, cf, t1, t2 = ctx.saved_tensors
-        R, P = ctx.R, cf.shape[1]
-        B = xl.shape[0] // (1024 * P)
-        g = F.pad(grad.reshape(B, R, 6 * 196).transpose(1, 2), (0, P - R)).reshape(-1)
-        dw, db, dcoef, dbias = torch.empty(150, P), torch.empty(6, P), torch.empty(6, P), torch.empty(6, P)
-        _backward(xl.numpy(), cf.numpy(), t1.numpy(), t2.numpy(), g.contiguous().numpy(), dw.numpy(), db.numpy(),
-                  dcoef.numpy(), dbias.numpy())
-        return (None, dw[:, :R].t().reshape(R, 6, 1, 5, 5), db[:, :R].t(), dcoef[:, :R].t(), dbias[:, :R].t())
+    def backward(ctx, gy):
+        x, w, y = ctx.saved_tensors
+        table = ctx.table
+        R, ci, hi, wi, B = x.shape
+        co, ho, wo = y.shape[1:4]
+        dz = torch.empty_like(y)
+        _tanh_grad(y.view(-1).numpy(), _flat(gy), dz.view(-1).numpy())
+        dw = torch.empty(w.shape)
+        _corr_dw(_flat(x), dz.view(-1).numpy(), table.starts, table.kin, dw.numpy(), ci, hi, wi, co, ho, wo, B)
+        dx = None
+        if ctx.needs_input_grad[0]:  # the same correlation on the zero-padded dz, kernels turned round
+            dzp = F.pad(dz, (0, 0, 4, 4, 4, 4))
+            wr = w.detach().view(R, -1, 25).flip(-1).reshape(R, -1).contiguous()
+            dx = torch.empty(x.shape)
+            _corr(dzp.view(-1).numpy(), wr.numpy(), table.back_starts, table.back_kin, table.back_kid,
+                  dx.view(-1).numpy(), co, ho + 8, wo + 8, ci, hi, wi, B)
+        return dx, dw, dz.sum((2, 3, 4)), None
 
 
-def c1_s2(x, w1, b1, coef, bias):
-    """Same as `reference` (x needs no gradient); the fused kernel where numba is available."""
-    if available() and not x.requires_grad and x.device.type == "cpu" and x.dtype == torch.float32:
-        return _C1S2.apply(x, w1, b1, coef, bias)
-    return reference(x, w1, b1, coef, bias)
+class _Pool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, coef, bias):
+        R, maps, h, w, B = x.shape
+        y = torch.empty(R, maps, h // 2, w // 2, B)
+        _pool_fwd(_flat(x), coef.detach().contiguous().numpy(), bias.detach().contiguous().numpy(),
+                  y.view(-1).numpy(), maps, h // 2, w // 2, B)
+        ctx.save_for_backward(x, coef, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, coef, y = ctx.saved_tensors
+        R, maps, h, w, B = x.shape
+        dx = torch.empty(x.shape if ctx.needs_input_grad[0] else (0,))
+        dcoef, dbias = torch.empty(R, maps), torch.empty(R, maps)
+        _pool_bwd(_flat(x), coef.detach().contiguous().numpy(), y.view(-1).numpy(), _flat(gy),
+                  dx.view(-1).numpy(), dcoef.numpy(), dbias.numpy(), maps, h // 2, w // 2, B)
+        return (dx if ctx.needs_input_grad[0] else None), dcoef, dbias
+
+
+def to_lanes(x: torch.Tensor) -> torch.Tensor:
+    """(B, R, C, H, W) batch-major inputs -> (R, C, H, W, B) lanes."""
+    return x.permute(1, 2, 3, 4, 0).contiguous()
+
+
+def conv(x: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor, table: Table) -> torch.Tensor:
+    """A convolution level + scaled tanh on lanes x (R, Ci, H, W, B): kernels (R, K, [1,] 5, 5) and
+    bias (R, Co) per run -> (R, Co, H-4, W-4, B)."""
+    return _Conv.apply(x.contiguous(), kernels.reshape(kernels.shape[0], -1), bias, table)
+
+
+def pool(x: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A trainable 2x2 sub-sampling level + scaled tanh on lanes x (R, M, H, W, B): coef, bias (R, M)."""
+    return _Pool.apply(x.contiguous(), coef, bias)

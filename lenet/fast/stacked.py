@@ -12,8 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import LAYERS
-from ..model import LeNet5, scaled_tanh
+from ..model import C3_TABLE, LeNet5, scaled_tanh
 from . import kernels
+
+C1_TABLE = kernels.Table([(0,)] * 6, 1)   # C1: six maps, each from the image
+C3_LANES = kernels.Table(C3_TABLE, 6)     # C3: LeCun's sparse table
 
 # Per-run parameter tensors of each layer, named as in LeNet5.
 PARAMS = {"c1": ("weight", "bias"), "s2": ("coef", "bias"), "c3": ("kernels", "bias"),
@@ -62,11 +65,19 @@ class StackedUpper:
     def forward(self, h: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         p = self.params if params is None else params
         B, R = h.shape[:2]
-        x = h.reshape(B, R * h.shape[2], *h.shape[3:]) if self.level < 4 else h  # (B, R*C, H, W), a view
         layers = self.layers
-        if self.level == 0 and kernels.available():  # C1 + tanh + S2 + tanh as one fused kernel
-            x = kernels.c1_s2(h, p["c1.weight"], p["c1.bias"], p["s2.coef"], p["s2.bias"])  # (B, R*6, 14, 14)
-            layers = layers[2:]
+        if self.level < 4 and h.device.type == "cpu" and kernels.available():
+            x = kernels.to_lanes(h)  # (R, C, H, W, B): every run's samples in the SIMD lanes
+            for layer in layers[:4 - self.level]:  # up to S4, each with its scaled tanh
+                if layer in ("c1", "c3"):
+                    w, table = (p["c1.weight"], C1_TABLE) if layer == "c1" else (p["c3.kernels"], C3_LANES)
+                    x = kernels.conv(x, w, p[f"{layer}.bias"], table)
+                else:
+                    x = kernels.pool(x, p[f"{layer}.coef"], p[f"{layer}.bias"])
+            x = x.view(R, 400, B).transpose(1, 2)  # (R, B, 400)
+            layers = layers[4 - self.level:]
+        else:
+            x = h.reshape(B, R * h.shape[2], *h.shape[3:]) if self.level < 4 else h  # (B, R*C, H, W), a view
         for layer in layers:
             if layer == "c1":
                 x = F.conv2d(x, p["c1.weight"].flatten(0, 1), p["c1.bias"].flatten(), groups=R)  # (B, R*6, 28, 28)
@@ -78,7 +89,8 @@ class StackedUpper:
                 w = k.new_zeros(R, 16 * 6, 5, 5).index_copy(1, self.c3_index, k).view(R * 16, 6, 5, 5)
                 x = F.conv2d(x, w, p["c3.bias"].flatten(), groups=R)  # (B, R*16, 10, 10)
             elif layer == "c5":
-                x = x.reshape(B, R, 400).transpose(0, 1)  # (R, B, 400)
+                if x.dim() != 3:
+                    x = x.reshape(B, R, 400).transpose(0, 1)  # (R, B, 400)
                 w = p["c5.weight"].view(R, 120, 400).transpose(1, 2)  # (R, 400, 120)
                 x = torch.baddbmm(p["c5.bias"].unsqueeze(1), x, w)  # (R, B, 120)
             else:  # f6
