@@ -134,7 +134,8 @@ def epoch_seconds(model, x: torch.Tensor, targets: torch.Tensor, batch: int, thr
 def source_epochs(x: torch.Tensor, codes: torch.Tensor, y: torch.Tensor,
                   device: torch.device = torch.device("cpu")) -> dict[str, float]:
     """Epoch seconds of the plain eager batch-128 baseline (at its best thread count) and of
-    this project's source training (model.py's LeNet5 and fit's optimiser, the recipe's batch,
+    this project's source training (model.py's LeNet5 with C1..S4 in lenet.fast.kernels, as
+    net.train_source builds it, and fit's optimiser, the recipe's batch,
     one thread as the CLI and app run it), plus ours at batch 128 and the baseline's threads
     (the kernels alone)."""
     targets = codes[y]
@@ -142,8 +143,8 @@ def source_epochs(x: torch.Tensor, codes: torch.Tensor, y: torch.Tensor,
     eager = {t: epoch_seconds(PlainLeNet5(), x, targets, 128, t, False, device) for t in sorted({1, cores})}
     best = min(eager, key=eager.get)
     return {"eager128": eager[best], "eager128_threads": best,
-            "ours": epoch_seconds(LeNet5(seed=0), x, targets, SOURCE_RECIPE.batch_size, 1, True, device),
-            "ours128": epoch_seconds(LeNet5(seed=0), x, targets, 128, best, True, device)}
+            "ours": epoch_seconds(LeNet5(seed=0, lanes=True), x, targets, SOURCE_RECIPE.batch_size, 1, True, device),
+            "ours128": epoch_seconds(LeNet5(seed=0, lanes=True), x, targets, 128, best, True, device)}
 
 
 def canvas(size: int = 280) -> np.ndarray:
@@ -213,7 +214,7 @@ def profile(steps: int = 50) -> str:
     torch.set_num_threads(1)
     group = StackedUpper([LeNet5(seed=i) for i in range(5)], 0)
     gx, gt = torch.randn(TRANSFER_RECIPE.batch_size, 5, 1, 32, 32), torch.randn(5, TRANSFER_RECIPE.batch_size, 20)
-    net = LeNet5(seed=0)
+    net = LeNet5(seed=0, lanes=True)  # as net.train_source trains it
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, foreach=True)
     sx, st = torch.randn(SOURCE_RECIPE.batch_size, 1, 32, 32), torch.randn(SOURCE_RECIPE.batch_size, 20)
 

@@ -144,8 +144,9 @@ class FullConv(nn.Conv2d):
 class LeNet5(nn.Module):
     """The paper's net. `forward` returns F6's 20 outputs; `features` returns every level."""
 
-    def __init__(self, n_outputs: int = 20, seed: int = 0):
+    def __init__(self, n_outputs: int = 20, seed: int = 0, lanes: bool = False):
         super().__init__()
+        self.lanes = lanes  # run C1..S4 through lenet.fast.kernels (the batch in the SIMD lanes) where they can
         self.c1 = InputConv(1, 6, 5)
         self.s2 = Subsample(6)
         self.c3 = SparseConv()
@@ -177,7 +178,14 @@ class LeNet5(nn.Module):
 
     def forward_from(self, h: torch.Tensor, level: int) -> torch.Tensor:
         """Run the layers above `level` (0 = from the input image) on h."""
-        for name in LAYERS[level:]:
+        layers = LAYERS[level:]
+        if self.lanes and level < 4 and h.device.type == "cpu" and h.dtype == torch.float32:
+            from .fast import kernels  # lenet.fast imports this module
+            if kernels.available():
+                h = kernels.levels(h, level, {f"{name}.{p}": t.unsqueeze(0) for name in LAYERS[level:4]
+                                              for p, t in getattr(self, name).named_parameters()})
+                layers = LAYERS[4:]
+        for name in layers:
             h = scaled_tanh(self._pre(name, h))
         return h
 

@@ -67,9 +67,10 @@ def train_source(split: Split, recipe: Recipe = SOURCE_RECIPE, *,
     """Train a whole net from scratch on the source characters (the paper's source net);
     `device` as in `fit`."""
     codes = make_codes(recipe.code_kind, len(split.classes), N_CLASSES, recipe.seed)
-    model = LeNet5(n_outputs=codes.shape[1], seed=recipe.seed)
+    model = LeNet5(n_outputs=codes.shape[1], seed=recipe.seed, lanes=True)  # C1..S4 through lenet.fast.kernels
     x, y, xt, yt = _tensors(split)
     result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop, device=device)
+    model.lanes = False  # drawings come one at a time: the plain ops
     meta = {"role": "source", "data": split.train.source, "data_description": split.train.description,
             "recipe": recipe.to_dict(), "train_acc": result.train_acc, "heldout_acc": result.test_acc,
             "epochs": result.epochs, "train_per_class": int(len(split.train) // len(split.classes)),

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import model
 from ..model import TANH_A, TANH_S
 
 try:
@@ -274,3 +275,23 @@ def conv(x: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor, table: Tabl
 def pool(x: torch.Tensor, coef: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """A trainable 2x2 sub-sampling level + scaled tanh on lanes x (R, M, H, W, B): coef, bias (R, M)."""
     return _Pool.apply(x.contiguous(), coef, bias)
+
+
+C1_TABLE = Table([(0,)] * 6, 1)  # C1: six maps, each from the image
+C3_TABLE = Table(model.C3_TABLE, 6)  # C3: LeCun's sparse table
+
+
+def levels(h: torch.Tensor, level: int, p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The levels above `level` (< 4) up to S4 of R nets at once: h (B, R, *level's shape) batch-major
+    (or (B, *shape) for one net, R = 1), p their stacked parameters named as in LeNet5 ("c1.weight": (R, 6, 1, 5, 5),
+    ...) -> S4's maps, (R, B, 400) (or (B, 16, 5, 5) for one net)."""
+    one = h.dim() == 4
+    x = h.permute(1, 2, 3, 0).unsqueeze(0).contiguous() if one else to_lanes(h)  # (R, C, H, W, B)
+    for layer in ("c1", "s2", "c3", "s4")[level:]:
+        if layer in ("c1", "c3"):
+            w, table = (p["c1.weight"], C1_TABLE) if layer == "c1" else (p["c3.kernels"], C3_TABLE)
+            x = conv(x, w, p[f"{layer}.bias"], table)
+        else:
+            x = pool(x, p[f"{layer}.coef"], p[f"{layer}.bias"])
+    R, B = x.shape[0], x.shape[-1]
+    return x[0].permute(3, 0, 1, 2) if one else x.view(R, 400, B).transpose(1, 2)

@@ -12,11 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..config import LAYERS
-from ..model import C3_TABLE, LeNet5, scaled_tanh
+from ..model import LeNet5, scaled_tanh
 from . import kernels
-
-C1_TABLE = kernels.Table([(0,)] * 6, 1)   # C1: six maps, each from the image
-C3_LANES = kernels.Table(C3_TABLE, 6)     # C3: LeCun's sparse table
 
 # Per-run parameter tensors of each layer, named as in LeNet5.
 PARAMS = {"c1": ("weight", "bias"), "s2": ("coef", "bias"), "c3": ("kernels", "bias"),
@@ -67,14 +64,7 @@ class StackedUpper:
         B, R = h.shape[:2]
         layers = self.layers
         if self.level < 4 and h.device.type == "cpu" and kernels.available():
-            x = kernels.to_lanes(h)  # (R, C, H, W, B): every run's samples in the SIMD lanes
-            for layer in layers[:4 - self.level]:  # up to S4, each with its scaled tanh
-                if layer in ("c1", "c3"):
-                    w, table = (p["c1.weight"], C1_TABLE) if layer == "c1" else (p["c3.kernels"], C3_LANES)
-                    x = kernels.conv(x, w, p[f"{layer}.bias"], table)
-                else:
-                    x = kernels.pool(x, p[f"{layer}.coef"], p[f"{layer}.bias"])
-            x = x.view(R, 400, B).transpose(1, 2)  # (R, B, 400)
+            x = kernels.levels(h, self.level, p)  # (R, B, 400)
             layers = layers[4 - self.level:]
         else:
             x = h.reshape(B, R * h.shape[2], *h.shape[3:]) if self.level < 4 else h  # (B, R*C, H, W), a view
