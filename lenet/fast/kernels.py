@@ -103,39 +103,99 @@ if numba is not None:
                     yo[p] = A * _tanh(S * (yo[p] + bo))
 
     @_jit
-    def _tanh_grad(y, gy, dz):
-        """dz = gy * d(A tanh(S z))/dz, from the output y = A tanh(S z)."""
-        for p in range(U(y.shape[0])):
-            dz[p] = gy[p] * S * (A - y[p] * y[p] * INV_A)
+    def _dz_rows(y, gy, dz, db, co, ho, wo, lanes):
+        """dz = gy * d(A tanh(S z))/dz from the output y = A tanh(S z) (R, co, ho, wo, B), written with
+        a zero border into rows of wo + 4 columns: (R, co, ho + 9, wo + 4, B), map row d + 4 holding
+        [4 zero columns, dz row d]; rows 0-3 and the last 5 are zero. In this layout the weight gradient
+        and the input gradient below run along whole maps. db[r, o] = sum of dz."""
+        B = U(lanes)
+        wi = U(wo + 4)
+        n = U(wo) * B
+        size = U(ho + 9) * wi * B
+        for r in range(db.shape[0]):
+            for o in range(co):
+                m = U(r * co + o)
+                out = dz[m * size:]
+                for p in range(U(4) * wi * B):
+                    out[p] = 0.0
+                acc = np.float32(0.0)
+                for d in range(ho):
+                    row = out[(U(d + 4) * wi) * B:]
+                    for p in range(U(4) * B):
+                        row[p] = 0.0
+                    src = U((m * U(ho) + U(d)) * U(wo)) * B
+                    g = gy[src:]
+                    v = y[src:]
+                    dst = row[U(4) * B:]
+                    for p in range(n):
+                        t = g[p] * S * (A - v[p] * v[p] * INV_A)
+                        dst[p] = t
+                        acc += t
+                for p in range(U(ho + 4) * wi * B, size):
+                    out[p] = 0.0
+                db[U(r), U(o)] = acc
 
     @_jit
-    def _corr_dw(x, dz, starts, kin, dw, ci, hi, wi, co, ho, wo, lanes):
-        """dw[r, c*25 + ki*5 + kj] = sum over i, j, lanes of dz[r, o, i, j, :] * x[r, kin[c], i+ki, j+kj, :]."""
+    def _corr_dw(x, dz, starts, kin, dw, ci, hi, wi, co, ho, lanes):
+        """dw[r, c*25 + ki*5 + kj] = sum over map positions and lanes of dz[r, o, i, j, :] * x[r, kin[c], i+ki, j+kj, :],
+        dz in _dz_rows's layout: one pass along the whole map per (c, ki), five taps at once."""
         B = U(lanes)
-        n = U(wo) * B
+        W = U(wi)
+        n = U(ho) * W * B - U(4) * B
+        size = U(ho + 9) * W * B
         for r in range(dw.shape[0]):
             rr = U(r)
             for o in range(co):
+                d = dz[U(r * co + o) * size + (U(4) * W + U(4)) * B:]
                 for c in range(starts[o], starts[o + 1]):
+                    xm = U((r * ci + kin[c]) * hi) * W * B
                     for ki in range(5):
+                        xr = xm + U(ki) * W * B
+                        x0 = x[xr:]
+                        x1 = x[xr + B:]
+                        x2 = x[xr + 2 * B:]
+                        x3 = x[xr + 3 * B:]
+                        x4 = x[xr + 4 * B:]
                         a0 = a1 = a2 = a3 = a4 = np.float32(0.0)
-                        for i in range(ho):
-                            d = dz[U(((r * co + o) * ho + i) * wo) * B:]
-                            xr = U(((r * ci + kin[c]) * hi + i + ki) * wi) * B
-                            x0 = x[xr:]
-                            x1 = x[xr + B:]
-                            x2 = x[xr + 2 * B:]
-                            x3 = x[xr + 3 * B:]
-                            x4 = x[xr + 4 * B:]
-                            for p in range(n):
-                                v = d[p]
-                                a0 += v * x0[p]
-                                a1 += v * x1[p]
-                                a2 += v * x2[p]
-                                a3 += v * x3[p]
-                                a4 += v * x4[p]
+                        for p in range(n):
+                            v = d[p]
+                            a0 += v * x0[p]
+                            a1 += v * x1[p]
+                            a2 += v * x2[p]
+                            a3 += v * x3[p]
+                            a4 += v * x4[p]
                         t = U(c * 25 + ki * 5)
                         dw[rr, t], dw[rr, t + 1], dw[rr, t + 2], dw[rr, t + 3], dw[rr, t + 4] = a0, a1, a2, a3, a4
+
+    @_jit
+    def _corr_dx(dz, w, starts, kin, kid, dx, ci, hi, wi, co, ho, lanes):
+        """dx[r, i] = sum over the connections c from input map i (the table read backwards: out map
+        kin[c], kernel kid[c]) of the full correlation of dz's map with kernel c turned round; dz in
+        _dz_rows's layout (its zero border and row wraparound are the correlation's padding), so
+        each (c, ki) is one pass along the whole map, five taps at once."""
+        B = U(lanes)
+        W = U(wi)
+        n = U(hi) * W * B
+        size = U(ho + 9) * W * B
+        for r in range(w.shape[0]):
+            rr = U(r)
+            for i in range(ci):
+                out = dx[U(r * ci + i) * n:]
+                for p in range(n):
+                    out[p] = 0.0
+                for c in range(starts[i], starts[i + 1]):
+                    dm = U(r * co + kin[c]) * size
+                    for ki in range(5):
+                        t = U(kid[c] * 25 + 24 - ki * 5)  # kernel turned round: tap (4-ki, 4-kj)
+                        w0, w1, w2, w3, w4 = w[rr, t], w[rr, t - 1], w[rr, t - 2], w[rr, t - 3], w[rr, t - 4]
+                        dr = dm + U(ki) * W * B
+                        d0 = dz[dr:]
+                        d1 = dz[dr + B:]
+                        d2 = dz[dr + 2 * B:]
+                        d3 = dz[dr + 3 * B:]
+                        d4 = dz[dr + 4 * B:]
+                        for p in range(n):
+                            out[p] += w0 * d0[p] + w1 * d1[p] + w2 * d2[p] + w3 * d3[p] + w4 * d4[p]
 
     @_jit
     def _pool_fwd(x, coef, bias, y, maps, ho, wo, lanes):
@@ -226,18 +286,18 @@ class _Conv(torch.autograd.Function):
         table = ctx.table
         R, ci, hi, wi, B = x.shape
         co, ho, wo = y.shape[1:4]
-        dz = torch.empty_like(y)
-        _tanh_grad(y.view(-1).numpy(), _flat(gy), dz.view(-1).numpy())
+        dz = torch.empty(R * co * (ho + 9) * wi * B)  # _dz_rows's layout, zero border included
+        db = torch.empty(R, co)
+        _dz_rows(y.view(-1).numpy(), _flat(gy), dz.numpy(), db.numpy(), co, ho, wo, B)
         dw = torch.empty(w.shape)
-        _corr_dw(_flat(x), dz.view(-1).numpy(), table.starts, table.kin, dw.numpy(), ci, hi, wi, co, ho, wo, B)
+        wf = w.detach().contiguous().numpy()
+        _corr_dw(_flat(x), dz.numpy(), table.starts, table.kin, dw.numpy(), ci, hi, wi, co, ho, B)
         dx = None
-        if ctx.needs_input_grad[0]:  # the same correlation on the zero-padded dz, kernels turned round
-            dzp = F.pad(dz, (0, 0, 4, 4, 4, 4))
-            wr = w.detach().view(R, -1, 25).flip(-1).reshape(R, -1).contiguous()
+        if ctx.needs_input_grad[0]:
             dx = torch.empty(x.shape)
-            _corr(dzp.view(-1).numpy(), wr.numpy(), table.back_starts, table.back_kin, table.back_kid,
-                  dx.view(-1).numpy(), co, ho + 8, wo + 8, ci, hi, wi, B)
-        return dx, dw, dz.sum((2, 3, 4)), None
+            _corr_dx(dz.numpy(), wf, table.back_starts, table.back_kin, table.back_kid, dx.view(-1).numpy(),
+                     ci, hi, wi, co, ho, B)
+        return dx, dw, db, None
 
 
 class _Pool(torch.autograd.Function):
