@@ -105,14 +105,20 @@ class PlainLeNet5(torch.nn.Module):
 
 def epoch_seconds(model, x: torch.Tensor, targets: torch.Tensor, batch: int, threads: int,
                   foreach: bool, device: torch.device = torch.device("cpu")) -> float:
-    """Seconds of one training epoch (SGD + momentum on MSE), best of two, at `threads` threads."""
+    """Seconds of one training epoch (SGD + momentum on MSE), best of two, at `threads` threads;
+    as `train.fit` trains it (its fused numba step where that applies, see lenet.fast.step)."""
+    from .fast.step import source_step
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     model, x, targets = model.to(device), x.to(device), targets.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=foreach)
+    fused = source_step(model, 0, 0.01, 0.9, batch, device)
 
     def epoch(n):
         for i in range(0, n, batch):
+            if fused is not None:
+                fused(x[i:i + batch], targets[i:i + batch])
+                continue
             loss = F.mse_loss(model(x[i:i + batch]), targets[i:i + batch])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,9 +213,11 @@ def ui_poll_slowdown(x, y, codes, seconds: float = 4.0, device=None) -> float:
 
 def profile(steps: int = 50) -> str:
     """Where a training step's time goes (torch.profiler, one thread, random inputs): a group of
-    5 stacked n=0 runs at the transfer recipe's batch, and the source net at its recipe's batch."""
+    5 stacked n=0 runs at the transfer recipe's batch, and the source net at its recipe's batch
+    through PyTorch (the fused numba step that fit runs instead is one opaque call: timed only)."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
     from .fast.stacked import StackedUpper
+    from .fast.step import source_step as fused_step
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     group = StackedUpper([LeNet5(seed=i) for i in range(5)], 0)
@@ -229,7 +237,7 @@ def profile(steps: int = 50) -> str:
     out = []
     try:
         for name, step in ((f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}", group_step),
-                           (f"source net, batch {SOURCE_RECIPE.batch_size}", source_step)):
+                           (f"source net, batch {SOURCE_RECIPE.batch_size}, PyTorch step", source_step)):
             for _ in range(5):
                 step()
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -239,6 +247,15 @@ def profile(steps: int = 50) -> str:
                 ms = (time.perf_counter() - t0) / steps * 1e3
             out.append(f"{name}: {ms:.2f} ms per step (under the profiler)")
             out.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+        fused = fused_step(LeNet5(seed=0, lanes=True), 0, 0.01, 0.9, SOURCE_RECIPE.batch_size, torch.device("cpu"))
+        if fused is not None:
+            for _ in range(5):
+                fused(sx, st)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fused(sx, st)
+            out.append(f"source net, batch {SOURCE_RECIPE.batch_size}, as fit trains it (one numba call per step, "
+                       f"lenet.fast.step): {(time.perf_counter() - t0) / steps * 1e3:.2f} ms per step")
     finally:
         torch.set_num_threads(before)
     return "\n".join(out)

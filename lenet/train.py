@@ -123,6 +123,10 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
     if not params:
         raise ValueError("the model has no trainable parameters")
     opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, foreach=True)
+    fused = None  # a `lanes` net trained whole on the CPU (the source net): one numba call per step
+    if getattr(model, "lanes", False):
+        from .fast.step import source_step  # lenet.fast imports this module
+        fused = source_step(model, level, recipe.lr, recipe.momentum, recipe.batch_size, h_train.device)
     g = torch.Generator().manual_seed(recipe.seed)
     targets = codes[y_train]
     n = len(h_train)
@@ -139,13 +143,16 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
                 stopped = True
                 break
             idx = order[i:i + recipe.batch_size]
-            loss = F.mse_loss(model.forward_from(h_train[idx], level), targets[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if fused is not None:
+                loss = fused(h_train[idx], targets[idx])
+            else:
+                loss = F.mse_loss(model.forward_from(h_train[idx], level), targets[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
             step += 1
             if on_step is not None:
-                on_step(step, loss.item())
+                on_step(step, float(loss))
         if stopped and step == 0:
             break
         train_loss, train_acc = evaluate(model, h_train, y_train, codes, level)
