@@ -152,7 +152,7 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
                 opt.step()
             step += 1
             if on_step is not None:
-                on_step(step, float(loss))
+                on_step(step, loss if fused is not None else loss.item())
         if stopped and step == 0:
             break
         train_loss, train_acc = evaluate(model, h_train, y_train, codes, level)

@@ -158,3 +158,36 @@ def test_lane_kernels_give_the_textbook_gradients(n, runs, batch, monkeypatch):
         # sums over a batch of maps in another order: compare against the gradient's scale
         assert (a - b).abs().max() <= 1e-4 * b.abs().max(), (name, (a - b).abs().max(), b.abs().max())
         assert b.abs().max() > 0, name  # every level's gradient is exercised
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5])
+def test_the_fused_group_step_is_the_autograd_step(n, monkeypatch):
+    """StackedUpper.train_step: every run's SGD + momentum step as one numba call (lenet.fast.step)
+    against forward + autograd + sgd_step, on the same stacked runs, with padded rows (weight 0),
+    across a regroup: the same weights up to float rounding."""
+    from lenet.fast import kernels
+    from lenet.fast.stacked import StackedUpper
+    from lenet.model import LeNet5
+    if kernels.numba is None:
+        pytest.skip("numba is not installed")
+    g = torch.Generator().manual_seed(n)
+    shape = {0: (1, 32, 32), 1: (6, 28, 28), 2: (6, 14, 14), 3: (16, 10, 10), 4: (16, 5, 5), 5: (120,)}[n]
+    h = torch.rand(40, *shape, generator=g) * (1 if n == 0 else 3.4) - (0 if n == 0 else 1.7)
+    targets = torch.randn(40, 20, generator=g).sign()
+    models = {mode: StackedUpper([LeNet5(seed=i) for i in range(4)], n) for mode in ("numba", "torch")}
+    for mode, model in models.items():
+        monkeypatch.setenv("LENET_KERNELS", mode)
+        gs = torch.Generator().manual_seed(1)
+        for step in range(4):
+            if step == 2:
+                model.keep([3, 0, 2])  # regroup: a run left, the rest reordered
+            R = model.runs
+            idx = torch.randint(0, 40, (R, 16), generator=gs)
+            weight = torch.full((R, 16), 1 / (16 * 20))
+            weight[0, 11:] = 0  # a short batch: padded rows
+            model.train_step(h, idx, targets[idx], weight, 0.05, 0.9)
+        assert (model._step is not None) == (mode == "numba")
+    for name, a in models["numba"].params.items():
+        b = models["torch"].params[name]
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (name, (a - b).abs().max())
+        assert not torch.equal(a, StackedUpper([LeNet5(seed=i) for i in (3, 0, 2)], n).params[name]), name

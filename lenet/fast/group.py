@@ -114,10 +114,8 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
             idx[j, m:] = r.offset  # padding rows: weight 0, so no gradient
             weight[j, :m] = 1.0 / (m * targets.shape[1])  # mse_loss's mean within each run
             r.pos += m
-        x = h_train.index_select(0, idx.t().reshape(-1)).view(B, len(active), *h_train.shape[1:])  # batch-major
-        out = model.forward(x)  # (R, B, 20)
-        loss = ((out - targets.index_select(0, idx.view(-1)).view(len(active), B, -1)) ** 2 * weight).sum()
-        model.sgd_step(loss, recipe.lr, recipe.momentum)
+        model.train_step(h_train, idx, targets.index_select(0, idx.view(-1)).view(len(active), B, -1),
+                         weight.view(len(active), B), recipe.lr, recipe.momentum)
 
         ended = [j for j, r in enumerate(active) if r.pos >= r.n_train]
         if not ended:

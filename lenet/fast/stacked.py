@@ -8,6 +8,7 @@ inputs come batch-major, (B, R, *shape), and reach that layout without a copy.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,6 +32,7 @@ class StackedUpper:
                        .clone().requires_grad_(True)
                        for layer in self.layers for p in PARAMS[layer]}
         self.momentum = {name: torch.zeros_like(t) for name, t in self.params.items()}
+        self._step = None  # the fused numba step (lenet.fast.step), made at the first train_step
 
     @property
     def runs(self) -> int:
@@ -41,6 +43,8 @@ class StackedUpper:
         idx = torch.tensor(rows, dtype=torch.long)
         self.params = {k: v.detach().index_select(0, idx).requires_grad_(True) for k, v in self.params.items()}
         self.momentum = {k: v.index_select(0, idx) for k, v in self.momentum.items()}
+        if self._step is not None:
+            self._step.bind(self.params, self.momentum, len(rows))
 
     def subset(self, rows: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.tensor(rows, dtype=torch.long)
@@ -58,6 +62,23 @@ class StackedUpper:
                 buf = self.momentum[name]
                 buf.mul_(momentum).add_(g)
                 self.params[name].add_(buf, alpha=-lr)
+
+    def train_step(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                   lr: float, momentum: float) -> None:
+        """One SGD + momentum step of every run on its mini-batch: rows idx (R, B) of h (every run's
+        inputs at this level), targets (R, B, 20), weight (R, B): each row's weight in the sum of
+        squared errors (1 / (m * 20) for a run's m real rows, 0 for padding). On the CPU with the
+        kernels on, one numba call (lenet.fast.step); else forward, autograd and sgd_step."""
+        if self._step is None and h.device.type == "cpu" and h.dtype == torch.float32 and kernels.available():
+            from .step import Step
+            self._step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1], lr, momentum)
+        if self._step is not None and (self._step.lr, self._step.momentum) == (np.float32(lr), np.float32(momentum)):
+            self._step(h, idx, targets, weight)
+            return
+        R, B = idx.shape
+        x = h.index_select(0, idx.t().reshape(-1)).view(B, R, *h.shape[1:])  # batch-major
+        loss = ((self.forward(x) - targets) ** 2 * weight.unsqueeze(-1)).sum()
+        self.sgd_step(loss, lr, momentum)
 
     def forward(self, h: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         p = self.params if params is None else params

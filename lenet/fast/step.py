@@ -69,92 +69,164 @@ if K.numba is not None:
             pf[i] -= lr * bf[i]
 
     @_jit
-    def _step(xb, tb, nb, params, grads, bufs, ws, t1, t3, lr, momentum):
-        """One step on the first nb rows of xb (B, 1024) and targets tb (B, 20); returns the MSE.
-        params/grads/bufs: (c1 w (1, 150), c1 b (1, 6), s2 coef, s2 bias (1, 6), c3 w (1, 1500),
-        c3 b (1, 16), s4 coef, s4 bias (1, 16), c5 w (120, 400), c5 b (1, 120), f6 w (20, 120), f6 b (1, 20));
-        ws: flat scratch buffers; t1, t3: C1's and C3's connection tables (starts, kin, kid, back_starts,
+    def _step(h, idx, tgt, wgt, level, params, grads, bufs, ws, t1, t3, lr, momentum):
+        """One SGD + momentum step of R nets above `level` on their mini-batches; returns the loss.
+        h (N, F): every run's inputs at `level` (the frozen levels' outputs), one row per sample;
+        idx (R, B): the rows of each run's batch; tgt (R*B, 20) their targets; wgt (R*B,) each row's
+        weight in the loss, sum of wgt * (out - tgt)^2 (1 / (m * 20) for a run's m real rows, 0 for padding).
+        params/grads/bufs: per-run stacked parameters as 2-D arrays: c1 w (R, 150), c1 b (R, 6), s2
+        coef, bias (R, 6), c3 w (R, 1500), c3 b (R, 16), s4 coef, bias (R, 16), c5 w (R*120, 400), c5 b
+        (R, 120), f6 w (R*20, 120), f6 b (R, 20); the frozen levels' entries are never read. ws: flat
+        scratch buffers (StepBuffers); t1, t3: C1's and C3's tables (starts, kin, kid, back_starts,
         back_kin, back_kid)."""
+        R, nb = idx.shape
+        B = U(nb)
         w1, b1, c2, s2, w3, b3, c4, s4, w5, b5, w6, b6 = params
         x0, y1, y2, y3, y4, dz1, dz3, dy1, dy2, dy3, dy4 = ws[:11]
-        B = U(nb)
-        for b in range(nb):  # the batch into the lanes: (1024, B)
-            for p in range(1024):
-                x0[U(p) * B + U(b)] = xb[U(b), U(p)]
-        _corr(x0, w1, t1[0], t1[1], t1[2], y1, 1, 32, 32, 6, 28, 28, nb)
-        _bias_tanh(y1, b1, 784 * nb)
-        _pool_fwd(y1, c2, s2, y2, 6, 14, 14, nb)
-        _corr(y2, w3, t3[0], t3[1], t3[2], y3, 6, 14, 14, 16, 10, 10, nb)
-        _bias_tanh(y3, b3, 100 * nb)
-        _pool_fwd(y3, c4, s4, y4, 16, 5, 5, nb)
-        n = ws[11].shape[0] // 400  # rows of the (batch, features) buffers
-        h4, g4 = ws[11].reshape(n, 400), ws[18].reshape(n, 400)
-        h5, g5, d5 = ws[12].reshape(n, 120), ws[16].reshape(n, 120), ws[17].reshape(n, 120)
-        h6, g6, d6 = ws[13].reshape(n, 20), ws[14].reshape(n, 20), ws[15].reshape(n, 20)
-        for k in range(400):  # S4's maps out of the lanes: (B, 400)
-            for b in range(nb):
-                h4[U(b), U(k)] = y4[U(k) * B + U(b)]
-        _dense_fwd(h4, w5, b5[0], h5, nb)
-        _dense_fwd(h5, w6, b6[0], h6, nb)
+        rows = ws[11].shape[0] // 400  # rows of the (run x sample, features) buffers
+        h4, g4 = ws[11].reshape(rows, 400), ws[18].reshape(rows, 400)
+        h5, g5, d5 = ws[12].reshape(rows, 120), ws[16].reshape(rows, 120), ws[17].reshape(rows, 120)
+        h6, g6, d6 = ws[13].reshape(rows, 20), ws[14].reshape(rows, 20), ws[15].reshape(rows, 20)
+        F = U(h.shape[1])
+        if level <= 3:  # the batch into the lanes: (R, features, B)
+            dst = x0 if level == 0 else (y1 if level == 1 else (y2 if level == 2 else y3))
+            for r in range(R):
+                for b in range(nb):
+                    src = h[U(idx[r, b])]
+                    base = U(r) * F * B + U(b)
+                    for p in range(F):
+                        dst[base + p * B] = src[p]
+        else:
+            dm = h4 if level == 4 else h5
+            for r in range(R):
+                for b in range(nb):
+                    src = h[U(idx[r, b])]
+                    row = dm[U(r * nb + b)]
+                    for p in range(F):
+                        row[p] = src[p]
+        if level == 0:
+            _corr(x0, w1, t1[0], t1[1], t1[2], y1, 1, 32, 32, 6, 28, 28, nb)
+            _bias_tanh(y1, b1, 784 * nb)
+        if level <= 1:
+            _pool_fwd(y1, c2, s2, y2, 6, 14, 14, nb)
+        if level <= 2:
+            _corr(y2, w3, t3[0], t3[1], t3[2], y3, 6, 14, 14, 16, 10, 10, nb)
+            _bias_tanh(y3, b3, 100 * nb)
+        if level <= 3:
+            _pool_fwd(y3, c4, s4, y4, 16, 5, 5, nb)
+            for r in range(R):  # S4's maps out of the lanes: (R*B, 400)
+                for k in range(400):
+                    src = y4[U(r * 400 + k) * B:]
+                    for b in range(nb):
+                        h4[U(r * nb + b), U(k)] = src[U(b)]
+        for r in range(R):
+            lo, hi = r * nb, (r + 1) * nb
+            if level <= 4:
+                _dense_fwd(h4[lo:hi], w5[r * 120:(r + 1) * 120], b5[r], h5[lo:hi], nb)
+            _dense_fwd(h5[lo:hi], w6[r * 20:(r + 1) * 20], b6[r], h6[lo:hi], nb)
         loss = 0.0
-        scale = np.float32(2.0 / (nb * 20))
-        for b in range(nb):
+        for i in range(R * nb):
+            wt = wgt[U(i)]
             for o in range(20):
-                e = h6[U(b), U(o)] - tb[U(b), U(o)]
-                loss += e * e
-                g6[U(b), U(o)] = scale * e
-        _dense_bwd(h5, w6, h6, g6, d6, grads[10], grads[11][0], g5, nb)
-        _dense_bwd(h4, w5, h5, g5, d5, grads[8], grads[9][0], g4, nb)
-        for k in range(400):  # the gradient back into the lanes
-            for b in range(nb):
-                dy4[U(k) * B + U(b)] = g4[U(b), U(k)]
-        _pool_bwd(y3, c4, y4, dy4, dy3, grads[6], grads[7], 16, 5, 5, nb)
-        _dz_rows(y3, dy3, dz3, grads[5], 16, 10, 10, nb)
-        _corr_dw(y2, dz3, t3[0], t3[1], grads[4], 6, 14, 14, 16, 10, nb)
-        _corr_dx(dz3, w3, t3[3], t3[4], t3[5], dy2, 6, 14, 14, 16, 10, nb)
-        _pool_bwd(y1, c2, y2, dy2, dy1, grads[2], grads[3], 6, 14, 14, nb)
-        _dz_rows(y1, dy1, dz1, grads[1], 6, 28, 28, nb)
-        _corr_dw(x0, dz1, t1[0], t1[1], grads[0], 1, 32, 32, 6, 28, nb)
-        for i in range(12):
+                e = h6[U(i), U(o)] - tgt[U(i), U(o)]
+                loss += wt * e * e
+                g6[U(i), U(o)] = np.float32(2.0) * wt * e
+        for r in range(R):
+            lo, hi = r * nb, (r + 1) * nb
+            _dense_bwd(h5[lo:hi], w6[r * 20:(r + 1) * 20], h6[lo:hi], g6[lo:hi], d6[lo:hi],
+                       grads[10][r * 20:(r + 1) * 20], grads[11][r], g5[lo:hi] if level <= 4 else g5[0:0], nb)
+            if level <= 4:
+                _dense_bwd(h4[lo:hi], w5[r * 120:(r + 1) * 120], h5[lo:hi], g5[lo:hi], d5[lo:hi],
+                           grads[8][r * 120:(r + 1) * 120], grads[9][r], g4[lo:hi] if level <= 3 else g4[0:0], nb)
+        if level <= 3:
+            for r in range(R):  # the gradient back into the lanes
+                for k in range(400):
+                    dst4 = dy4[U(r * 400 + k) * B:]
+                    for b in range(nb):
+                        dst4[U(b)] = g4[U(r * nb + b), U(k)]
+            _pool_bwd(y3, c4, y4, dy4, dy3 if level <= 2 else dy3[0:0], grads[6], grads[7], 16, 5, 5, nb)
+        if level <= 2:
+            _dz_rows(y3, dy3, dz3, grads[5], 16, 10, 10, nb)
+            _corr_dw(y2, dz3, t3[0], t3[1], grads[4], 6, 14, 14, 16, 10, nb)
+            if level <= 1:
+                _corr_dx(dz3, w3, t3[3], t3[4], t3[5], dy2, 6, 14, 14, 16, 10, nb)
+        if level <= 1:
+            _pool_bwd(y1, c2, y2, dy2, dy1 if level == 0 else dy1[0:0], grads[2], grads[3], 6, 14, 14, nb)
+        if level == 0:
+            _dz_rows(y1, dy1, dz1, grads[1], 6, 28, 28, nb)
+            _corr_dw(x0, dz1, t1[0], t1[1], grads[0], 1, 32, 32, 6, 28, nb)
+        for i in range(2 * level, 12):
             _sgd(params[i], grads[i], bufs[i], lr, momentum)
-        return loss / (nb * 20)
+        return loss
 
 
 def _table(t: K.Table) -> tuple:
     return t.starts, t.kin, t.kid, t.back_starts, t.back_kin, t.back_kid
 
 
+# Each layer's per-run parameters as the 2-D arrays _step reads, for R runs.
+SHAPES = {"c1.weight": lambda R: (R, 150), "c1.bias": lambda R: (R, 6), "s2.coef": lambda R: (R, 6),
+          "s2.bias": lambda R: (R, 6), "c3.kernels": lambda R: (R, 1500), "c3.bias": lambda R: (R, 16),
+          "s4.coef": lambda R: (R, 16), "s4.bias": lambda R: (R, 16), "c5.weight": lambda R: (R * 120, 400),
+          "c5.bias": lambda R: (R, 120), "f6.weight": lambda R: (R * 20, 120), "f6.bias": lambda R: (R, 20)}
+# Scratch floats per (run, sample): x0, y1, y2, y3, y4, dz1, dz3, dy1, dy2, dy3, dy4, h4, h5, h6, g6, d6, g5, d5, g4
+SCRATCH = (1024, 6 * 784, 6 * 196, 1600, 400, 6 * 37 * 32, 16 * 19 * 14, 6 * 784, 6 * 196, 1600, 400,
+           400, 120, 20, 20, 20, 120, 120, 400)
+
+
+class Step:
+    """`step(h, idx, targets, weight) -> loss`: one SGD + momentum step of R nets above `level`,
+    updating `params` and `momentum` (name -> tensor with the runs stacked first, as in
+    StackedUpper, or one net's own parameters when runs=1) in place; see _step."""
+
+    def __init__(self, params: dict[str, torch.Tensor], momentum_bufs: dict[str, torch.Tensor], level: int,
+                 runs: int, batch: int, lr: float, momentum: float):
+        self.level, self.batch = level, batch
+        self.lr, self.momentum = np.float32(lr), np.float32(momentum)
+        self.ws = tuple(np.zeros(s * runs * batch, np.float32) for s in SCRATCH)
+        self.t1, self.t3 = _table(K.C1_TABLE), _table(K.C3_TABLE)
+        self.bind(params, momentum_bufs, runs)
+
+    def bind(self, params: dict[str, torch.Tensor], momentum_bufs: dict[str, torch.Tensor], runs: int) -> None:
+        """Point at these tensors (after a regroup: fewer runs, new tensors)."""
+        def view(t: torch.Tensor | None, name: str) -> np.ndarray:
+            if t is None:
+                return np.zeros((1, 1), np.float32)  # a frozen level's: never read
+            if not t.is_contiguous() or t.dtype != torch.float32:
+                raise ValueError(f"{name}: the fused step needs contiguous float32 parameters")
+            return t.detach().numpy().reshape(SHAPES[name](runs))
+        self.runs = runs
+        self.params = tuple(view(params.get(k), k) for k in SHAPES)
+        self.bufs = tuple(view(momentum_bufs.get(k), k) for k in SHAPES)
+        self.grads = tuple(np.zeros_like(p) for p in self.params)
+
+    def __call__(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> float:
+        R, nb = idx.shape
+        if R != self.runs or not 0 < nb <= self.batch:
+            raise ValueError(f"a step of {self.runs} runs x 1..{self.batch} samples (got {R} x {nb})")
+        return float(_step(h.detach().reshape(len(h), -1).contiguous().numpy(), idx.contiguous().numpy(),
+                           targets.detach().reshape(R * nb, -1).contiguous().numpy(),
+                           weight.detach().reshape(-1).contiguous().numpy(), self.level, self.params, self.grads,
+                           self.bufs, self.ws, self.t1, self.t3, self.lr, self.momentum))
+
+
 class SourceStep:
-    """`step(x, targets) -> loss`: one SGD + momentum step of `model` (every level trained, on the CPU)
-    on a mini-batch x (b, 1, 32, 32), b <= batch, updating its parameters in place."""
+    """`step(x, targets) -> loss`: one SGD + momentum step of a whole LeNet5 (every level trained,
+    on the CPU) on a mini-batch x (b, 1, 32, 32), b <= batch, updating its parameters in place;
+    the loss is the batch's MSE, as F.mse_loss."""
 
     def __init__(self, model: torch.nn.Module, lr: float, momentum: float, batch: int):
-        names = [f"{layer}.{p}" for layer in LAYERS for p, _ in getattr(model, layer).named_parameters()]
-        tensors = dict(model.named_parameters())
-        shapes = {"c1.weight": (1, 150), "c1.bias": (1, 6), "s2.coef": (1, 6), "s2.bias": (1, 6),
-                  "c3.kernels": (1, 1500), "c3.bias": (1, 16), "s4.coef": (1, 16), "s4.bias": (1, 16),
-                  "c5.weight": (120, 400), "c5.bias": (1, 120), "f6.weight": (tensors["f6.weight"].shape[0], 120),
-                  "f6.bias": (1, tensors["f6.bias"].shape[0])}
-        if list(shapes) != names or tensors["f6.weight"].shape[0] != 20:
+        params = {f"{layer}.{p}": t for layer in LAYERS for p, t in getattr(model, layer).named_parameters()}
+        if list(params) != list(SHAPES) or params["f6.weight"].shape[0] != 20:
             raise ValueError("SourceStep trains the paper's LeNet5 with 20 outputs")
-        self.params = tuple(tensors[k].detach().numpy().reshape(shapes[k]) for k in names)  # views: updated in place
-        self.grads = tuple(np.zeros_like(p) for p in self.params)
-        self.bufs = tuple(np.zeros_like(p) for p in self.params)
-        B = batch
-        sizes = (1024, 6 * 784, 6 * 196, 1600, 400, 6 * 37 * 32, 16 * 19 * 14, 6 * 784, 6 * 196, 1600, 400,
-                 400, 120, 20, 20, 20, 120, 120, 400)
-        self.ws = tuple(np.zeros(s * B, np.float32) for s in sizes)
-        self.t1, self.t3 = _table(K.C1_TABLE), _table(K.C3_TABLE)
-        self.lr, self.momentum, self.batch = np.float32(lr), np.float32(momentum), batch
+        self.step = Step(params, {k: torch.zeros_like(t) for k, t in params.items()}, 0, 1, batch, lr, momentum)
+        self.batch = batch
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> float:
         nb = len(x)
         if not 0 < nb <= self.batch:
             raise ValueError(f"a mini-batch of 1..{self.batch} samples (got {nb})")
-        xb = x.detach().reshape(nb, 1024).contiguous().numpy()
-        tb = targets.detach().contiguous().numpy()
-        return float(_step(xb, tb, nb, self.params, self.grads, self.bufs, self.ws, self.t1, self.t3,
-                           self.lr, self.momentum))
+        return self.step(x, torch.arange(nb).view(1, nb), targets, torch.full((nb,), 1.0 / (nb * 20)))
 
 
 def source_step(model: torch.nn.Module, level: int, lr: float, momentum: float, batch: int,
