@@ -214,7 +214,8 @@ def ui_poll_slowdown(x, y, codes, seconds: float = 4.0, device=None) -> float:
 def profile(steps: int = 50) -> str:
     """Where a training step's time goes (torch.profiler, one thread, random inputs): a group of
     5 stacked n=0 runs at the transfer recipe's batch, and the source net at its recipe's batch
-    through PyTorch (the fused numba step that fit runs instead is one opaque call: timed only)."""
+    through PyTorch autograd (the fused numba steps that the fast path and fit run instead are one
+    opaque call each: timed only)."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
     from .fast.stacked import StackedUpper
     from .fast.step import source_step as fused_step
@@ -236,7 +237,7 @@ def profile(steps: int = 50) -> str:
         opt.step()
     out = []
     try:
-        for name, step in ((f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}", group_step),
+        for name, step in ((f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}, PyTorch step", group_step),
                            (f"source net, batch {SOURCE_RECIPE.batch_size}, PyTorch step", source_step)):
             for _ in range(5):
                 step()
@@ -247,6 +248,17 @@ def profile(steps: int = 50) -> str:
                 ms = (time.perf_counter() - t0) / steps * 1e3
             out.append(f"{name}: {ms:.2f} ms per step (under the profiler)")
             out.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+        idx = torch.arange(5 * TRANSFER_RECIPE.batch_size).view(5, -1)
+        weight = torch.full(idx.shape, 1.0 / (TRANSFER_RECIPE.batch_size * 20))
+        gh, gtt = gx.transpose(0, 1).reshape(-1, 1, 32, 32), gt.reshape(5, TRANSFER_RECIPE.batch_size, 20)
+        for _ in range(5):
+            group.train_step(gh, idx, gtt, weight, 0.01, 0.9)
+        if group._step is not None:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                group.train_step(gh, idx, gtt, weight, 0.01, 0.9)
+            out.append(f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}, as the fast path trains them (one "
+                       f"numba call per step, lenet.fast.step): {(time.perf_counter() - t0) / steps * 1e3:.2f} ms per step")
         fused = fused_step(LeNet5(seed=0, lanes=True), 0, 0.01, 0.9, SOURCE_RECIPE.batch_size, torch.device("cpu"))
         if fused is not None:
             for _ in range(5):

@@ -192,12 +192,13 @@ def test_bench_profile_shows_where_a_step_goes(capsys):
     assert bench.main(["--profile"]) == 0
     out = capsys.readouterr().out
     from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
-    assert f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}:" in out
+    assert f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}, PyTorch step:" in out
     assert f"source net, batch {SOURCE_RECIPE.batch_size}, PyTorch step:" in out
     from lenet.fast import kernels
     if kernels.available():  # the lane kernels in both tables, and the fused step timed
         assert out.count("_ConvBackward") >= 2 and out.count("_PoolBackward") >= 2
         assert f"source net, batch {SOURCE_RECIPE.batch_size}, as fit trains it" in out
+        assert f"batch {TRANSFER_RECIPE.batch_size}, as the fast path trains them" in out
     else:
         assert out.count("aten::convolution_backward") >= 2
     assert "ms per step" in out
