@@ -117,20 +117,9 @@ def test_fused_grid_stops_promptly(setup):
     assert time.perf_counter() - t0 < 4.0
 
 
-def _nodes(out: torch.Tensor) -> set[str]:
-    """Names of every autograd node behind `out`."""
-    seen, todo = {}, [out.grad_fn]
-    while todo:
-        f = todo.pop()
-        if f is not None and id(f) not in seen:
-            seen[id(f)] = type(f).__name__
-            todo += [g for g, _ in f.next_functions]
-    return set(seen.values())
-
-
 @pytest.mark.parametrize("n", [0, 1, 2, 3])
 @pytest.mark.parametrize("runs,batch", [(1, 16), (3, 5), (9, 1)])
-def test_lane_kernels_give_the_textbook_gradients(n, runs, batch, monkeypatch):
+def test_lane_kernels_give_the_textbook_gradients(n, runs, batch, monkeypatch, autograd_nodes):
     """lenet.fast.kernels (C1, S2, C3, S4 with the batch in the SIMD lanes, hand-written backward)
     against the plain PyTorch levels (grouped convolutions, autograd) on the same stacked
     parameters: outputs and every parameter's gradient, for every n the kernels serve."""
@@ -148,7 +137,7 @@ def test_lane_kernels_give_the_textbook_gradients(n, runs, batch, monkeypatch):
     for mode in ("numba", "torch"):
         monkeypatch.setenv("LENET_KERNELS", mode)
         out = model.forward(x)
-        names = _nodes(out)
+        names = autograd_nodes(out)
         assert (("_ConvBackward" in names or n == 3) and "_PoolBackward" in names) == (mode == "numba"), names
         results[mode] = out, torch.autograd.grad(((out - target) ** 2).sum(), list(model.params.values()))
     (fast, fast_grads), (plain, plain_grads) = results["numba"], results["torch"]

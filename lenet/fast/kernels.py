@@ -6,11 +6,16 @@ sample b is the innermost index, so one map row of a run is one contiguous stret
 floats and every weight is one number broadcast over it. A 5x5 correlation then runs along
 whole rows, five taps per pass (one load and one store of the output per five multiply-adds),
 whatever the number of runs or maps: the plain path's grouped convolutions run one run at a
-time on 4-16 samples and 1-16 channels (issue #12: 5-15% of a core's peak). The weight
-gradient is a sum along the same rows (five taps per pass, no stores); the input gradient is
-the same correlation on the zero-padded output gradient with the kernels turned round, over the
-table read backwards. Each level's scaled tanh is fused in (its output is kept for the
+time on 4-16 samples and 1-16 channels (issue #12: 5-15% of a core's peak). The backward
+writes the output gradient once with a zero border (_dz_rows); the weight gradient is then a
+sum along whole maps (five taps per pass, no stores) and the input gradient the same
+correlation as the forward on that bordered gradient, the kernels turned round, over the table
+read backwards. Each level's scaled tanh is fused in (its output is kept for the
 backward); tanh is Eigen's float rational approximation (vectorisable; within 2e-7 of torch.tanh).
+
+The plain reference they must equal is the PyTorch path beside them: StackedUpper.forward's
+grouped convolutions and model.LeNet5's layers (LENET_KERNELS=torch selects it);
+tests/test_fast.py compares outputs and every gradient.
 
 numba notes: hot loops take unsigned indexes (numba's negative-index checks otherwise keep LLVM
 from vectorising: 30x slower) and slices of the arrays (LLVM then vectorises the five-tap sum;
@@ -22,7 +27,6 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import model
 from ..model import TANH_A, TANH_S

@@ -1,12 +1,14 @@
-"""One SGD step of a whole LeNet5 (the source net's training) as one numba call.
+"""A whole SGD step of R stacked nets above level n (the fast path's groups) or of one whole
+LeNet5 (the source net) as one numba call.
 
-At the source recipe's mini-batch of 16 the lane kernels (kernels.py) take about half of a
-step through PyTorch; the rest is dispatch: some forty small tensor operations, autograd's
-bookkeeping and the optimiser, each costing microseconds on 16 samples. Here the whole step,
-forward, MSE loss, backward and SGD with momentum, is one compiled function over the same
+At mini-batches of 16 the lane kernels (kernels.py) take about half of a step through
+PyTorch; the rest is dispatch: some forty small tensor operations, autograd's bookkeeping and
+the optimiser, each costing microseconds on 16 samples. Here the whole step, gathering the
+batch, forward, loss, backward and SGD with momentum, is one compiled function over the same
 kernels, C5 and F6 written as dot products along their 400 and 120 inputs, every buffer
-allocated once. It computes what `train.fit`'s PyTorch step computes (torch.optim.SGD: buf =
-momentum * buf + grad, p -= lr * buf), up to float rounding: tests/test_engine.py compares them.
+allocated once. It computes what the PyTorch steps compute (StackedUpper.sgd_step and
+torch.optim.SGD: buf = momentum * buf + grad, p -= lr * buf), up to float rounding:
+tests/test_fast.py and tests/test_engine.py compare them.
 """
 from __future__ import annotations
 
