@@ -239,3 +239,15 @@ def source_step(model: torch.nn.Module, level: int, lr: float, momentum: float, 
     if any(not p.requires_grad for p in model.parameters()) or next(model.parameters()).dtype != torch.float32:
         return None
     return SourceStep(model, lr, momentum, batch)
+
+
+def warm() -> None:
+    """Compile every kernel once (or load it from numba's cache) on a one-sample batch, through the
+    fused step and through autograd: scripts/setup.sh runs this after an install, so the first
+    training does not wait for the compiler (about 15 s here)."""
+    if not K.available():
+        return
+    from ..model import LeNet5
+    net = LeNet5(seed=0, lanes=True)
+    SourceStep(net, 0.01, 0.9, 1)(torch.zeros(1, 1, 32, 32), torch.zeros(1, 20))
+    net(torch.zeros(1, 1, 32, 32)).sum().backward()
