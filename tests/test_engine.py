@@ -256,3 +256,14 @@ def test_the_fused_source_step_is_pytorchs_sgd_step():
     frozen = LeNet5(seed=4, lanes=True)
     frozen.c1.requires_grad_(False)
     assert source_step(frozen, 0, 0.05, 0.9, 16, torch.device("cpu")) is None  # frozen levels: the PyTorch step
+
+
+def test_warm_compiles_every_kernel():
+    """lenet.fast.step.warm (run by scripts/setup.sh) leaves every numba kernel compiled or loaded."""
+    from lenet.fast import kernels, step
+    if not kernels.available():
+        pytest.skip("numba is not installed")
+    step.warm()
+    for f in (kernels._corr, kernels._bias_tanh, kernels._dz_rows, kernels._corr_dw, kernels._corr_dx,
+              kernels._pool_fwd, kernels._pool_bwd, step._step):
+        assert f.signatures, f
