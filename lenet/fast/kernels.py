@@ -69,6 +69,18 @@ if numba is not None:
         return x * p / q
 
     @_jit
+    def _taps(out, src, off, step, n, w0, w1, w2, w3, w4):
+        """out[p] += w0 src[off + p] + w1 src[off + step + p] + ... + w4 src[off + 4 step + p], p < n:
+        five taps of a kernel row along a stretch of lanes (one load and store of out per five)."""
+        s0 = src[off:]
+        s1 = src[off + step:]
+        s2 = src[off + 2 * step:]
+        s3 = src[off + 3 * step:]
+        s4 = src[off + 4 * step:]
+        for p in range(n):
+            out[p] += w0 * s0[p] + w1 * s1[p] + w2 * s2[p] + w3 * s3[p] + w4 * s4[p]
+
+    @_jit
     def _corr(x, w, starts, kin, kid, y, ci, hi, wi, co, ho, wo, lanes):
         """y[r, o, i, j, :] = sum over c in starts[o]..starts[o+1]-1, ki, kj of
         w[r, kid[c]*25 + ki*5 + kj] * x[r, kin[c], i+ki, j+kj, :]; x (R*ci*hi*wi*B), y (R*co*ho*wo*B) flat."""
@@ -85,15 +97,8 @@ if numba is not None:
                         base = U(((r * ci + kin[c]) * hi + i) * wi) * B
                         for ki in range(5):
                             t = U(kid[c] * 25 + ki * 5)
-                            w0, w1, w2, w3, w4 = w[rr, t], w[rr, t + 1], w[rr, t + 2], w[rr, t + 3], w[rr, t + 4]
-                            xr = base + U(ki * wi) * B
-                            x0 = x[xr:]
-                            x1 = x[xr + B:]
-                            x2 = x[xr + 2 * B:]
-                            x3 = x[xr + 3 * B:]
-                            x4 = x[xr + 4 * B:]
-                            for p in range(n):
-                                yo[p] += w0 * x0[p] + w1 * x1[p] + w2 * x2[p] + w3 * x3[p] + w4 * x4[p]
+                            _taps(yo, x, base + U(ki * wi) * B, B, n,
+                                  w[rr, t], w[rr, t + 1], w[rr, t + 2], w[rr, t + 3], w[rr, t + 4])
 
     @_jit
     def _bias_tanh(y, b, size):
@@ -191,15 +196,8 @@ if numba is not None:
                     dm = U(r * co + kin[c]) * size
                     for ki in range(5):
                         t = U(kid[c] * 25 + 24 - ki * 5)  # kernel turned round: tap (4-ki, 4-kj)
-                        w0, w1, w2, w3, w4 = w[rr, t], w[rr, t - 1], w[rr, t - 2], w[rr, t - 3], w[rr, t - 4]
-                        dr = dm + U(ki) * W * B
-                        d0 = dz[dr:]
-                        d1 = dz[dr + B:]
-                        d2 = dz[dr + 2 * B:]
-                        d3 = dz[dr + 3 * B:]
-                        d4 = dz[dr + 4 * B:]
-                        for p in range(n):
-                            out[p] += w0 * d0[p] + w1 * d1[p] + w2 * d2[p] + w3 * d3[p] + w4 * d4[p]
+                        _taps(out, dz, dm + U(ki) * W * B, B, n,
+                              w[rr, t], w[rr, t - 1], w[rr, t - 2], w[rr, t - 3], w[rr, t - 4])
 
     @_jit
     def _pool_fwd(x, coef, bias, y, maps, ho, wo, lanes):
