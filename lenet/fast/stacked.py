@@ -8,7 +8,6 @@ inputs come batch-major, (B, R, *shape), and reach that layout without a copy.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -71,9 +70,9 @@ class StackedUpper:
         kernels on, one numba call (lenet.fast.step); else forward, autograd and sgd_step."""
         if self._step is None and h.device.type == "cpu" and h.dtype == torch.float32 and kernels.available():
             from .step import Step
-            self._step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1], lr, momentum)
-        if self._step is not None and (self._step.lr, self._step.momentum) == (np.float32(lr), np.float32(momentum)):
-            self._step(h, idx, targets, weight)
+            self._step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1])
+        if self._step is not None:
+            self._step(h, idx, targets, weight, lr, momentum)
             return
         R, B = idx.shape
         x = h.index_select(0, idx.t().reshape(-1)).view(B, R, *h.shape[1:])  # batch-major

@@ -177,14 +177,13 @@ SCRATCH = (1024, 6 * 784, 6 * 196, 1600, 400, 6 * 37 * 32, 16 * 19 * 14, 6 * 784
 
 
 class Step:
-    """`step(h, idx, targets, weight) -> loss`: one SGD + momentum step of R nets above `level`,
+    """`step(h, idx, targets, weight, lr, momentum) -> loss`: one SGD + momentum step of R nets above `level`,
     updating `params` and `momentum` (name -> tensor with the runs stacked first, as in
     StackedUpper, or one net's own parameters when runs=1) in place; see _step."""
 
     def __init__(self, params: dict[str, torch.Tensor], momentum_bufs: dict[str, torch.Tensor], level: int,
-                 runs: int, batch: int, lr: float, momentum: float):
+                 runs: int, batch: int):
         self.level, self.batch = level, batch
-        self.lr, self.momentum = np.float32(lr), np.float32(momentum)
         self.ws = tuple(np.zeros(s * runs * batch, np.float32) for s in SCRATCH)
         self.t1, self.t3 = _table(K.C1_TABLE), _table(K.C3_TABLE)
         self.bind(params, momentum_bufs, runs)
@@ -202,14 +201,15 @@ class Step:
         self.bufs = tuple(view(momentum_bufs.get(k), k) for k in SHAPES)
         self.grads = tuple(np.zeros_like(p) for p in self.params)
 
-    def __call__(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> float:
+    def __call__(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
+                 lr: float, momentum: float) -> float:
         R, nb = idx.shape
         if R != self.runs or not 0 < nb <= self.batch:
             raise ValueError(f"a step of {self.runs} runs x 1..{self.batch} samples (got {R} x {nb})")
         return float(_step(h.detach().reshape(len(h), -1).contiguous().numpy(), idx.contiguous().numpy(),
                            targets.detach().reshape(R * nb, -1).contiguous().numpy(),
                            weight.detach().reshape(-1).contiguous().numpy(), self.level, self.params, self.grads,
-                           self.bufs, self.ws, self.t1, self.t3, self.lr, self.momentum))
+                           self.bufs, self.ws, self.t1, self.t3, np.float32(lr), np.float32(momentum)))
 
 
 class SourceStep:
@@ -221,14 +221,15 @@ class SourceStep:
         params = {f"{layer}.{p}": t for layer in LAYERS for p, t in getattr(model, layer).named_parameters()}
         if list(params) != list(SHAPES) or params["f6.weight"].shape[0] != 20:
             raise ValueError("SourceStep trains the paper's LeNet5 with 20 outputs")
-        self.step = Step(params, {k: torch.zeros_like(t) for k, t in params.items()}, 0, 1, batch, lr, momentum)
-        self.batch = batch
+        self.step = Step(params, {k: torch.zeros_like(t) for k, t in params.items()}, 0, 1, batch)
+        self.batch, self.lr, self.momentum = batch, lr, momentum
 
     def __call__(self, x: torch.Tensor, targets: torch.Tensor) -> float:
         nb = len(x)
         if not 0 < nb <= self.batch:
             raise ValueError(f"a mini-batch of 1..{self.batch} samples (got {nb})")
-        return self.step(x, torch.arange(nb).view(1, nb), targets, torch.full((nb,), 1.0 / (nb * 20)))
+        return self.step(x, torch.arange(nb).view(1, nb), targets, torch.full((nb,), 1.0 / (nb * 20)), self.lr,
+                         self.momentum)
 
 
 def source_step(model: torch.nn.Module, level: int, lr: float, momentum: float, batch: int,
