@@ -79,7 +79,7 @@ if K.numba is not None:
         params/grads/bufs: per-run stacked parameters as 2-D arrays: c1 w (R, 150), c1 b (R, 6), s2
         coef, bias (R, 6), c3 w (R, 1500), c3 b (R, 16), s4 coef, bias (R, 16), c5 w (R*120, 400), c5 b
         (R, 120), f6 w (R*20, 120), f6 b (R, 20); the frozen levels' entries are never read. ws: flat
-        scratch buffers (StepBuffers); t1, t3: C1's and C3's tables (starts, kin, kid, back_starts,
+        scratch buffers (SCRATCH floats per run and sample each); t1, t3: C1's and C3's tables (starts, kin, kid, back_starts,
         back_kin, back_kid)."""
         R, nb = idx.shape
         B = U(nb)
