@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from lenet.preprocess import net_view
+from lenet.drawing.canvas import net_view
 
 st.title("Draw a character")
 s = ui.state()

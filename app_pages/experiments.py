@@ -6,11 +6,11 @@ import time
 import streamlit as st
 
 import ui
-from lenet import experiment
-from lenet.claims import check, verdict
+from lenet.grid import experiment
+from lenet.report.claims import check, verdict
 from lenet.config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, TRANSFER_RECIPE
 from lenet.data.protocol import new_characters
-from lenet.figures import accuracy_vs_levels, min_avg_max
+from lenet.report.figures import accuracy_vs_levels, min_avg_max
 
 SHIPPED_COMMAND = ("python -m lenet reproduce --data emnist --seeds 0 1 2 --out assets/results-emnist "
                    "(seed 0 uses the shipped source net, assets/source-emnist)")

@@ -16,8 +16,8 @@ st.markdown(
     "character whose code is nearest.")
 
 import ui  # noqa: E402  (after the text, see above)
-from lenet.figures import architecture_figure  # noqa: E402
-from lenet.model import LeNet5, architecture  # noqa: E402
+from lenet.report.figures import architecture_figure  # noqa: E402
+from lenet.core.model import LeNet5, architecture  # noqa: E402
 
 net, label, job = ui.active_source()
 c1, c2 = st.columns(2)

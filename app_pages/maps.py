@@ -5,8 +5,8 @@ import streamlit as st
 import ui
 from lenet.config import LEVELS
 from lenet.data import DataError, to_net_input
-from lenet.figures import feature_maps, kernels
-from lenet.preprocess import net_view
+from lenet.report.figures import feature_maps, kernels
+from lenet.drawing.canvas import net_view
 
 st.title("Feature maps")
 s = ui.state()

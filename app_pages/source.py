@@ -5,7 +5,7 @@ import re
 import streamlit as st
 
 import ui
-from lenet import checkpoint
+from lenet.core import checkpoint
 from lenet.config import N_CLASSES, SOURCE_RECIPE
 from lenet.data import DataError, active_set
 

@@ -4,9 +4,9 @@ import streamlit as st
 import ui
 from lenet.config import LEVELS
 from lenet.data import DataError
-from lenet.preprocess import BlankImage, canvas_to_image
-from lenet.samples import SampleStore, clean_name
-from lenet.transfer import trainable_fraction
+from lenet.drawing.canvas import BlankImage, canvas_to_image
+from lenet.drawing.store import SampleStore, clean_name
+from lenet.core.transfer import trainable_fraction
 
 st.title("Teach new characters")
 st.caption("Invent characters (a Greek letter, a smiley, anything), draw about five of each, "

@@ -5,9 +5,9 @@ import streamlit as st
 
 import ui
 from lenet.config import LEVELS, N_CLASSES, TRANSFER_RECIPE
-from lenet.figures import architecture_figure, compare_runs
-from lenet.model import architecture
-from lenet.transfer import trainable_fraction
+from lenet.report.figures import architecture_figure, compare_runs
+from lenet.core.model import architecture
+from lenet.core.transfer import trainable_fraction
 
 st.title("Transfer to new characters")
 source = ui.require_source()

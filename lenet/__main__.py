@@ -1,6 +1,6 @@
 """`python -m lenet ...`; see lenet/cli.py."""
 import sys
 
-from .cli import main
+from lenet.cli import main
 
 sys.exit(main())

@@ -16,16 +16,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import LAYERS, SOURCE_RECIPE, TRANSFER_RECIPE, PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS
-from .data import find_emnist, load, to_net_input
-from .data.protocol import default_class_split, source_split
-from .device import CHOICES, describe, resolve
-from .experiment import grid, run_cell
-from .fast import run_cells
-from .jobs import JobPool
-from .model import LeNet5
-from .net import Net, train_source
-from .train import fit
+from lenet.config import LAYERS, SOURCE_RECIPE, TRANSFER_RECIPE, PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS
+from lenet.data import find_emnist, load, to_net_input
+from lenet.data.protocol import default_class_split, source_split
+from lenet.device import CHOICES, describe, resolve
+from lenet.grid.cells import grid, run_cell
+from lenet.grid.fast import run_cells
+from lenet.runtime.jobs import JobPool
+from lenet.core.model import LeNet5
+from lenet.core.net import Net, train_source
+from lenet.core.train import fit
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # Useful multiply-adds per sample of each layer's forward pass (C3: its 60 real kernels only).
@@ -74,7 +74,7 @@ def sweep_flops(results, n_classes: int, test_n: int) -> float:
 
 
 def get_source(ds, src, quick: bool) -> tuple[Net, str]:
-    from .checkpoint import load as load_net
+    from lenet.core.checkpoint import load as load_net
     folder = ASSETS / f"source-{'emnist' if ds.source.startswith('emnist') else 'synthetic'}"
     if folder.is_dir():
         net = load_net(folder)
@@ -106,8 +106,8 @@ class PlainLeNet5(torch.nn.Module):
 def epoch_seconds(model, x: torch.Tensor, targets: torch.Tensor, batch: int, threads: int,
                   foreach: bool, device: torch.device = torch.device("cpu")) -> float:
     """Seconds of one training epoch (SGD + momentum on MSE), best of two, at `threads` threads;
-    as `train.fit` trains it (its fused numba step where that applies, see lenet.fast.step)."""
-    from .fast.step import source_step
+    as `train.fit` trains it (its fused numba step where that applies, see lenet.kernels.step)."""
+    from lenet.kernels.step import source_step
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     model, x, targets = model.to(device), x.to(device), targets.to(device)
@@ -140,7 +140,7 @@ def epoch_seconds(model, x: torch.Tensor, targets: torch.Tensor, batch: int, thr
 def source_epochs(x: torch.Tensor, codes: torch.Tensor, y: torch.Tensor,
                   device: torch.device = torch.device("cpu")) -> dict[str, float]:
     """Epoch seconds of the plain eager batch-128 baseline (at its best thread count) and of
-    this project's source training (model.py's LeNet5 with C1..S4 in lenet.fast.kernels, as
+    this project's source training (model.py's LeNet5 with C1..S4 in lenet.kernels.lanes, as
     net.train_source builds it, and fit's optimiser, the recipe's batch,
     one thread as the CLI and app run it), plus ours at batch 128 and the baseline's threads
     (the kernels alone)."""
@@ -164,9 +164,9 @@ def canvas(size: int = 280) -> np.ndarray:
 
 def predict_ms(net: Net, reps: int = 200) -> tuple[float, float]:
     try:
-        from .preprocess import canvas_to_image
+        from lenet.drawing.canvas import canvas_to_image
     except ImportError:
-        from .data.framing import frame_character
+        from lenet.ink.framing import frame_character
 
         def canvas_to_image(rgba):
             return frame_character(rgba[..., 3], ink_is_dark=False)
@@ -217,8 +217,8 @@ def profile(steps: int = 50) -> str:
     through PyTorch autograd (the fused numba steps that the fast path and fit run instead are one
     opaque call each: timed only)."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
-    from .fast.stacked import StackedUpper
-    from .fast.step import source_step as fused_step
+    from lenet.grid.fast.stacked import StackedUpper
+    from lenet.kernels.step import source_step as fused_step
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     group = StackedUpper([LeNet5(seed=i) for i in range(5)], 0)
@@ -258,7 +258,7 @@ def profile(steps: int = 50) -> str:
             for _ in range(steps):
                 group.train_step(gh, idx, gtt, weight, 0.01, 0.9)
             out.append(f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}, as the fast path trains them (one "
-                       f"numba call per step, lenet.fast.step): {(time.perf_counter() - t0) / steps * 1e3:.2f} ms per step")
+                       f"numba call per step, lenet.kernels.step): {(time.perf_counter() - t0) / steps * 1e3:.2f} ms per step")
         fused = fused_step(LeNet5(seed=0, lanes=True), 0, 0.01, 0.9, SOURCE_RECIPE.batch_size, torch.device("cpu"))
         if fused is not None:
             for _ in range(5):
@@ -267,7 +267,7 @@ def profile(steps: int = 50) -> str:
             for _ in range(steps):
                 fused(sx, st)
             out.append(f"source net, batch {SOURCE_RECIPE.batch_size}, as fit trains it (one numba call per step, "
-                       f"lenet.fast.step): {(time.perf_counter() - t0) / steps * 1e3:.2f} ms per step")
+                       f"lenet.kernels.step): {(time.perf_counter() - t0) / steps * 1e3:.2f} ms per step")
     finally:
         torch.set_num_threads(before)
     return "\n".join(out)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -15,8 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .data.protocol import new_characters
-from .config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE
+from lenet import settings
+from lenet.data.protocol import new_characters
+from lenet.config import (
+    PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE,
+)
 
 EXIT_ERROR = 2
 
@@ -69,8 +71,8 @@ def _emit(args, obj: dict, text: str) -> None:
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_table1(args) -> None:
-    from .model import LeNet5, free_parameters
-    from .transfer import trainable_fraction
+    from lenet.core.model import LeNet5, free_parameters
+    from lenet.core.transfer import trainable_fraction
 
     counts = free_parameters(LeNet5())
     lines = ["free parameters (the paper's Table 1):"]
@@ -81,7 +83,7 @@ def cmd_table1(args) -> None:
 
 
 def _load_data(args):
-    from .data import load
+    from lenet.data import load
 
     return load(args.data, args.data_dir)
 
@@ -97,9 +99,9 @@ def _chars(text: str | None, what: str) -> list[str] | None:
 
 
 def cmd_train_source(args) -> None:
-    from . import checkpoint
-    from .data.protocol import check_classes, default_class_split, source_split
-    from .net import train_source
+    from lenet.core import checkpoint
+    from lenet.data.protocol import check_classes, default_class_split, source_split
+    from lenet.core.net import train_source
 
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
@@ -128,23 +130,23 @@ def cmd_train_source(args) -> None:
 
 def _device(args):
     """--device resolved before any work, so a missing GPU is the one error line."""
-    from .device import resolve
+    from lenet.device import resolve
 
     return resolve(args.device)
 
 
 def _check_ray(args) -> None:
     if args.ray:
-        from .fast.ray_runner import connect
+        from lenet.grid.fast.ray_runner import connect
         connect(args.ray)  # an unreachable cluster or a missing Ray is the one error line, before any work
 
 
 def _source_for(args, ds, seed: int | None = None, out: Path | None = None, device=None):
     """--source, else OUT/source from an earlier run, else a newly trained source net saved there
     (on the seed's default class split)."""
-    from . import checkpoint
-    from .data.protocol import default_class_split, source_split
-    from .net import train_source
+    from lenet.core import checkpoint
+    from lenet.data.protocol import default_class_split, source_split
+    from lenet.core.net import train_source
 
     seed = args.seed if seed is None else seed
     if args.source:
@@ -161,7 +163,7 @@ def _source_for(args, ds, seed: int | None = None, out: Path | None = None, devi
 
 
 def cmd_reproduce(args) -> None:
-    from . import experiment as E
+    from lenet.grid import experiment as E
 
     levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
     if args.epochs is not None and args.epochs < 1:
@@ -209,7 +211,7 @@ def cmd_reproduce(args) -> None:
                           f"max {r['max']:.2%}  ({r['runs']} runs)" for r in summary)
         _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
         return
-    from .claims import verdict
+    from lenet.report.claims import verdict
     rows, claims = E.write_seed_outputs(out, by_seed)
     res = {"out": str(out), "seeds": seeds, "runs": sum(map(len, by_seed.values())), "across_seeds": rows,
            "claims": claims, "summary": {str(s): E.summarize(r) for s, r in by_seed.items()}}
@@ -221,8 +223,8 @@ def cmd_reproduce(args) -> None:
 
 
 def cmd_recipes(args) -> None:
-    from . import experiment as E
-    from . import recipes
+    from lenet.grid import experiment as E
+    from lenet.grid import recipes
 
     names = recipes.check_candidates(args.candidates)
     levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
@@ -248,10 +250,11 @@ def cmd_recipes(args) -> None:
 
 
 def cmd_study(args) -> None:
-    from . import checkpoint, studies
-    from .data import find_emnist
-    from .fast.ray_runner import address_from_env
-    from .studies.common import command_line
+    from lenet.core import checkpoint
+    from lenet import studies
+    from lenet.data import find_emnist
+    from lenet.grid.fast.ray_runner import address_from_env
+    from lenet.studies.common import command_line
 
     mod = studies.get(args.name)
     settings = (mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed)).check()
@@ -287,7 +290,7 @@ def cmd_study(args) -> None:
 
 
 def cmd_data_info(args) -> None:
-    from .data import info
+    from lenet.data import info
 
     d = info(args.data, args.data_dir)
     counts = " ".join(f"{c}:{n}" for c, n in d["counts"].items())
@@ -297,7 +300,7 @@ def cmd_data_info(args) -> None:
 
 
 def cmd_data_subset(args) -> None:
-    from .data.subset import SUBSET_DIR, make_subset
+    from lenet.data.subset import SUBSET_DIR, make_subset
 
     out = Path(args.out or SUBSET_DIR)
     prov = make_subset(args.data_dir, out, args.per_class, args.seed)
@@ -307,7 +310,7 @@ def cmd_data_subset(args) -> None:
 
 
 def cmd_data_download(args) -> None:
-    from .data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
+    from lenet.data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
 
     bar = Progress("download")
     last = [0.0]
@@ -324,7 +327,7 @@ def cmd_data_download(args) -> None:
 
 
 def cmd_bench(args) -> int:
-    from . import bench
+    from lenet import bench
 
     return bench.main(args.bench_args) or 0
 
@@ -332,7 +335,7 @@ def cmd_bench(args) -> int:
 # --- wiring -----------------------------------------------------------------------------------
 
 def _device_arg(p) -> None:
-    from .device import CHOICES, ENV
+    from lenet.device import CHOICES, ENV
 
     p.add_argument("--device", choices=CHOICES, default=None,
                    help=f"where to train: auto (CUDA when available), cpu or cuda (default: ${ENV} or auto)")
@@ -345,7 +348,7 @@ def _ray_arg(p) -> None:
 
 
 def _data_args(p, required=True) -> None:
-    from .data import KINDS
+    from lenet.data import KINDS
 
     p.add_argument("--data", choices=KINDS, required=required,
                    help="character set: synthetic (built in), emnist (downloaded) or sd19 (NIST folder)")
@@ -386,14 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
     r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net)")
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
-    r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.fast")
+    r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.grid.fast")
     r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
     _device_arg(r)
     _ray_arg(r)
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
 
-    from .studies import NAMES as STUDIES
+    from lenet.studies import NAMES as STUDIES
     st = sub.add_parser("study", help="a question the paper left open, as a resumable study (lenet.studies)")
     st.add_argument("name", choices=STUDIES, help="which study")
     st.add_argument("--quick", action="store_true", help="the small version (about 10 s on 2 idle cores)")
@@ -448,17 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import ModelFileError
-    from .data import DataError
-    from .train import TrainingError
+    from lenet.core.checkpoint import ModelFileError
+    from lenet.data import DataError
+    from lenet.core.train import TrainingError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     # LeNet-5 at small batches gains nothing from a second thread, and two
     # threads fighting other work on 2 cores run many times slower.
-    torch.set_num_threads(int(os.environ.get("LENET_THREADS", "1")))
+    torch.set_num_threads(settings.threads())
     try:
-        if argv[:2] == ["bench", "drawn"]:  # the drawn-characters benchmark (lenet.drawn)
-            from . import drawn
+        if argv[:2] == ["bench", "drawn"]:  # the drawn-characters benchmark (lenet.drawing.drawn)
+            from lenet.drawing import drawn
             return drawn.main(argv[2:])
         if argv[:1] == ["bench"]:  # everything after `bench` belongs to lenet.bench's own parser
             return cmd_bench(argparse.Namespace(bench_args=argv[1:]))

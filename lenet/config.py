@@ -19,6 +19,16 @@ PAPER_TRIALS = 5
 PAPER_SOURCE_ACCURACY = 0.9438           # source net on its training set
 N_CLASSES = 20
 
+# LeCun et al. (1998), Table I: which S2 maps (columns) feed each C3 map.
+C3_TABLE = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
+
+TANH_A, TANH_S = 1.7159, 2.0 / 3.0  # the squashing function f(a) = A tanh(S a) (LeCun et al. 1998, App. A)
+
 
 @dataclass
 class Recipe:
@@ -127,8 +137,8 @@ RECIPE_CANDIDATES = {
 # (5,000 random characters of the test split, seed 0): per character, 2 x the mean distance
 # from the skeleton (skimage skeletonize of the ink >= half its peak) to the paper
 # (scipy distance_transform_edt), minus 1; mean 2.30, sd 0.80, 10-90% 1.33-3.29
-# (`lenet.strokes.width`; `python -m lenet bench drawn` measures it again). Drawings and
-# uploads are redrawn with this width (lenet.strokes.normalise); the synthetic set draws
+# (`lenet.ink.strokes.width`; `python -m lenet bench drawn` measures it again). Drawings and
+# uploads are redrawn with this width (lenet.ink.strokes.normalise); the synthetic set draws
 # its pens from STROKE_PEN_RANGE.
 STROKE_WIDTH = 2.30
 STROKE_WIDTH_SD = 0.80

@@ -7,9 +7,10 @@ and a trained net is handed back on the device it came from (the CPU for every N
 """
 from __future__ import annotations
 
-import os
 
 import torch
+
+from lenet import settings
 
 CHOICES = ("auto", "cpu", "cuda")
 ENV = "LENET_DEVICE"
@@ -20,7 +21,7 @@ def resolve(device: str | torch.device | None = None) -> torch.device:
     if isinstance(device, torch.device):
         name = device.type
     else:
-        name = os.environ.get(ENV, "auto") if device is None else str(device)
+        name = settings.device() if device is None else str(device)
         name = name.strip().lower()
     if name not in CHOICES:
         where = f"{ENV}={name!r}" if device is None else f"device {name!r}"

@@ -9,7 +9,7 @@ fi
 stamp=.venv/.installed-$(cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)-$(basename "$req")
 if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -r "$req"
-  # compile the numba kernels once now (lenet/fast/__pycache__), not in the first training
-  .venv/bin/python -c "from lenet.fast.step import warm; warm()" || echo "warning: the numba kernels did not compile; LENET_KERNELS=torch runs without them"
+  # compile the numba kernels once now (lenet/kernels/__pycache__), not in the first training
+  .venv/bin/python -c "from lenet.core.train import warm_kernels; warm_kernels()" || echo "warning: the numba kernels did not compile; LENET_KERNELS=torch runs without them"
   touch "$stamp"
 fi

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lenet import checkpoint
+from lenet.core import checkpoint
 from lenet.config import Recipe
 from lenet.data import load
 from lenet.data.protocol import default_class_split, source_split
@@ -32,7 +32,7 @@ def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     ds = load("synthetic")
     chars = default_class_split(ds.classes)[0]
-    from lenet.net import train_source
+    from lenet.core.net import train_source
     net, _ = train_source(source_split(ds, chars, 30, 5), Recipe(max_epochs=1))
     checkpoint.save(net, home / "source")
     mp.setenv("LENET_HOME", str(home))
@@ -199,12 +199,12 @@ def test_transfer_page_prevents_overlap_and_runs_a_job(env):
 
 def test_a_failed_job_shows_its_reason_and_the_page_keeps_working(env):
     import ui
-    from lenet.train import TrainingError
+    from lenet.core.train import TrainingError
 
     def blow_up(job):
         raise TrainingError("the training loss became nan at epoch 3")
     job = ui_pool().submit(blow_up, name="n=2 k=1 trial 0", owner=SID)
-    ui._sessions()[SID].runs[job.id] = dict(kind="transfer", label="n=2 k=1 trial 0", n=2, k=1, trial=0,
+    ui.sessions()[SID].runs[job.id] = dict(kind="transfer", label="n=2 k=1 trial 0", n=2, k=1, trial=0,
                                             classes=["a", "b"])
     assert job.wait(5)
     at = page("app_pages/transfer.py")
@@ -227,7 +227,7 @@ def test_maps_page_shows_a_transferred_net_beside_its_source(env):
 
 def test_draw_page_asks_for_a_drawing_and_classifies_canvas_pixels(env):
     import ui
-    from lenet.preprocess import BlankImage
+    from lenet.drawing.canvas import BlankImage
     at = page("app_pages/draw.py")
     assert "Draw a character" in texts(at.info)
     assert not at.metric, "an empty canvas never shows a made-up prediction"
@@ -242,7 +242,7 @@ def test_draw_page_asks_for_a_drawing_and_classifies_canvas_pixels(env):
 
 
 def test_teach_page_names_trains_and_keeps_samples(env):
-    from lenet.samples import SampleStore
+    from lenet.drawing.store import SampleStore
     at = page("app_pages/teach.py")
     assert "Add a character" in texts(at.info)
     at.text_input(key="teach-new").set_value(env["source"].classes[0]).run()
@@ -270,7 +270,6 @@ def test_teach_page_names_trains_and_keeps_samples(env):
     assert any(m.value.startswith("4. Test it") for m in at.subheader)
 
 
-@pytest.mark.skipif(not (ROOT / "lenet" / "experiment.py").exists(), reason="lenet/experiment.py not there yet")
 def test_experiments_page_runs_a_small_grid(env):
     at = page("app_pages/experiments.py")
     at.multiselect(key="ex-levels").set_value([]).run()

@@ -69,7 +69,7 @@ def streamlit_app(home: Path, data: str):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app with LENET_HOME in tmp and the shipped synthetic source net."""
-    from lenet import checkpoint
+    from lenet.core import checkpoint
     net = checkpoint.load(ROOT / "assets" / "source-synthetic")
     with streamlit_app(tmp_path_factory.mktemp("home"), "synthetic") as url:
         yield url, net

@@ -83,7 +83,7 @@ def test_an_uploaded_archive_is_capped_checked_and_kept(tmp_path):
 
 def probe(job, fail: str = ""):
     """A job target: where and how nicely it runs, and how it fails."""
-    from lenet.train import TrainingError
+    from lenet.core.train import TrainingError
     job.record(pid=os.getpid(), nice=os.getpriority(os.PRIO_PROCESS, 0))
     if fail == "raise":
         raise TrainingError("the training loss became nan at epoch 3")
@@ -95,7 +95,7 @@ def probe(job, fail: str = ""):
 @pytest.fixture(scope="module")
 def long_transfer():
     """A source net and a transfer that trains for minutes unless stopped."""
-    from lenet import checkpoint
+    from lenet.core import checkpoint
     from lenet.config import TRANSFER_RECIPE
     from lenet.data import load
     from lenet.data.protocol import transfer_split
@@ -109,9 +109,10 @@ def long_transfer():
 def test_jobs_train_in_a_niced_worker_process_and_keep_their_stopped_net(long_transfer):
     import resource
     import time
-    from lenet.jobs import STOPPED, TRAINING_NICE, JobPool, in_worker
-    from lenet.net import Net
-    from lenet.tasks import transfer_task
+    from lenet.procs import TRAINING_NICE
+    from lenet.runtime.jobs import STOPPED, JobPool, in_worker
+    from lenet.core.net import Net
+    from lenet.runtime.tasks import transfer_task
 
     pool = JobPool(workers=2)
     job = pool.submit(in_worker(probe), "probe", "s1")
@@ -145,7 +146,7 @@ def test_jobs_train_in_a_niced_worker_process_and_keep_their_stopped_net(long_tr
 
 
 def test_worker_failures_end_the_job_failed_with_their_reason():
-    from lenet.jobs import FAILED, JobPool, in_worker
+    from lenet.runtime.jobs import FAILED, JobPool, in_worker
     pool = JobPool(workers=2)
     a, b = pool.submit(in_worker(probe, "raise"), "nan", "s1"), pool.submit(in_worker(probe, "die"), "dies", "s1")
     assert a.wait(60) and b.wait(60)
@@ -251,7 +252,7 @@ def _resume_after_restart(sid: str, page: str, timeout: float = 300):
 
     import ui
     ui.pool.clear()
-    ui._sessions.clear()
+    ui.sessions.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["sid"] = sid
     at.run()
@@ -280,7 +281,7 @@ def test_a_server_killed_during_a_grid_resumes_it_after_a_restart(tmp_path, monk
     assert not any(b.label == "Resume" for b in at.button)
     import ui
     ui.pool.clear()
-    ui._sessions.clear()
+    ui.sessions.clear()
 
 
 def test_a_server_killed_during_a_study_resumes_it_after_a_restart(tmp_path, monkeypatch):
@@ -299,7 +300,7 @@ def test_a_server_killed_during_a_study_resumes_it_after_a_restart(tmp_path, mon
     assert (runs.parent / "report.html").exists()
     import ui
     ui.pool.clear()
-    ui._sessions.clear()
+    ui.sessions.clear()
 
 
 def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tmp_path, long_transfer):
@@ -308,9 +309,9 @@ def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tm
     import torch
 
     from lenet.config import TRANSFER_RECIPE
-    from lenet.jobs import DONE, INTERRUPTED, STOPPED, JobPool, in_worker
-    from lenet.jobstore import JobStore
-    from lenet.tasks import transfer_task
+    from lenet.runtime.jobs import DONE, INTERRUPTED, STOPPED, JobPool, in_worker
+    from lenet.runtime.store import JobStore
+    from lenet.runtime.tasks import transfer_task
 
     net, split, _ = long_transfer
     pool = JobPool(workers=1, store=JobStore(tmp_path / "jobs"))
@@ -352,14 +353,14 @@ def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tm
 
 STOPPING_SERVER = """
 import signal, sys, time
-from lenet import checkpoint
+from lenet.core import checkpoint
 from lenet.config import TRANSFER_RECIPE
 import numpy as np
 from lenet.data import CharacterSet
 from lenet.data.protocol import Split
-from lenet.jobs import JobPool, in_worker
-from lenet.jobstore import JobStore
-from lenet.tasks import transfer_task
+from lenet.runtime.jobs import JobPool, in_worker
+from lenet.runtime.store import JobStore
+from lenet.runtime.tasks import transfer_task
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # as Streamlit does: a clean shutdown
     net = checkpoint.load(sys.argv[2])
@@ -382,8 +383,8 @@ def test_a_server_shut_down_cleanly_leaves_its_running_jobs_interrupted(tmp_path
     import subprocess
     import sys
 
-    from lenet.jobs import INTERRUPTED, JobPool
-    from lenet.jobstore import JobStore
+    from lenet.runtime.jobs import INTERRUPTED, JobPool
+    from lenet.runtime.store import JobStore
     (tmp_path / "server.py").write_text(STOPPING_SERVER)
     server = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(tmp_path / "jobs"),
                                str(ROOT / "assets" / "source-synthetic")], cwd=ROOT,

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lenet import checkpoint, cli
+from lenet.core import checkpoint
+from lenet import cli
 from lenet.data.idx import write_idx
-from lenet.model import PAPER_TABLE1
+from lenet.core.model import PAPER_TABLE1
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--samples", "1", "--levels", "0", "5", "--trials", "1", "--epochs", "1", "--plain"]
@@ -194,7 +195,7 @@ def test_bench_profile_shows_where_a_step_goes(capsys):
     from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
     assert f"5 stacked n=0 runs, batch {TRANSFER_RECIPE.batch_size}, PyTorch step:" in out
     assert f"source net, batch {SOURCE_RECIPE.batch_size}, PyTorch step:" in out
-    from lenet.fast import kernels
+    from lenet.kernels import lanes as kernels
     if kernels.available():  # the lane kernels in both tables, and the fused step timed
         assert out.count("_ConvBackward") >= 2 and out.count("_PoolBackward") >= 2
         assert f"source net, batch {SOURCE_RECIPE.batch_size}, as fit trains it" in out

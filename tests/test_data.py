@@ -9,7 +9,7 @@ from PIL import Image
 
 from lenet.data import CharacterSet, DataError, info, load, to_net_input
 from lenet.data.base import BYCLASS
-from lenet.data.framing import frame_character
+from lenet.ink.framing import frame_character
 from lenet.data.idx import read_idx, write_idx
 from lenet.data.protocol import PAPER, check_classes, default_class_split, source_split, transfer_split
 from lenet.data.synthetic import FONTS, generate, glyph_covered

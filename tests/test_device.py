@@ -11,9 +11,9 @@ from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
 from lenet.data import load
 from lenet.data.protocol import default_class_split, source_split
 from lenet.device import resolve
-from lenet.experiment import Cell, run_cell
-from lenet.fast import run_cells
-from lenet.net import train_source
+from lenet.grid.cells import Cell, run_cell
+from lenet.grid.fast import run_cells
+from lenet.core.net import train_source
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from lenet import checkpoint
-from lenet.codes import make_codes, min_hamming
+from lenet.core import checkpoint
+from lenet.core.codes import make_codes, min_hamming
 from lenet.config import SOURCE_RECIPE, Recipe
 from lenet.data import CharacterSet, to_net_input
 from lenet.data.protocol import Split
-from lenet.model import C3_TABLE, PAPER_TABLE1, LeNet5, free_parameters
-from lenet.net import Net, train_source
-from lenet.train import fit
-from lenet.transfer import transfer, trainable_fraction
+from lenet.config import C3_TABLE
+from lenet.core.model import PAPER_TABLE1, LeNet5, free_parameters
+from lenet.core.net import Net, train_source
+from lenet.core.train import fit
+from lenet.core.transfer import transfer, trainable_fraction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ def test_free_parameters_match_table_1():
 @pytest.mark.parametrize("lanes", [False, True])
 def test_fast_kernels_give_the_textbook_gradients(lanes, autograd_nodes):
     """model.py's C1 weight gradient, C5 as a matmul and the scaled tanh's backward, and with
-    `lanes` (how the source net trains) C1..S4 through lenet.fast.kernels, against plain PyTorch
+    `lanes` (how the source net trains) C1..S4 through lenet.kernels.lanes, against plain PyTorch
     (nn.Conv2d, autograd through 1.7159 tanh(2x/3)) on the same parameters."""
     net = LeNet5(seed=3, lanes=lanes)
     c1, c5 = torch.nn.Conv2d(1, 6, 5), torch.nn.Conv2d(16, 120, 5)
@@ -66,7 +67,7 @@ def test_fast_kernels_give_the_textbook_gradients(lanes, autograd_nodes):
     for a, b in zip(ours, plain):
         assert a.shape == b.shape
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (a - b).abs().max()
-    from lenet.fast import kernels
+    from lenet.kernels import lanes as kernels
     if lanes and kernels.available():  # the kernels ran
         assert {"_ConvBackward", "_PoolBackward"} <= autograd_nodes(net(x))
     with torch.no_grad():  # inference and frozen inputs take the plain ops
@@ -226,11 +227,11 @@ def test_the_engine_never_imports_streamlit():
 
 
 def test_the_fused_source_step_is_pytorchs_sgd_step():
-    """lenet.fast.step: the whole training step of a `lanes` net as one numba call (what fit runs
+    """lenet.kernels.step: the whole training step of a `lanes` net as one numba call (what fit runs
     for the source net) against fit's PyTorch step (torch.optim.SGD with momentum) from the same
     weights, over full and short mini-batches: the same losses and weights up to float rounding."""
-    from lenet.fast import kernels
-    from lenet.fast.step import SourceStep, source_step
+    from lenet.kernels import lanes as kernels
+    from lenet.kernels.step import SourceStep, source_step
     if not kernels.available():
         pytest.skip("numba is not installed")
     g = torch.Generator().manual_seed(5)
@@ -259,11 +260,12 @@ def test_the_fused_source_step_is_pytorchs_sgd_step():
 
 
 def test_warm_compiles_every_kernel():
-    """lenet.fast.step.warm (run by scripts/setup.sh) leaves every numba kernel compiled or loaded."""
-    from lenet.fast import kernels, step
+    """lenet.core.train.warm_kernels (run by scripts/setup.sh) leaves every numba kernel compiled or loaded."""
+    from lenet.core.train import warm_kernels
+    from lenet.kernels import lanes as kernels, step
     if not kernels.available():
         pytest.skip("numba is not installed")
-    step.warm()
-    for f in (kernels._corr, kernels._bias_tanh, kernels._dz_rows, kernels._corr_dw, kernels._corr_dx,
-              kernels._pool_fwd, kernels._pool_bwd, step._step):
+    warm_kernels()
+    for f in (kernels.corr, kernels.bias_tanh, kernels.dz_rows, kernels.corr_dw, kernels.corr_dx,
+              kernels.pool_fwd, kernels.pool_bwd, step.step_kernel):
         assert f.signatures, f

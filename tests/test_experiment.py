@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from lenet import checkpoint
-from lenet import experiment as E
+from lenet.core import checkpoint
+from lenet.grid import experiment as E
 from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
 from lenet.data import DataError, load
 from lenet.data.protocol import default_class_split, source_split
-from lenet.net import train_source
+from lenet.core.net import train_source
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = TRANSFER_RECIPE.replace(max_epochs=2, eval_every=1)
@@ -110,8 +110,6 @@ def test_protocol_inputs_checked_before_anything_runs(setup, tmp_path):
 
 def test_fast_path_agrees_with_plain(setup):
     ds, net, tgt = setup
-    if E._fast_runner() is None:
-        pytest.skip("lenet.fast is not available")
     args = dict(levels=[5], samples=[1], trials=1, seed=0, recipe=RECIPE)
     fast, plain = E.reproduce(net, ds, tgt, **args, fast=True), E.reproduce(net, ds, tgt, **args, fast=False)
     assert [r.cell for r in fast] == [r.cell for r in plain]
@@ -147,9 +145,9 @@ def test_sigkill_loses_no_finished_run(setup, tmp_path):
 
 UNGUARDED = """
 import sys
-from lenet import checkpoint
+from lenet.core import checkpoint
 from lenet.data import load
-from lenet.experiment import reproduce
+from lenet.grid.experiment import reproduce
 source = checkpoint.load(sys.argv[1])
 ds = load("synthetic")
 targets = [c for c in ds.classes if c not in source.classes][:20]
@@ -171,7 +169,7 @@ def test_a_script_without_a_main_guard_runs_the_fast_path(tmp_path):
 
 
 def test_claims_are_checked_on_the_means():
-    from lenet.claims import check
+    from lenet.report.claims import check
 
     def summary(m):
         return [{"n": n, "k": k, "mean": v} for (n, k), v in m.items()]

@@ -1,4 +1,4 @@
-"""The fast path (lenet.fast) against the plain per-run reference (lenet.experiment.run_cell)."""
+"""The fast path (lenet.grid.fast) against the plain per-run reference (lenet.grid.experiment.run_cell)."""
 import threading
 import time
 
@@ -8,9 +8,9 @@ import torch
 from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
 from lenet.data import load
 from lenet.data.protocol import default_class_split, source_split
-from lenet.experiment import Cell, run_cell
-from lenet.fast import plan, run_cells
-from lenet.net import train_source
+from lenet.grid.cells import Cell, run_cell
+from lenet.grid.fast import plan, run_cells
+from lenet.core.net import train_source
 
 # A larger step than the paper recipe, so the tiny nets leave the chance plateau within a few epochs
 # (much larger, 0.1, is chaotic: rounding differences then grow into different nets), and a
@@ -120,12 +120,12 @@ def test_fused_grid_stops_promptly(setup):
 @pytest.mark.parametrize("n", [0, 1, 2, 3])
 @pytest.mark.parametrize("runs,batch", [(1, 16), (3, 5), (9, 1)])
 def test_lane_kernels_give_the_textbook_gradients(n, runs, batch, monkeypatch, autograd_nodes):
-    """lenet.fast.kernels (C1, S2, C3, S4 with the batch in the SIMD lanes, hand-written backward)
+    """lenet.kernels.lanes (C1, S2, C3, S4 with the batch in the SIMD lanes, hand-written backward)
     against the plain PyTorch levels (grouped convolutions, autograd) on the same stacked
     parameters: outputs and every parameter's gradient, for every n the kernels serve."""
-    from lenet.fast import kernels
-    from lenet.fast.stacked import StackedUpper
-    from lenet.model import LeNet5
+    from lenet.kernels import lanes as kernels
+    from lenet.grid.fast.stacked import StackedUpper
+    from lenet.core.model import LeNet5
     if kernels.numba is None:
         pytest.skip("numba is not installed")
     g = torch.Generator().manual_seed(10 * n + runs)
@@ -151,12 +151,12 @@ def test_lane_kernels_give_the_textbook_gradients(n, runs, batch, monkeypatch, a
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5])
 def test_the_fused_group_step_is_the_autograd_step(n, monkeypatch):
-    """StackedUpper.train_step: every run's SGD + momentum step as one numba call (lenet.fast.step)
+    """StackedUpper.train_step: every run's SGD + momentum step as one numba call (lenet.kernels.step)
     against forward + autograd + sgd_step, on the same stacked runs, with padded rows (weight 0),
     across a regroup: the same weights up to float rounding."""
-    from lenet.fast import kernels
-    from lenet.fast.stacked import StackedUpper
-    from lenet.model import LeNet5
+    from lenet.kernels import lanes as kernels
+    from lenet.grid.fast.stacked import StackedUpper
+    from lenet.core.model import LeNet5
     if kernels.numba is None:
         pytest.skip("numba is not installed")
     g = torch.Generator().manual_seed(n)

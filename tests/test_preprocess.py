@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageDraw, ImageFile, ImageFont
 
 from lenet.data import DataError, to_net_input
-from lenet.preprocess import BlankImage, canvas_to_image, image_bytes_to_image, net_view
+from lenet.drawing.canvas import BlankImage, canvas_to_image, image_bytes_to_image, net_view
 
 ROOT = Path(__file__).resolve().parents[1]
 EMNIST = ROOT.parent / "shared" / "data" / "emnist"
@@ -202,14 +202,14 @@ def _emnist_net():
     """The shipped EMNIST source net if it exists, else a small one trained here."""
     asset = ROOT / "assets" / "source-emnist"
     if (asset / "model.safetensors").exists():
-        from lenet.checkpoint import load
+        from lenet.core.checkpoint import load
         return load(asset)
     if not EMNIST.exists():
         pytest.skip(f"no EMNIST data at {EMNIST} and no assets/source-emnist")
     from lenet.config import SOURCE_RECIPE
     from lenet.data import load as load_data
     from lenet.data.protocol import source_split
-    from lenet.net import train_source
+    from lenet.core.net import train_source
     ds = load_data("emnist", EMNIST, per_class=200, seed=0)
     split = source_split(ds, CHARS, per_class=150, heldout_per_class=50)
     threads = torch.get_num_threads()

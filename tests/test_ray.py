@@ -1,4 +1,4 @@
-"""The grid on a Ray cluster (lenet.fast.ray_runner): a one-machine cluster on 127.0.0.1,
+"""The grid on a Ray cluster (lenet.grid.fast.ray_runner): a one-machine cluster on 127.0.0.1,
 results equal to a local run, a killed worker's task run again, and stop."""
 import os
 import signal
@@ -12,9 +12,9 @@ import torch
 from lenet.config import SOURCE_RECIPE, TRANSFER_RECIPE
 from lenet.data import load
 from lenet.data.protocol import default_class_split, source_split
-from lenet.experiment import Cell
-from lenet.fast import run_cells
-from lenet.net import train_source
+from lenet.grid.cells import Cell
+from lenet.grid.fast import run_cells
+from lenet.core.net import train_source
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
 

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from lenet import checkpoint
-from lenet.codes import transfer_codes
+from lenet.core import checkpoint
+from lenet.core.codes import transfer_codes
 from lenet.config import RECIPE_CANDIDATES, Recipe
 from lenet.data import load, to_net_input
 from lenet.data.protocol import transfer_split
-from lenet.train import evaluate, fit
-from lenet.transfer import transfer
+from lenet.core.train import evaluate, fit
+from lenet.core.transfer import transfer
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,17 +13,17 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import save as st_save
 
-from lenet import checkpoint
-from lenet.checkpoint import ModelFileError
-from lenet.codes import make_codes
+from lenet.core import checkpoint
+from lenet.core.checkpoint import ModelFileError
+from lenet.core.codes import make_codes
 from lenet.config import Recipe
 from lenet.data import CharacterSet, to_net_input
 from lenet.data.protocol import Split
-from lenet.jobs import DONE, FAILED, STOPPED, JobPool
-from lenet.model import LeNet5
-from lenet.net import Net, train_transfer
-from lenet.preprocess import canvas_to_image
-from lenet.train import TrainingError, fit
+from lenet.runtime.jobs import DONE, FAILED, STOPPED, JobPool
+from lenet.core.model import LeNet5
+from lenet.core.net import Net, train_transfer
+from lenet.drawing.canvas import canvas_to_image
+from lenet.core.train import TrainingError, fit
 
 SOURCE_CHARS = [*"ABCDEFGHIJ"]
 

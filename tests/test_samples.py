@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lenet.data import DataError
-from lenet.samples import SampleStore, char_of_folder, folder_name
+from lenet.drawing.store import SampleStore, char_of_folder, folder_name
 
 
 def glyph(seed: int) -> np.ndarray:
@@ -126,7 +126,7 @@ def make_zip(members: dict, symlinks=()) -> bytes:
 
 
 def png(img):
-    from lenet.samples import encode_png
+    from lenet.drawing.store import encode_png
     return encode_png(img)
 
 

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lenet import checkpoint, drawn, strokes
+from lenet.core import checkpoint
+from lenet.drawing import drawn
+from lenet.ink import strokes
 from lenet.config import STROKE_WIDTH
 from lenet.data import load
-from lenet.preprocess import canvas_to_image, image_bytes_to_image
+from lenet.drawing.canvas import canvas_to_image, image_bytes_to_image
 
 ROOT = Path(__file__).resolve().parents[1]
 EMNIST = ROOT.parent / "shared" / "data" / "emnist"

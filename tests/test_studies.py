@@ -11,17 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from lenet import checkpoint, studies
+from lenet.core import checkpoint
+from lenet import studies
 from lenet.data.protocol import new_characters as default_targets
 from lenet.config import LEVELS, TRANSFER_RECIPE
 from lenet.data import load, to_net_input
 from lenet.data.protocol import source_split
-from lenet.experiment import RunsFileError
+from lenet.grid.experiment import RunsFileError
 from lenet.studies import criteria as C
 from lenet.studies import finetune as FT
 from lenet.studies import partial as P
 from lenet.studies.common import shared_for, training_set
-from lenet.train import fit
+from lenet.core.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def test_frozen_arm_forgets_exactly_nothing_and_fine_tuning_forgets(setup):
 def test_fine_tune_is_training_at_lr_times_lr_mult(setup):
     """The gradient scale equals an optimiser parameter group at lr * lr_mult, step for step."""
     ds, source, targets = setup
-    from lenet.transfer import transfer
+    from lenet.core.transfer import transfer
     train = training_set(ds, source, targets, 2, 0, 0)
     x, y = to_net_input(train["images"]), torch.from_numpy(train["labels"])
     codes = torch.randn(20, 20).sign()
@@ -122,7 +123,8 @@ def test_every_criterion_ranks_every_map(setup):
 
 def test_saliency_matches_the_exact_diagonal_hessian():
     """Hutchinson's diagonal against the exact Hessian of the source loss (torch.autograd.functional)."""
-    from lenet.model import TANH_A, TANH_S, LeNet5
+    from lenet.config import TANH_A, TANH_S
+    from lenet.core.model import LeNet5
     model = LeNet5(seed=0)
     g = torch.Generator().manual_seed(0)
     x, y, codes = torch.randn(8, 1, 32, 32, generator=g), torch.arange(8) % 4, torch.randn(4, 20, generator=g).sign()

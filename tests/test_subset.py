@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lenet import checkpoint, cli
+from lenet.core import checkpoint
+from lenet import cli
 from lenet.config import PAPER_SAMPLES
 from lenet.data import DataError, active_set, find_emnist, load
 from lenet.data.base import BYCLASS
 from lenet.data.idx import read_idx
 from lenet.data.protocol import PAPER, VAL_PER_CLASS, default_class_split, source_split, transfer_split
 from lenet.data.subset import SUBSET_DIR, make_subset
-from lenet.experiment import check_targets
+from lenet.grid.experiment import check_targets
 from test_download import server  # noqa: F401  (the local HTTP server fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

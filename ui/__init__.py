@@ -7,10 +7,10 @@ same jobs, drawings and choices. Per-session state lives server-side in a proces
 (st.cache_resource) keyed by that id; jobs run in one process-wide JobPool.
 """
 
-from .session import (ASSETS, _sessions, lenet_home, pool, session_dir, session_id, state)
+from .session import (ASSETS, dataset, lenet_home, pool, session_dir, session_id, sessions, state)
 from .jobs import (epoch_records, job_panel, session_jobs)
 from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
-    current_dataset, data_label, dataset, emnist_download_panel, net_bytes, require_dataset, require_source)
+    current_dataset, data_label, emnist_download_panel, net_bytes, require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
@@ -18,7 +18,7 @@ from .studies import live_summary, read_study, start_study, study_dirs
 from .drawing import (CLEAR_HINT, canvas, check_data, classify, clear_canvas, net_picker, prediction_panel,
     show_image28)
 
-__all__ = ['ASSETS', '_sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
+__all__ = ['ASSETS', 'sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_panel', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source', 'browser_data_path',
     'browser_data_roots', 'current_dataset', 'data_label', 'dataset', 'emnist_download_panel', 'net_bytes',
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',

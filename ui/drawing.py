@@ -6,8 +6,8 @@ import numpy as np
 import streamlit as st
 
 from lenet.data import DataError
-from lenet.net import Net
-from lenet.preprocess import BlankImage, canvas_to_image
+from lenet.core.net import Net
+from lenet.drawing.canvas import BlankImage, canvas_to_image
 
 from .nets import require_source
 from .training import all_nets
@@ -72,7 +72,7 @@ def clear_canvas(name: str) -> None:
 
 def classify(net: Net, rgba: np.ndarray, top: int = 5) -> tuple[np.ndarray, list[tuple[str, float]]]:
     """Canvas pixels -> (the 28x28 image the net gets, its top nearest characters with distances).
-    Raises lenet.preprocess.BlankImage when nothing is drawn."""
+    Raises lenet.drawing.canvas.BlankImage when nothing is drawn."""
     image = canvas_to_image(rgba)
     return image, net.rank(image, min(top, len(net.classes)))
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lenet.figures import training_curves
-from lenet.jobs import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Job
+from lenet.report.figures import training_curves
+from lenet.runtime.jobs import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Job
+from lenet.runtime.tasks import NEEDS, job_function
 
-from .session import pool, session_id, state
+from .session import dataset, pool, session_id, state
 
 
 # --- background jobs -----------------------------------------------------------------------
@@ -14,13 +15,29 @@ from .session import pool, session_id, state
 def submit(kind: str, label: str, fn, spec: dict | None = None, nets: dict | None = None,
            splits: dict | None = None, **params) -> Job:
     """Run fn(job) in the pool as this session's job, remembered under `kind`; with a spec it is kept
-    on disk (see lenet.jobstore) so that a restart shows it and can resume it."""
+    on disk (see lenet.runtime.store) so that a restart shows it and can resume it."""
     meta = dict(kind=kind, label=label, **params)
     job = pool().submit(fn, name=label, owner=session_id(), meta=meta, spec=spec, nets=nets, splits=splits)
     s = state()
     with s.lock:
         s.runs[job.id] = meta
     return job
+
+
+def resume(job: Job) -> Job:
+    """Run an interrupted job again from what the store kept: a grid goes on from its finished runs
+    (reproduce resumes its out_dir), a training starts over. The interrupted entry is dropped."""
+    store = pool().store
+    net_names, split_names = NEEDS[job.spec["task"]]
+    nets = {name: store.net(job.id, name) for name in net_names}
+    splits = {name: store.split(job.id, name) for name in split_names}
+    meta = dict(job.meta)
+    new = submit(meta.pop("kind"), meta.pop("label"), job_function(job.spec, nets, splits, load=dataset),
+                 spec=job.spec, nets=nets, splits=splits, **meta)
+    pool().forget(job.id)
+    with state().lock:
+        state().runs.pop(job.id, None)
+    return new
 
 
 def session_jobs(kind: str) -> list[tuple[Job, dict]]:
@@ -85,7 +102,6 @@ def _draw_job(job: Job, key: str, stop_button: bool, chart=curves_chart) -> None
             job.stop()
     if snap.state == INTERRUPTED and job.spec is not None:
         if cols[1].button("Resume", key=f"resume-{key}-{job.id}", type="primary"):
-            from .training import resume
             resume(job)
             st.rerun()
     fig = chart(snap)

@@ -1,40 +1,26 @@
 """The active dataset and source net (shipped, saved, or trained on first start); fetching full EMNIST."""
 from __future__ import annotations
 
-import os
 import time
 
 import streamlit as st
 
-from lenet import checkpoint
+from lenet import settings
+from lenet.core import checkpoint
 from lenet.config import SOURCE_RECIPE
-from lenet.data import CharacterSet, DataError, active_set, find_emnist, load
+from lenet.data import CharacterSet, DataError, active_set, find_emnist
 from lenet.data.base import cache_dir
 from lenet.data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
 from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
-from lenet.jobs import Job, in_worker
-from lenet.net import Net
-from lenet.tasks import first_source_task
+from lenet.runtime.jobs import Job, in_worker
+from lenet.core.net import Net
+from lenet.runtime.tasks import first_source_task
 
-from .session import QUICK_SOURCE, default_setup, pool, session_dir, state
+from .session import QUICK_SOURCE, dataset, default_setup, pool, session_dir, state
 from .jobs import job_panel
 
 
 # --- data and the source net ---------------------------------------------------------------
-
-def dataset(kind: str, path: str | None = None) -> CharacterSet:
-    """The set load(kind, path) gives, loaded once per process. Without a path, EMNIST is keyed by where
-    it is found, so a finished download replaces the subset at once."""
-    if kind == "emnist" and not path:
-        found = find_emnist()
-        path = None if found is None else str(found)
-    return _dataset(kind, path or None)
-
-
-@st.cache_resource(show_spinner="Loading characters…", max_entries=4)
-def _dataset(kind: str, path: str | None) -> CharacterSet:
-    return load(kind, path)
-
 
 def current_dataset() -> CharacterSet:
     s = state()
@@ -102,7 +88,7 @@ def emnist_download_panel() -> None:
     if full is not None:
         st.caption(f"Full EMNIST is on this machine: {full}")
         return
-    url = os.environ.get("LENET_EMNIST_URL") or EMNIST_URL
+    url = settings.get("LENET_EMNIST_URL") or EMNIST_URL
     st.caption(f"Full EMNIST (814,255 characters) is not on this machine; the shipped subset stands in for it. "
                f"The download is {EMNIST_SIZE / 1e6:.0f} MB from NIST, kept in {cache_dir() / 'emnist'}.")
     if not st.button("Download full EMNIST", key="dl-emnist"):

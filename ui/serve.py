@@ -14,8 +14,8 @@ from pathlib import Path
 def warm_up() -> None:
     import pandas  # noqa: F401  (the pages' dataframes)
 
-    from lenet.figures import architecture_figure
-    from lenet.model import LeNet5, architecture
+    from lenet.report.figures import architecture_figure
+    from lenet.core.model import LeNet5, architecture
 
     architecture_figure(architecture(LeNet5()))  # plotly loads its figure classes on first use
 

@@ -1,7 +1,6 @@
 """Session identity and per-session state, the shared job pool, where user work lives."""
 from __future__ import annotations
 
-import os
 import re
 import threading
 import uuid
@@ -12,11 +11,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lenet import checkpoint
-from lenet.data import find_emnist
-from lenet.jobs import JobPool, prestart
-from lenet.jobstore import JobStore
-from lenet.net import Net
+from lenet import settings
+from lenet.core import checkpoint
+from lenet.data import CharacterSet, find_emnist, load
+from lenet.runtime.jobs import JobPool, prestart
+from lenet.runtime.store import JobStore
+from lenet.core.net import Net
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ QUICK_SOURCE = dict(per_class=100, heldout_per_class=20, max_epochs=3)  # first-
 
 def lenet_home() -> Path:
     """Where the app keeps user work: LENET_HOME, else ~/.local/share/lenet-transfer-lab."""
-    return Path(os.environ.get("LENET_HOME") or Path.home() / ".local" / "share" / "lenet-transfer-lab")
+    return settings.home()
 
 
 # --- session identity and state ----------------------------------------------------------
@@ -34,7 +34,7 @@ def lenet_home() -> Path:
 @dataclass
 class SessionState:
     """What one browser session has chosen and made; survives reloads. A restart keeps its jobs
-    (lenet.jobstore) and files, not its choices (dataset, active source net)."""
+    (lenet.runtime.store) and files, not its choices (dataset, active source net)."""
     data_kind: str
     data_path: str | None
     source: Net | None = None          # None: the shipped (or first-start) source net
@@ -45,7 +45,7 @@ class SessionState:
 
 
 @st.cache_resource
-def _sessions() -> dict[str, SessionState]:
+def sessions() -> dict[str, SessionState]:
     return {}
 
 
@@ -78,13 +78,13 @@ def session_id() -> str:
 
 
 def state() -> SessionState:
-    sessions = _sessions()
+    all_sessions = sessions()
     sid = session_id()
-    if sid not in sessions:
+    if sid not in all_sessions:
         kind, path, _ = default_setup()
         # jobs kept on disk from before a restart are this session's again
-        sessions[sid] = SessionState(kind, path, runs={j.id: j.meta for j in pool().jobs(sid) if j.meta.get("kind")})
-    return sessions[sid]
+        all_sessions[sid] = SessionState(kind, path, runs={j.id: j.meta for j in pool().jobs(sid) if j.meta.get("kind")})
+    return all_sessions[sid]
 
 
 def session_dir(*parts: str) -> Path:
@@ -98,7 +98,7 @@ def default_setup() -> tuple[str, str | None, Path | None]:
     override; otherwise the EMNIST net on EMNIST (the full set when found, else the subset that
     ships in assets/emnist-subset), else the synthetic one.
     """
-    env_data, env_source = os.environ.get("LENET_DATA", "").strip(), os.environ.get("LENET_SOURCE", "").strip()
+    env_data, env_source = settings.get("LENET_DATA"), settings.get("LENET_SOURCE")
     if env_data:
         kind, path = (env_data, None) if env_data in ("synthetic", "emnist") else ("emnist", env_data)
         shipped = ASSETS / f"source-{kind}"
@@ -113,3 +113,17 @@ def default_setup() -> tuple[str, str | None, Path | None]:
     if (ASSETS / "source-synthetic" / checkpoint.WEIGHTS).exists():
         return "synthetic", None, ASSETS / "source-synthetic"
     return ("emnist" if emnist else "synthetic"), None, None
+
+
+def dataset(kind: str, path: str | None = None) -> CharacterSet:
+    """The set load(kind, path) gives, loaded once per process. Without a path, EMNIST is keyed by where
+    it is found, so a finished download replaces the subset at once."""
+    if kind == "emnist" and not path:
+        found = find_emnist()
+        path = None if found is None else str(found)
+    return _dataset(kind, path or None)
+
+
+@st.cache_resource(show_spinner="Loading characters…", max_entries=4)
+def _dataset(kind: str, path: str | None) -> CharacterSet:
+    return load(kind, path)

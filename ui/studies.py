@@ -8,10 +8,10 @@ from pathlib import Path
 
 from lenet import studies
 from lenet.data import CharacterSet
-from lenet.jobs import Job, in_worker
-from lenet.net import Net
+from lenet.runtime.jobs import Job
+from lenet.core.net import Net
 from lenet.studies.common import command_line
-from lenet.tasks import study_task
+from lenet.runtime.tasks import job_function
 
 from .jobs import submit
 from .session import lenet_home, session_id, state
@@ -23,7 +23,7 @@ def studies_root() -> Path:
 
 def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],
                 shipped: bool) -> Job:
-    """The study in a worker process (lenet.tasks.study_task), kept on disk so that a restart shows it
+    """The study in a worker process (lenet.runtime.tasks.study_task), kept on disk so that a restart shows it
     interrupted and Resume goes on from its finished runs; the figure fills in after each run."""
     mod = studies.get(name)
     (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()  # raises before queueing
@@ -34,17 +34,8 @@ def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet
     spec = {"task": "study", "study": name, "quick": quick, "seed": seed, "data": [s.data_kind, s.data_path],
             "targets": list(targets), "out_dir": str(out), "command": command}
     label = f"{name}{' (quick)' if quick else ''}, seed {seed}"
-    return submit("study", label, study_work(spec, source, ds), spec=spec, nets={"source": source},
+    return submit("study", label, job_function(spec, {"source": source}, {}, ds), spec=spec, nets={"source": source},
                   study=name, out_dir=str(out))
-
-
-def study_work(spec: dict, source: Net, ds: CharacterSet | None = None):
-    """The job function of a study spec, on start and on resume."""
-    if ds is None:
-        from .nets import dataset
-        ds = dataset(*spec["data"])
-    return in_worker(study_task, spec["study"], spec["quick"], spec["seed"], source, ds, spec["targets"],
-                     spec["out_dir"], spec["command"])
 
 
 def live_summary(snap) -> list[dict]:

@@ -8,11 +8,11 @@ import numpy as np
 from lenet.config import N_CLASSES, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, DataError
 from lenet.data.protocol import Split, default_class_split, source_split, transfer_split
-from lenet.jobs import Job, in_worker
-from lenet.net import Net
-from lenet.tasks import experiment_task, source_task, transfer_task
+from lenet.core.net import Net
+from lenet.runtime.jobs import Job
+from lenet.runtime.tasks import job_function
 
-from .session import ASSETS, lenet_home, pool, session_id, state
+from .session import ASSETS, dataset, lenet_home, session_id, state
 from .jobs import session_jobs, submit
 from .nets import active_source
 
@@ -26,43 +26,10 @@ def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, he
                   classes=list(chars), per_class=per_class)
 
 
-def _work(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None):
-    """The job function of a spec: the one place a job is built, on start and on resume."""
-    if spec["task"] == "study":  # its recipe is the study's own (lenet.studies)
-        from .studies import study_work
-        return study_work(spec, nets["source"], ds)
-    recipe = Recipe.from_dict(spec["recipe"])
-    if spec["task"] == "source":
-        return in_worker(source_task, splits["split"], recipe)
-    if spec["task"] == "transfer":
-        return in_worker(transfer_task, nets["source"], splits["split"], spec["n"], recipe)
-    if spec["task"] == "experiment":
-        from .nets import dataset
-        ds = ds if ds is not None else dataset(*spec["data"])
-        targets = {int(seed): chars for seed, chars in spec["targets"].items()}
-        return in_worker(experiment_task, nets["source"], ds, targets, spec["levels"], spec["samples"],
-                         spec["trials"], recipe, spec["out_dir"])
-    raise ValueError(f"unknown job kind {spec['task']!r}")
-
-
 def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None,
            **params) -> Job:
-    return submit(kind, label, _work(spec, nets, splits, ds), spec=spec, nets=nets, splits=splits, **params)
-
-
-def resume(job: Job) -> Job:
-    """Run an interrupted job again from what the store kept: a grid goes on from its finished runs
-    (reproduce resumes its out_dir), a training starts over. The interrupted entry is dropped."""
-    store = pool().store
-    nets = {"source": store.net(job.id, "source")} if job.spec["task"] in ("transfer", "experiment", "study") else {}
-    splits = {"split": store.split(job.id, "split")} if job.spec["task"] in ("source", "transfer") else {}
-    meta = dict(job.meta)
-    new = submit(meta.pop("kind"), meta.pop("label"), _work(job.spec, nets, splits), spec=job.spec, nets=nets,
-                 splits=splits, **meta)
-    pool().forget(job.id)
-    with state().lock:
-        state().runs.pop(job.id, None)
-    return new
+    return submit(kind, label, job_function(spec, nets, splits, ds, load=dataset), spec=spec, nets=nets,
+                  splits=splits, **params)
 
 
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
@@ -133,7 +100,7 @@ def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: li
     """reproduce() in a worker process, one grid per seed (class split: the new characters, draws and
     initialisations; the active source net for all); each finished run is recorded so Figure 2
     fills in live. One seed writes out_dir itself, several write out_dir/seed-S and seeds.csv."""
-    from lenet import experiment
+    from lenet.grid import experiment
     from lenet.data.protocol import new_characters
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
     targets = {seed: new_characters(ds, source.classes, seed) for seed in seeds}
@@ -149,12 +116,12 @@ def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: li
 
 def read_experiment(out_dir: Path) -> list:
     """Every finished run of a grid folder, or of all class splits in a folder of seed-S grids."""
-    from lenet import experiment
+    from lenet.grid import experiment
     return [r for _, runs in experiment.read_splits(out_dir).values() for r in runs]
 
 
 def experiment_summary(snap) -> list[dict]:
-    from lenet import experiment
+    from lenet.grid import experiment
     runs = [experiment.RunResult(**{k: v for k, v in r.items() if k != "kind"})
             for r in snap.records if r.get("kind") == "result"]
     return experiment.summarize(runs) if runs else []
@@ -163,7 +130,7 @@ def experiment_summary(snap) -> list[dict]:
 def shipped_results(ds: CharacterSet) -> tuple[str, dict, list[dict]] | None:
     """(the data they were made on, {seed: runs}, across-seed summary) of the results shipped for
     this kind of data (EMNIST's for the full set and the shipped subset alike), if any."""
-    from lenet import experiment
+    from lenet.grid import experiment
     folder = ASSETS / f"results-{ds.source.split('-')[0]}"
     if not folder.is_dir():
         return None
@@ -176,7 +143,7 @@ def shipped_results(ds: CharacterSet) -> tuple[str, dict, list[dict]] | None:
 
 
 def experiment_chart(snap, reference: list[dict] | None = None):
-    from lenet.figures import accuracy_vs_levels
+    from lenet.report.figures import accuracy_vs_levels
     summary = experiment_summary(snap)
     return accuracy_vs_levels(summary, reference) if summary else None
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CharacterSet, DataError, to_net_input
-from .emnist import SUBSET_DIR, find_emnist, is_subset, load_emnist
-from .sd19 import load_sd19
-from .synthetic import load_synthetic
+from lenet.data.base import CharacterSet, DataError, to_net_input
+from lenet.data.emnist import SUBSET_DIR, find_emnist, is_subset, load_emnist
+from lenet.data.sd19 import load_sd19
+from lenet.data.synthetic import load_synthetic
 
 KINDS = ("synthetic", "emnist", "sd19")
 

@@ -1,25 +1,21 @@
 """Core data types shared by every loader: the error type, the character set, the net input transform."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lenet import settings
+from lenet.errors import DataError  # noqa: F401  (lenet.data's error, defined below the data layer)
+
 # EMNIST ByClass order; also the default mapping when a release ships no mapping file.
 BYCLASS = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"]
 
-
-class DataError(ValueError):
-    """One clear, specific, user-facing sentence about data that cannot be used."""
-
-
 def cache_dir() -> Path:
     """Where generated and downloaded data lives; LENET_CACHE overrides (tests, shared machines)."""
-    return Path(os.environ.get("LENET_CACHE") or Path.home() / ".cache" / "lenet-transfer-lab")
-
+    return settings.cache()
 
 @dataclass
 class CharacterSet:
@@ -39,7 +35,6 @@ class CharacterSet:
     def subset(self, idx) -> CharacterSet:
         idx = np.asarray(idx)
         return CharacterSet(self.images[idx], self.labels[idx], list(self.classes), self.source, self.description)
-
 
 def to_net_input(images: np.ndarray) -> torch.Tensor:
     """(N, 28, 28) uint8 -> (N, 1, 32, 32) float32 in LeNet-5's range.

@@ -9,7 +9,7 @@ from typing import Callable
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from .base import DataError, cache_dir
+from lenet.data.base import DataError, cache_dir
 
 EMNIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 EMNIST_SIZE = 561_753_746  # bytes of the official gzip.zip (EMNIST v1.0); a different size is a bad download
@@ -56,7 +56,7 @@ def download(url: str, dest: str | Path, expected_size: int | None = None,
 def download_emnist(dest_dir: str | Path | None = None, url: str = EMNIST_URL, expected_size: int | None = EMNIST_SIZE,
                     progress: Callable[[int, int], None] | None = None) -> Path:
     """Download the official EMNIST gzip.zip into dest_dir (default: the cache) and check it."""
-    from .emnist import ZIP_NAME, find_emnist
+    from lenet.data.emnist import ZIP_NAME, find_emnist
 
     dest = Path(dest_dir or cache_dir() / "emnist") / ZIP_NAME
     if not dest.is_file():

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .base import BYCLASS, CharacterSet, DataError, cache_dir
-from .idx import read_idx
+from lenet import settings
+from lenet.files import ASSETS, PROJECT_ROOT
+from lenet.data.base import BYCLASS, CharacterSet, DataError, cache_dir
+from lenet.data.idx import read_idx
 
 _MERGED = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abdefghnqrt"]  # 47 classes: similar upper/lower merged
 # Classes in label order when a release comes without its mapping file.
@@ -27,16 +28,14 @@ TITLES = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "l
 PARTS = ("train", "test")
 ZIP_NAME = "gzip.zip"
 MAX_UNZIPPED = 2 << 30  # the official archive's members total ~560 MB; more means a bad archive
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SUBSET_DIR = PROJECT_ROOT / "assets" / "emnist-subset"  # the shipped subset (lenet/data/subset.py)
+SUBSET_DIR = ASSETS / "emnist-subset"  # the shipped subset (lenet/data/subset.py)
 PROVENANCE = "subset.json"  # what a subset folder says about itself
 
 
 def default_dirs() -> list[Path]:
     """Where EMNIST is looked for, best first: the full release (LENET_DATA_DIR, else ../shared/data/emnist
     beside the project, else a download in the cache), then the subset that ships with the project."""
-    full = os.environ.get("LENET_DATA_DIR") or PROJECT_ROOT.parent / "shared" / "data" / "emnist"
-    return [Path(full).expanduser(), cache_dir() / "emnist", SUBSET_DIR]
+    return [settings.data_dir(PROJECT_ROOT), cache_dir() / "emnist", SUBSET_DIR]
 
 
 def is_subset(path: str | Path | None) -> bool:
@@ -52,11 +51,11 @@ def provenance(path: str | Path) -> dict:
         raise DataError(f"{Path(path) / PROVENANCE}: cannot be read ({e})") from None
 
 
-def _names(split: str, part: str) -> tuple[str, str]:
+def file_names(split: str, part: str) -> tuple[str, str]:
     return f"emnist-{split}-{part}-images-idx3-ubyte.gz", f"emnist-{split}-{part}-labels-idx1-ubyte.gz"
 
 
-class _Source:
+class Release:
     """The files of one release, by base name, read from a folder or (safely) from the zip."""
 
     def __init__(self, path: Path):
@@ -112,14 +111,14 @@ def find_emnist(data_dir: str | Path | None = None, full_only: bool = False) -> 
         if full_only and is_subset(d):
             continue
         try:
-            if _Source(d).splits():
+            if Release(d).splits():
                 return d
         except (DataError, OSError, zipfile.BadZipFile):
             continue
     return None
 
 
-def _mapping(src: _Source, split: str) -> tuple[np.ndarray, list[str]]:
+def _mapping(src: Release, split: str) -> tuple[np.ndarray, list[str]]:
     """label -> class index lookup, and the class characters (labels need not start at 0: 'letters')."""
     name = f"emnist-{split}-mapping.txt"
     if name in src.files:
@@ -145,17 +144,17 @@ def load_emnist(data_dir: str | Path | None = None, split: str = "byclass") -> C
     if path is None:
         where = " or ".join(str(d) for d in default_dirs())
         raise DataError(f"no EMNIST files found in {where}: looked for {ZIP_NAME} or emnist-*-idx*-ubyte.gz")
-    src = _Source(path)
+    src = Release(path)
     if src.zip is not None and sum(i.file_size for i in src.files.values()) > MAX_UNZIPPED:
         raise DataError(f"{src.path.name}: members total more than {MAX_UNZIPPED >> 30} GiB; not an EMNIST release")
-    parts = [p for p in PARTS if any(n in src.files for n in _names(split, p))]
+    parts = [p for p in PARTS if any(n in src.files for n in file_names(split, p))]
     if not parts:
-        raise DataError(f"{src.path}: no EMNIST {split} files; expected {' and '.join(_names(split, 'test'))} "
+        raise DataError(f"{src.path}: no EMNIST {split} files; expected {' and '.join(file_names(split, 'test'))} "
                         f"(and/or the train pair)")
     lookup, classes = _mapping(src, split)
     images, labels = [], []
     for part in parts:
-        img_name, lab_name = _names(split, part)
+        img_name, lab_name = file_names(split, part)
         for n in (img_name, lab_name):
             if n not in src.files:
                 raise DataError(f"{src.path}: {n} is missing (its pair is present)")

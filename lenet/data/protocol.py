@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import CharacterSet, DataError
+from lenet.data.base import CharacterSet, DataError
 
 PAPER = dict(n_classes=20, source_per_class=400, test_per_class=50)  # 20 chars x 400; test 1,000 = 50 x 20
 VAL_PER_CLASS = 20  # not the paper's: a validation set per trial, for choosing the recipe (lenet/config.py)
-_TEST, _TRAIN, _SOURCE = 1, 2, 3  # purposes, mixed into the seeds
+SEED_TEST, SEED_TRAIN, SEED_SOURCE = 1, 2, 3  # purposes, mixed into the seeds
 
 
 @dataclass
@@ -72,11 +72,11 @@ def check_classes(ds: CharacterSet, chars, name: str) -> None:
         raise DataError(f"{name}: need at least 2 characters, got {len(chars)}")
 
 
-def _rows(ds: CharacterSet, c: str) -> np.ndarray:
+def rows_of(ds: CharacterSet, c: str) -> np.ndarray:
     return np.flatnonzero(ds.labels == ds.classes.index(c))
 
 
-def _relabel(ds: CharacterSet, rows: list[np.ndarray], chars: list[str]) -> CharacterSet:
+def relabel(ds: CharacterSet, rows: list[np.ndarray], chars: list[str]) -> CharacterSet:
     labels = np.concatenate([np.full(len(r), i, np.int64) for i, r in enumerate(rows)])
     idx = np.concatenate(rows)
     return CharacterSet(ds.images[idx], labels, list(chars), ds.source, ds.description)
@@ -89,13 +89,13 @@ def source_split(ds: CharacterSet, source_classes, per_class: int = 400, heldout
     check_classes(ds, chars, "source classes")
     train, test = [], []
     for c in chars:
-        rows = _rows(ds, c)
+        rows = rows_of(ds, c)
         if len(rows) < per_class + heldout_per_class:
             raise DataError(f"class {c!r} has {len(rows)} samples, need {per_class} + {heldout_per_class} held out")
-        rows = np.random.default_rng([seed, _SOURCE, ord(c)]).permutation(rows)
+        rows = np.random.default_rng([seed, SEED_SOURCE, ord(c)]).permutation(rows)
         train.append(rows[:per_class])
         test.append(rows[per_class:per_class + heldout_per_class])
-    return Split(_relabel(ds, train, chars), _relabel(ds, test, chars), chars)
+    return Split(relabel(ds, train, chars), relabel(ds, test, chars), chars)
 
 
 def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, seed: int = 0,
@@ -120,14 +120,14 @@ def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, see
         raise DataError(f"val_per_class must be >= 0, got {val_per_class}")
     train, test, val = [], [], []
     for c in chars:
-        rows = _rows(ds, c)
+        rows = rows_of(ds, c)
         if len(rows) < test_per_class + k + val_per_class:
             raise DataError(f"class {c!r} has {len(rows)} samples: too few for {test_per_class} test + "
                             f"{val_per_class} validation + k={k}")
-        rows = np.random.default_rng([seed, _TEST, ord(c)]).permutation(rows)
+        rows = np.random.default_rng([seed, SEED_TEST, ord(c)]).permutation(rows)
         test.append(np.sort(rows[:test_per_class]))
-        pool = np.random.default_rng([seed, _TRAIN, trial, ord(c)]).permutation(np.sort(rows[test_per_class:]))
+        pool = np.random.default_rng([seed, SEED_TRAIN, trial, ord(c)]).permutation(np.sort(rows[test_per_class:]))
         train.append(pool[:k])
         val.append(np.sort(pool[len(pool) - val_per_class:]))
-    return Split(_relabel(ds, train, chars), _relabel(ds, test, chars), chars,
-                 _relabel(ds, val, chars) if val_per_class else None)
+    return Split(relabel(ds, train, chars), relabel(ds, test, chars), chars,
+                 relabel(ds, val, chars) if val_per_class else None)

@@ -12,8 +12,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from .base import DataError
-from .emnist import default_dirs, load_emnist
+from lenet import settings
+from lenet.data.base import DataError
+from lenet.files import atomic_write
+from lenet.data.emnist import default_dirs, load_emnist
 
 ENV = "LENET_DATA_DIRS"
 MAX_UPLOAD_MB = 200  # Streamlit's own default upload cap; an EMNIST zip of one split's .gz files fits
@@ -22,8 +24,7 @@ MAX_UPLOAD_MB = 200  # Streamlit's own default upload cap; an EMNIST zip of one 
 def data_roots() -> list[Path]:
     """LENET_DATA_DIRS (folders separated by os.pathsep), else the folders the project looks for
     EMNIST in (lenet.data.emnist.default_dirs)."""
-    env = os.environ.get(ENV, "").strip()
-    folders = [p for p in env.split(os.pathsep) if p.strip()] if env else [str(d) for d in default_dirs()]
+    folders = settings.data_dirs() or [str(d) for d in default_dirs()]
     return [Path(os.path.realpath(Path(p.strip()).expanduser())) for p in folders]
 
 
@@ -58,7 +59,6 @@ def _refusal(roots: list[Path]) -> str:
 def store_upload(data: bytes, name: str, folder: Path, max_mb: int = MAX_UPLOAD_MB) -> Path:
     """An uploaded EMNIST zip checked (size, zip, the EMNIST reader's checks) and kept in `folder`;
     the path to load it from. Nothing is left behind when it is refused."""
-    from ..checkpoint import atomic_write
 
     if len(data) > max_mb << 20:
         raise DataError(f"{name}: {len(data) / 2**20:.0f} MB is over the {max_mb} MB upload limit")

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .base import CharacterSet, DataError
-from .framing import frame_character
+from lenet.data.base import CharacterSet, DataError
+from lenet.ink.framing import frame_character
 
 
 def _class_dirs(root: Path) -> dict[str, Path]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import DataError
-from .emnist import PROVENANCE, SUBSET_DIR, _names, _Source, find_emnist, is_subset
-from .idx import write_idx
+from lenet.data.base import DataError
+from lenet.data.emnist import PROVENANCE, SUBSET_DIR, file_names, Release, find_emnist, is_subset
+from lenet.data.idx import write_idx
 
 PER_CLASS = 500  # the paper's 400 training + 100 held-out characters of a source class
 COMMAND = "python -m lenet data subset --per-class {per_class} --seed {seed}"  # + --out FOLDER (this folder)
@@ -42,8 +42,8 @@ def make_subset(src: str | Path | None, out: str | Path = SUBSET_DIR, per_class:
     out = Path(out).expanduser()
     if out.resolve() == src_path.resolve():
         raise DataError(f"--out {out} is the release being read")
-    source = _Source(src_path)
-    img_name, lab_name = _names(split, part)
+    source = Release(src_path)
+    img_name, lab_name = file_names(split, part)
     mapping = f"emnist-{split}-mapping.txt"
     for n in (img_name, lab_name):
         if n not in source.files:
@@ -86,7 +86,7 @@ def make_subset(src: str | Path | None, out: str | Path = SUBSET_DIR, per_class:
     return prov
 
 
-def _raw(source: _Source, name: str) -> bytes:
+def _raw(source: Release, name: str) -> bytes:
     """The file's bytes as the release holds them (for the provenance hash)."""
     entry = source.files[name]
     return entry.read_bytes() if source.zip is None else source.zip.read(entry)

@@ -3,7 +3,7 @@
 Not real handwriting. It exists so the lab works with no download at all, and it is
 framed exactly like EMNIST (framing.frame_character), so nets move between the two.
 Half the distorted glyphs (REDRAWN) are thinned to their skeletons and redrawn with a round
-pen of EMNIST's range of stroke widths (lenet.strokes, config.STROKE_PEN_RANGE), as the
+pen of EMNIST's range of stroke widths (lenet.ink.strokes, config.STROKE_PEN_RANGE), as the
 canvas pipeline redraws drawings; the other half keep the font's own strokes (a thin or a
 broad nib), whose varying width is closer to a writer's.
 The 62 classes are EMNIST ByClass's: 0-9, A-Z, a-z.
@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from .. import strokes
-from ..config import STROKE_PEN_RANGE
-from .base import BYCLASS, CharacterSet, cache_dir
-from .framing import frame_character
+from lenet.ink import strokes
+from lenet.config import STROKE_PEN_RANGE
+from lenet.data.base import BYCLASS, CharacterSet, cache_dir
+from lenet.ink.framing import frame_character
 
 VERSION = 3  # bump when the generator changes: it is part of the cache key
 # fontpkg families: every handwriting-style font packaged as fontpkg-* on PyPI (Google Fonts'

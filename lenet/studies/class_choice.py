@@ -17,26 +17,28 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .. import checkpoint, config
-from ..codes import transfer_codes
-from ..config import N_CLASSES, Recipe
-from ..data import to_net_input
-from ..data.protocol import source_split
-from ..experiment import Cell, run_seed
-from ..figures import LAYOUT, k_colour
-from ..model import LeNet5
-from ..net import Net
-from ..report import _table
-from ..train import fit
-from ..transfer import check_levels, transfer
-from .common import (
-    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings,
-    training_set)
-from .controls import nearest_centroid
-from .criteria import spearman
-from .pool import run_tasks
-from .report import study_report
-from .source_classes import train_one
+from lenet.core import checkpoint
+from lenet import config
+from lenet.core.codes import transfer_codes
+from lenet.config import N_CLASSES, Recipe
+from lenet.data import to_net_input
+from lenet.data.protocol import source_split
+from lenet.grid.cells import Cell, run_seed
+from lenet.report.figures import LAYOUT, k_colour
+from lenet.core.model import LeNet5
+from lenet.core.net import Net
+from lenet.report.html import html_table
+from lenet.core.train import fit
+from lenet.core.transfer import check_levels, transfer
+from lenet.studies.common import (
+    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model,
+    source_settings, training_set,
+)
+from lenet.studies.controls import nearest_centroid
+from lenet.studies.criteria import spearman
+from lenet.studies.workers import run_tasks
+from lenet.studies.report import study_report
+from lenet.studies.source_classes import train_one
 
 NAME = "class-choice"
 FUNCTION = "class_choice"
@@ -189,7 +191,7 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
                       ray=ray, stop=stop, progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         meta["agreement"] = agreement(summary)
-        extra = _table(["k", "Spearman (proxy vs real)", "best set", "median set", "worst set"],
+        extra = html_table(["k", "Spearman (proxy vs real)", "best set", "median set", "worst set"],
                        [[k, f"{a['spearman']:+.2f}", f"{a['best']} ({a['best_acc']:.1%})", a["median"],
                          f"{a['worst']} ({a['worst_acc']:.1%})"] for k, a in meta["agreement"].items()])
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,

@@ -1,4 +1,4 @@
-"""What every study shares with the paper's grid (`lenet.experiment`): resumable output.
+"""What every study shares with the paper's grid (`lenet.grid.experiment`): resumable output.
 
 A study plans a list of independent runs (each a dict whose `key` fields name it), runs those
 not already in OUT/runs.csv on worker processes, and appends each finished run to runs.csv the
@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..experiment import META, REPORT, RUNS, SUMMARY, RunsFileError, _Lock, _write_text, source_fingerprint
-from ..net import Net
-from .pool import run_tasks
+from lenet.grid.experiment import (
+    META, REPORT, RUNS, SUMMARY, RunsFileError, lock_run_folder, source_fingerprint,
+)
+from lenet.core.net import Net
+from lenet.files import write_text
+from lenet.studies.workers import run_tasks
 
 FORMAT = "lenet-transfer-lab/study/1"
 
@@ -111,7 +114,7 @@ class StudyDir:
         if self.out.exists() and not self.out.is_dir():
             raise RunsFileError(f"{self.out}: exists and is not a folder")
         self.out.mkdir(parents=True, exist_ok=True)
-        self.lock = _Lock(self.out)
+        self.lock = lock_run_folder(self.out)
         try:
             self.old = self._old_meta()
         except Exception:
@@ -151,7 +154,7 @@ class StudyDir:
 
     def write(self, name: str, text: str) -> None:
         if self.out is not None:
-            _write_text(self.out / name, text)
+            write_text(self.out / name, text)
 
     def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
             costs: list[float] | None = None, workers: int | None = None, ray: str | None = None,
@@ -231,7 +234,7 @@ SOURCE_HELDOUT_PER_CLASS = 100  # as `train-source`: the source net's held-out s
 def source_heldout(source: Net, ds):
     """The source net's own held-out characters, drawn as `train-source` drew them (its seed and
     samples per class), so they are characters it never trained on."""
-    from ..data.protocol import source_split
+    from lenet.data.protocol import source_split
     recipe = source.meta.get("recipe") or {}
     split = source_split(ds, source.classes, int(source.meta.get("train_per_class", 400)),
                          SOURCE_HELDOUT_PER_CLASS, int(recipe.get("seed", 0)))
@@ -240,8 +243,8 @@ def source_heldout(source: Net, ds):
 
 def shared_for(source: Net, ds, targets, seed: int, recipe, heldout: bool = False) -> dict:
     """Plain data every worker gets once: the source net, the fixed target test set, the recipe."""
-    from ..data.protocol import transfer_split
-    from ..experiment import TEST_PER_CLASS
+    from lenet.data.protocol import transfer_split
+    from lenet.grid.cells import TEST_PER_CLASS
     test = transfer_split(ds, targets, 1, 0, seed, TEST_PER_CLASS, source_classes=source.classes).test
     shared = {"source_state": {k: v.detach().clone() for k, v in source.model.state_dict().items()},
               "n_outputs": source.model.f6.out_features, "source_codes": source.codes.clone(),
@@ -255,14 +258,14 @@ def shared_for(source: Net, ds, targets, seed: int, recipe, heldout: bool = Fals
 
 def training_set(ds, source: Net, targets, k: int, trial: int, seed: int) -> dict:
     """A run's k samples per target character, as the grid draws them (transfer_split)."""
-    from ..data.protocol import transfer_split
-    from ..experiment import TEST_PER_CLASS
+    from lenet.data.protocol import transfer_split
+    from lenet.grid.cells import TEST_PER_CLASS
     train = transfer_split(ds, targets, k, trial, seed, TEST_PER_CLASS, source_classes=source.classes).train
     return {"images": train.images, "labels": train.labels}
 
 
 def source_model(shared: dict):
-    from ..model import LeNet5
+    from lenet.core.model import LeNet5
     model = LeNet5(n_outputs=shared["n_outputs"])
     model.load_state_dict(shared["source_state"])
     model.requires_grad_(False)

@@ -22,20 +22,23 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .. import checkpoint, config
-from ..codes import transfer_codes
-from ..config import N_CLASSES, Recipe
-from ..data import to_net_input
-from ..data.base import CharacterSet
-from ..data.protocol import _TEST, Split, _relabel, _rows
-from ..experiment import TEST_PER_CLASS, Cell, run_seed
-from ..figures import LAYOUT
-from ..model import LeNet5
-from ..net import train_source
-from ..train import fit
-from ..transfer import check_levels, freeze_bottom, transfer
-from .common import StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
-from .report import study_report
+from lenet.core import checkpoint
+from lenet import config
+from lenet.core.codes import transfer_codes
+from lenet.config import N_CLASSES, Recipe
+from lenet.data import to_net_input
+from lenet.data.base import CharacterSet
+from lenet.data.protocol import SEED_TEST, Split, relabel, rows_of
+from lenet.grid.cells import TEST_PER_CLASS, Cell, run_seed
+from lenet.report.figures import LAYOUT
+from lenet.core.model import LeNet5
+from lenet.core.net import train_source
+from lenet.core.train import fit
+from lenet.core.transfer import check_levels, freeze_bottom, transfer
+from lenet.studies.common import (
+    StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set,
+)
+from lenet.studies.report import study_report
 
 NAME = "controls"
 FUNCTION = "controls"
@@ -91,11 +94,11 @@ def bnb_split(ds: CharacterSet, targets, seed: int, per_class: int) -> Split:
     up to per_class of each, to train the BnB net; its test set is the grid's."""
     train, test = [], []
     for c in targets:
-        rows = np.random.default_rng([seed, _TEST, ord(c)]).permutation(_rows(ds, c))
+        rows = np.random.default_rng([seed, SEED_TEST, ord(c)]).permutation(rows_of(ds, c))
         test.append(np.sort(rows[:TEST_PER_CLASS]))
         train.append(np.random.default_rng([seed, BNB_PURPOSE, ord(c)]).permutation(rows[TEST_PER_CLASS:])[:per_class])
     per = min(len(r) for r in train)
-    return Split(_relabel(ds, [r[:per] for r in train], targets), _relabel(ds, test, targets), list(targets))
+    return Split(relabel(ds, [r[:per] for r in train], targets), relabel(ds, test, targets), list(targets))
 
 
 def bnb_net(ds, targets, settings: Settings, out: Path | None, log):

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import LAYERS, LEVELS
-from ..model import TANH_A, TANH_S, LeNet5
+from lenet.config import LAYERS, LEVELS
+from lenet.config import TANH_A, TANH_S
+from lenet.core.model import LeNet5
 
 CRITERIA = ("saliency", "taylor", "mutual-info", "random")
 MAPS = {"c1": 6, "c3": 16, "c5": 120}  # the levels whose maps can be kept one by one

@@ -21,17 +21,19 @@ from dataclasses import asdict, dataclass
 import plotly.graph_objects as go
 import torch
 
-from .. import config
-from ..codes import transfer_codes
-from ..config import LEVELS, N_CLASSES, Recipe
-from ..data import to_net_input
-from ..experiment import Cell, run_seed
-from ..fast import LEVEL_COST
-from ..figures import LAYOUT
-from ..train import evaluate, fit
-from ..transfer import check_levels, transfer
-from .common import StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
-from .report import study_report
+from lenet import config
+from lenet.core.codes import transfer_codes
+from lenet.config import LEVELS, N_CLASSES, Recipe
+from lenet.data import to_net_input
+from lenet.grid.cells import Cell, run_seed
+from lenet.grid.fast import LEVEL_COST
+from lenet.report.figures import LAYOUT
+from lenet.core.train import evaluate, fit
+from lenet.core.transfer import check_levels, transfer
+from lenet.studies.common import (
+    StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set,
+)
+from lenet.studies.report import study_report
 
 NAME = "finetune"
 FUNCTION = "finetune"

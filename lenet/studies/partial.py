@@ -19,19 +19,21 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .. import config
-from ..codes import transfer_codes
-from ..config import LEVELS, N_CLASSES, Recipe
-from ..data import to_net_input
-from ..data.protocol import source_split
-from ..experiment import Cell, run_seed
-from ..figures import LAYOUT
-from ..model import LeNet5
-from ..report import _e, _table
-from ..train import fit
-from . import criteria as C
-from .common import StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set
-from .report import study_report
+from lenet import config
+from lenet.core.codes import transfer_codes
+from lenet.config import LEVELS, N_CLASSES, Recipe
+from lenet.data import to_net_input
+from lenet.data.protocol import source_split
+from lenet.grid.cells import Cell, run_seed
+from lenet.report.figures import LAYOUT
+from lenet.core.model import LeNet5
+from lenet.report.html import escape, html_table
+from lenet.core.train import fit
+from lenet.studies import criteria as C
+from lenet.studies.common import (
+    StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set,
+)
+from lenet.studies.report import study_report
 
 NAME = "partial"
 FUNCTION = "partial"
@@ -212,7 +214,7 @@ def _correlation_html(corr: dict) -> str:
     parts = []
     for k, m in corr.items():
         names = list(m)
-        parts.append(f"<p>k = {_e(k)}</p>" + _table(["criterion", *names],
+        parts.append(f"<p>k = {escape(k)}</p>" + html_table(["criterion", *names],
                                                     [[a, *[f"{m[a][b]:+.2f}" for b in names]] for a in names], left=1))
     return "".join(parts)
 

@@ -1,12 +1,12 @@
 """One self-contained HTML page per study: the question, the command, the figures, the tables.
 
-The same pieces as the grid's report (lenet.report): plotly.js inlined once, text escaped.
+The same pieces as the grid's report (lenet.report.html): plotly.js inlined once, text escaped.
 """
 from __future__ import annotations
 
 import json
 
-from ..report import CSS, _e, _table
+from lenet.report.html import CSS, escape, html_table
 
 
 def _cell(v) -> str:
@@ -24,17 +24,17 @@ def study_report(title: str, question: str, command: str, figures: list, summary
     took = f"{meta.get('seconds', 0):.0f} s wall ({meta.get('runs', 0)} of {meta.get('total', '?')} runs" \
            f"{'' if meta.get('complete') else ', incomplete'})"
     body = "\n".join([
-        f"<h1>{_e(title)}</h1>",
-        f"<p><b>The question.</b> {_e(question)}</p>",
-        f"<p><b>The command.</b> <code>{_e(command)}</code> ({_e(took)})</p>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p><b>The question.</b> {escape(question)}</p>",
+        f"<p><b>The command.</b> <code>{escape(command)}</code> ({escape(took)})</p>",
         "<h2>Figures</h2>" + ("".join(parts) if parts else "<p>No finished runs yet.</p>"),
         "<h2>Summary</h2>",
-        _table(list(summary_fields), [[_cell(r[f]) for f in summary_fields] for r in summary]),
-        *[f"<h2>{_e(h)}</h2>{html}" for h, html in extra],
+        html_table(list(summary_fields), [[_cell(r[f]) for f in summary_fields] for r in summary]),
+        *[f"<h2>{escape(h)}</h2>{html}" for h, html in extra],
         "<h2>Settings</h2>",
-        _table(["setting", "value"], settings, left=2),
+        html_table(["setting", "value"], settings, left=2),
         "<h2>Every run</h2>",
-        _table(list(run_fields), [[_cell(r[f]) for f in run_fields] for r in runs]),
+        html_table(list(run_fields), [[_cell(r[f]) for f in run_fields] for r in runs]),
     ])
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")

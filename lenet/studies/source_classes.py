@@ -19,22 +19,24 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .. import checkpoint, config
-from ..codes import transfer_codes
-from ..config import N_CLASSES, Recipe
-from ..data import to_net_input
-from ..data.protocol import source_split
-from ..experiment import Cell, run_seed
-from ..figures import LAYOUT, k_colour
-from ..model import LeNet5
-from ..net import Net, train_source
-from ..train import fit
-from ..transfer import check_levels, transfer
-from .common import (
-    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model, source_settings,
-    training_set)
-from .pool import run_tasks
-from .report import study_report
+from lenet.core import checkpoint
+from lenet import config
+from lenet.core.codes import transfer_codes
+from lenet.config import N_CLASSES, Recipe
+from lenet.data import to_net_input
+from lenet.data.protocol import source_split
+from lenet.grid.cells import Cell, run_seed
+from lenet.report.figures import LAYOUT, k_colour
+from lenet.core.model import LeNet5
+from lenet.core.net import Net, train_source
+from lenet.core.train import fit
+from lenet.core.transfer import check_levels, transfer
+from lenet.studies.common import (
+    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model,
+    source_settings, training_set,
+)
+from lenet.studies.workers import run_tasks
+from lenet.studies.report import study_report
 
 NAME = "source-classes"
 FUNCTION = "source_classes"

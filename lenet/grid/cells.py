@@ -1,0 +1,70 @@
+"""The grid's cells and results: one transfer run per (retained levels n, samples per class k, trial).
+
+`run_cell` is the plain reference path for one cell; the fast path (`lenet.grid.fast`) gives
+the same RunResult for many cells at once.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, fields
+
+from lenet.config import TRANSFER_RECIPE, Recipe
+from lenet.core.net import Net, train_transfer
+from lenet.data import CharacterSet
+from lenet.data.protocol import PAPER, transfer_split
+
+TEST_PER_CLASS = PAPER["test_per_class"]
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    n: int      # retained levels
+    k: int      # samples per class
+    trial: int
+
+
+@dataclass
+class RunResult:
+    n: int
+    k: int
+    trial: int
+    seed: int          # init / batch-order seed of the run (run_seed)
+    train_acc: float
+    test_acc: float    # on the TEST_PER_CLASS x len(target classes) test characters
+    epochs: int
+    seconds: float
+    val_acc: float = math.nan  # on the trial's validation set (VAL_PER_CLASS per class): for choosing recipes
+    stopped: bool = False  # the stop event cut the run short: not a result, never written
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(self.n, self.k, self.trial)
+
+
+FIELDS = tuple(f.name for f in fields(RunResult) if f.name != "stopped")
+
+
+def grid(levels, samples, trials: int) -> list[Cell]:
+    """Trial-major, so after the first trial every (n, k) has one result to look at."""
+    return [Cell(n, k, t) for t in range(trials) for k in samples for n in levels]
+
+
+def run_seed(seed: int, cell: Cell) -> int:
+    """Seed of one run's fresh upper levels and batch order: depends on the trial only, so
+    within a trial every n and k starts from the same initialisation (a paired comparison)."""
+    return seed * 1000 + cell.trial
+
+
+def run_cell(source: Net, ds: CharacterSet, target_classes, cell: Cell, recipe: Recipe = TRANSFER_RECIPE,
+             seed: int = 0, *, stop: threading.Event | None = None, on_epoch=None,
+             cache_frozen: bool = True, device=None) -> RunResult:
+    """The plain reference path: one transfer run, scored on the fixed test set."""
+    split = transfer_split(ds, target_classes, cell.k, cell.trial, seed, TEST_PER_CLASS,
+                           source_classes=source.classes)
+    s = run_seed(seed, cell)
+    _, fit = train_transfer(source, split, cell.n, recipe.replace(seed=s), stop=stop, on_epoch=on_epoch,
+                            cache_frozen=cache_frozen, device=device)
+    return RunResult(cell.n, cell.k, cell.trial, s, float(fit.train_acc), float(fit.test_acc),
+                     int(fit.epochs), round(float(fit.seconds), 3),
+                     float("nan") if fit.val_acc is None else float(fit.val_acc), stopped=fit.stopped)

@@ -1,0 +1,360 @@
+"""The paper's experiment: every (retained levels n, samples per class k, trial) cell, resumably.
+
+A cell trains one target net: the source net's bottom n levels frozen, the rest learned
+from k samples of each target character, scored on the same 1,000 test characters.
+With an out_dir, every finished run is in `runs.csv` the moment it ends (rewritten
+atomically), so a crash or kill loses at most the run in progress and a rerun goes on
+from there. `meta.json` records the settings; a rerun with other settings is refused
+rather than mixing two grids in one table.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lenet.files import FolderLock, write_text
+from lenet.config import PAPER_SOURCE_ACCURACY, TRANSFER_RECIPE, Recipe
+from lenet.data import CharacterSet, DataError
+from lenet.data.protocol import VAL_PER_CLASS, check_classes
+from lenet.grid.fast import run_cells
+from lenet.grid.cells import FIELDS, TEST_PER_CLASS, Cell, RunResult, grid, run_cell, run_seed
+from lenet.core.net import Net
+from lenet.core.transfer import check_levels
+
+RUNS, SUMMARY, REPORT, META = "runs.csv", "summary.csv", "report.html", "meta.json"
+SEEDS, CLAIMS = "seeds.csv", "claims.csv"  # several class splits: OUT/seed-S/ each, and these across them
+FORMAT = "lenet-transfer-lab/reproduction/1"
+
+
+class RunsFileError(ValueError):
+    """An existing runs.csv / meta.json that cannot be trusted or does not match this reproduction."""
+
+
+def summarize(results: list[RunResult]) -> list[dict]:
+    """Mean, min and max test accuracy over the trials of each (n, k), sorted by k then n;
+    `val` is the mean validation accuracy (what recipes are compared on)."""
+    groups: dict[tuple[int, int], list[RunResult]] = {}
+    for r in results:
+        groups.setdefault((r.n, r.k), []).append(r)
+    out = []
+    for (n, k), rs in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
+        a = [r.test_acc for r in rs]
+        out.append({"n": n, "k": k, "mean": float(np.mean(a)), "min": float(min(a)), "max": float(max(a)),
+                    "runs": len(a), "val": float(np.mean([r.val_acc for r in rs]))})
+    return out
+
+
+def across_seeds(by_seed: dict[int, list[RunResult]]) -> list[dict]:
+    """Per (n, k): the mean over class splits (seeds) of each split's mean test accuracy, its standard
+    deviation and range across the splits, and the number of splits and runs."""
+    means: dict[tuple[int, int], list[float]] = {}
+    runs: dict[tuple[int, int], int] = {}
+    for results in by_seed.values():
+        for r in summarize(results):
+            means.setdefault((r["n"], r["k"]), []).append(r["mean"])
+            runs[r["n"], r["k"]] = runs.get((r["n"], r["k"]), 0) + r["runs"]
+    return [{"n": n, "k": k, "mean": float(np.mean(a)), "sd": float(np.std(a, ddof=1)) if len(a) > 1 else 0.0,
+             "lo": float(min(a)), "hi": float(max(a)), "seeds": len(a), "runs": runs[n, k]}
+            for (n, k), a in sorted(means.items(), key=lambda item: (item[0][1], item[0][0]))]
+
+
+def seed_dir(out_dir, seed: int) -> Path:
+    return Path(out_dir) / f"seed-{seed}"
+
+
+def read_grid(folder) -> tuple[dict, list[RunResult]]:
+    """(meta, finished runs) of a grid folder written by reproduce; its meta.json says which grid."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text())
+        settings = meta["settings"]
+        cells = grid(settings["levels"], settings["samples"], settings["trials"])
+        seed = settings["seed"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise RunsFileError(f"{folder / META}: not a reproduction's meta.json") from None
+    return meta, (read_runs(folder / RUNS, cells, seed) if (folder / RUNS).exists() else [])
+
+
+def read_splits(folder) -> dict[int, tuple[dict, list[RunResult]]]:
+    """{seed: (meta, runs)} of a grid folder (one class split) or of a folder of OUT/seed-S grids."""
+    folder = Path(folder)
+    if (folder / META).exists():
+        meta, runs = read_grid(folder)
+        return {meta["settings"]["seed"]: (meta, runs)}
+    out = {}
+    for d in sorted(folder.glob("seed-*"), key=lambda d: d.name):
+        if (d / META).exists():
+            meta, runs = read_grid(d)
+            out[meta["settings"]["seed"]] = (meta, runs)
+    return out
+
+
+def write_seed_outputs(out_dir, by_seed: dict[int, list[RunResult]]) -> tuple[list[dict], list[dict]]:
+    """seeds.csv (across_seeds) and claims.csv (each claim per seed) in out_dir."""
+    from lenet.report.claims import check
+
+    rows = across_seeds(by_seed)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("n", "k", "mean", "sd", "lo", "hi", "seeds", "runs"))
+    for r in rows:
+        w.writerow((r["n"], r["k"], *(f"{r[c]:.6f}" for c in ("mean", "sd", "lo", "hi")), r["seeds"], r["runs"]))
+    claims = [{"seed": seed, **c} for seed, results in sorted(by_seed.items()) for c in check(summarize(results))]
+    cbuf = io.StringIO()
+    cw = csv.writer(cbuf, lineterminator="\n")
+    cw.writerow(("seed", "claim", "holds", "evidence"))
+    for c in claims:
+        cw.writerow((c["seed"], c["claim"], c["holds"], c["evidence"]))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_text(Path(out_dir) / SEEDS, buf.getvalue())
+    write_text(Path(out_dir) / CLAIMS, cbuf.getvalue())
+    return rows, claims
+
+
+# --- checks before anything runs -------------------------------------------------------------
+
+def check_grid(levels, samples, trials) -> tuple[list[int], list[int], int]:
+    """Validated, de-duplicated (levels, samples, trials) of the paper's protocol."""
+    levels, samples = list(dict.fromkeys(levels)), list(dict.fromkeys(samples))
+    if not levels or not samples:
+        raise ValueError("need at least one retained level n and one samples-per-class k")
+    for n in levels:
+        check_levels(n)
+    for k in samples:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"samples per class k must be an integer >= 1 (got {k!r})")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise ValueError(f"trials must be an integer >= 1 (got {trials!r})")
+    return levels, samples, trials
+
+
+def check_targets(ds: CharacterSet, target_classes, source_classes, max_k: int) -> list[str]:
+    """Target characters known to ds, disjoint from the source's, each with max_k + test samples."""
+    chars = list(target_classes)
+    check_classes(ds, chars, "target classes")
+    overlap = [c for c in chars if c in set(source_classes)]
+    if overlap:
+        raise DataError(f"target classes overlap the source net's classes: {''.join(overlap)!r}")
+    counts = ds.counts()
+    short = [f"{c!r} has {counts[c]}" for c in chars if counts[c] < max_k + TEST_PER_CLASS + VAL_PER_CLASS]
+    if short:
+        raise DataError(f"k = {max_k} needs {max_k} + {VAL_PER_CLASS} validation + {TEST_PER_CLASS} test samples "
+                        f"per target class, but "
+                        f"{', '.join(short[:5])}{' ...' if len(short) > 5 else ''} in {ds.source}")
+    return chars
+
+
+def source_fingerprint(source: Net) -> str:
+    """sha256 of the source net's weights, codes and classes: which net the runs transferred from."""
+    h = hashlib.sha256()
+    for key, t in sorted(source.model.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().contiguous().numpy().tobytes())
+    h.update(source.codes.contiguous().numpy().tobytes())
+    h.update("".join(source.classes).encode())
+    return h.hexdigest()
+
+
+def settings_of(source: Net, ds: CharacterSet, target_classes, levels, samples, trials, seed, recipe) -> dict:
+    """Everything that decides the runs' results; two reproductions agree on these or are not mixed."""
+    return {"data": ds.source, "data_size": len(ds), "seed": seed, "source_classes": list(source.classes),
+            "target_classes": list(target_classes), "source_sha256": source_fingerprint(source),
+            "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"},  # run_seed replaces it
+            "levels": list(levels), "samples": list(samples), "trials": trials,
+            "test_per_class": TEST_PER_CLASS, "val_per_class": VAL_PER_CLASS}
+
+
+# --- files ----------------------------------------------------------------------------------
+
+def _fmt(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def runs_csv(results: list[RunResult]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FIELDS)
+    for r in results:
+        w.writerow([_fmt(getattr(r, f)) for f in FIELDS])
+    return buf.getvalue()
+
+
+def read_runs(path: Path, cells: list[Cell], seed: int) -> list[RunResult]:
+    """Finished runs from runs.csv, every value checked; anything odd is a RunsFileError."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise RunsFileError(f"{path}: not a text file; move it away to start over") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != FIELDS:
+        raise RunsFileError(f"{path}: the header is not {','.join(FIELDS)}; move the file away to start over")
+    known, out, seen = set(cells), [], set()
+    for line, row in enumerate(rows[1:], start=2):
+        where = f"{path} line {line}"
+        if len(row) != len(FIELDS):
+            raise RunsFileError(f"{where}: expected {len(FIELDS)} values, found {len(row)}")
+        try:
+            n, k, trial, s, epochs = (int(row[FIELDS.index(f)]) for f in ("n", "k", "trial", "seed", "epochs"))
+            train_acc, test_acc, seconds, val_acc = (float(row[FIELDS.index(f)])
+                                                     for f in ("train_acc", "test_acc", "seconds", "val_acc"))
+        except ValueError as e:
+            raise RunsFileError(f"{where}: {e}") from None
+        r = RunResult(n, k, trial, s, train_acc, test_acc, epochs, seconds, val_acc)
+        if r.cell not in known:
+            raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} is not a cell of this grid")
+        if r.cell in seen:
+            raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} appears twice")
+        if s != run_seed(seed, r.cell):
+            raise RunsFileError(f"{where}: seed {s} is not this reproduction's seed {run_seed(seed, r.cell)}")
+        if not all(math.isfinite(a) and 0 <= a <= 1 for a in (train_acc, test_acc)) or \
+                not (math.isnan(val_acc) or 0 <= val_acc <= 1):
+            raise RunsFileError(f"{where}: accuracies must be fractions in [0, 1]")
+        if epochs < 1 or not (math.isfinite(seconds) and seconds >= 0):
+            raise RunsFileError(f"{where}: epochs must be >= 1 and seconds >= 0")
+        seen.add(r.cell)
+        out.append(r)
+    return out
+
+
+def summary_csv(summary: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(("n", "k", "mean", "min", "max", "runs", "val"))
+    for s in summary:
+        w.writerow((s["n"], s["k"], f"{s['mean']:.6f}", f"{s['min']:.6f}", f"{s['max']:.6f}", s["runs"],
+                    f"{s['val']:.6f}"))
+    return buf.getvalue()
+
+
+def write_outputs(out_dir, results: list[RunResult], meta: dict) -> None:
+    """runs.csv, summary.csv, report.html and meta.json, each replaced atomically."""
+    from lenet.report.html import report_html  # plotly is only needed here
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(results)
+    write_text(out / RUNS, runs_csv(results))
+    write_text(out / SUMMARY, summary_csv(summary))
+    write_text(out / REPORT, report_html(summary, [asdict(r) for r in results], meta))
+    write_text(out / META, json.dumps(meta, indent=2))
+
+
+def _open_out_dir(out: Path, settings: dict, cells: list[Cell], seed: int) -> tuple[list[RunResult], dict]:
+    """Finished runs and previous meta of out, after checking they belong to these settings."""
+    meta_path, runs_path = out / META, out / RUNS
+    if not meta_path.exists():
+        if runs_path.exists():
+            raise RunsFileError(f"{runs_path} exists without {META}, so its settings are unknown; "
+                                f"use another output folder")
+        return [], {}
+    try:
+        meta = json.loads(meta_path.read_text())
+        old = meta["settings"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise RunsFileError(f"{meta_path}: not a reproduction's meta.json; use another output folder") from None
+    if old != settings:
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        raise RunsFileError(f"{out} holds a reproduction with other settings ({', '.join(diff)} differ); "
+                            f"use another output folder or remove it")
+    return (read_runs(runs_path, cells, seed) if runs_path.exists() else []), meta
+
+
+def lock_run_folder(out: Path) -> FolderLock:
+    """An exclusive lock on a run folder, so two processes never interleave their runs.csv writes."""
+    return FolderLock(out, ".reproduce.lock", RunsFileError(f"{out} is in use by another reproduction"))
+
+
+# --- the experiment -------------------------------------------------------------------------
+
+def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2, 3, 4, 5),
+              samples=(1, 5, 10, 20, 40), trials: int = 5, seed: int = 0, recipe: Recipe = TRANSFER_RECIPE,
+              out_dir=None, fast: bool = True, on_result: Callable[[RunResult], None] | None = None,
+              stop: threading.Event | None = None, progress: Callable[[int, int], None] | None = None,
+              log: Callable[[str], None] | None = None, device=None, ray_address: str | None = None) -> list[RunResult]:
+    """Run every cell of the grid not already in out_dir/runs.csv; finished runs in grid order.
+
+    `stop` ends the reproduction between runs (a run in progress stops within a second and is
+    dropped); `progress(done, total)` counts cells including those finished earlier.
+    `device` (lenet.device) and `ray_address` (lenet.grid.fast.run_cells) choose where runs train.
+    """
+    log = log or (lambda msg: None)
+    levels, samples, trials = check_grid(levels, samples, trials)
+    recipe = recipe.validate()
+    target_classes = check_targets(ds, target_classes, source.classes, max(samples))
+    cells = grid(levels, samples, trials)
+    settings = settings_of(source, ds, target_classes, levels, samples, trials, seed, recipe)
+    out = Path(out_dir) if out_dir is not None else None
+    lock = None
+    done: list[RunResult] = []
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise RunsFileError(f"{out}: exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        lock = lock_run_folder(out)
+    try:
+        meta = _meta(source, ds, settings)
+        if out is not None:
+            done, old = _open_out_dir(out, settings, cells, seed)
+            meta["seconds"] = old.get("seconds", 0.0)
+            write_text(out / META, json.dumps(meta, indent=2))  # settings on disk before any run
+        finished = {r.cell for r in done}
+        todo = [c for c in cells if c not in finished]
+        t0 = time.perf_counter()
+        write_lock = threading.Lock()
+        total = len(cells)
+        if progress:
+            progress(len(done), total)
+        if done:
+            log(f"resuming: {len(done)} of {len(cells)} runs already in {out / RUNS}")
+
+        def record(r: RunResult) -> None:
+            if r.stopped:
+                return
+            with write_lock:  # a fast runner may report from several threads
+                done.append(r)
+                if out is not None:
+                    write_text(out / RUNS, runs_csv(done))
+                if on_result:
+                    on_result(r)
+                if progress:
+                    progress(len(done), total)
+
+        meta["engine"] = "fast" if fast else "plain"
+        if fast and todo:
+            run_cells(source, ds, target_classes, todo, recipe, seed, on_result=record, stop=stop, device=device,
+                      ray_address=ray_address)
+        else:
+            for cell in todo:
+                if stop is not None and stop.is_set():
+                    break
+                record(run_cell(source, ds, target_classes, cell, recipe, seed, stop=stop, device=device))
+        order = {c: i for i, c in enumerate(cells)}
+        results = sorted(done, key=lambda r: order[r.cell])
+        meta.update(complete=len(results) == len(cells), runs=len(results),
+                    seconds=round(meta["seconds"] + time.perf_counter() - t0, 3),
+                    run_seconds=round(sum(r.seconds for r in results), 3), finished=time.time())
+        if out is not None:
+            write_outputs(out, done, meta)  # runs.csv keeps finishing order: earlier rows never move
+        return results
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _meta(source: Net, ds: CharacterSet, settings: dict) -> dict:
+    return {"format": FORMAT, "settings": settings, "data": ds.source, "data_description": ds.description,
+            "seed": settings["seed"], "source_classes": settings["source_classes"],
+            "target_classes": settings["target_classes"], "recipe": settings["recipe"],
+            "source_accuracy": {"train": source.meta.get("train_acc"), "heldout": source.meta.get("heldout_acc")},
+            "source_data": source.meta.get("data"), "paper_source_accuracy": PAPER_SOURCE_ACCURACY,
+            "engine": None, "complete": False, "runs": 0, "seconds": 0.0, "started": time.time()}
