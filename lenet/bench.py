@@ -10,7 +10,6 @@ import math
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,9 +24,9 @@ from lenet.grid.fast import run_cells
 from lenet.runtime.jobs import JobPool
 from lenet.core.model import LeNet5
 from lenet.core.net import Net, train_source
+from lenet.core import checkpoint
 from lenet.core.train import fit
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # Useful multiply-adds per sample of each layer's forward pass (C3: its 60 real kernels only).
 MACS = {"c1": 28 * 28 * 6 * 25, "s2": 6 * 14 * 14 * 2, "c3": 10 * 10 * 60 * 25, "s4": 16 * 5 * 5 * 2,
         "c5": 120 * 400, "f6": 20 * 120}
@@ -74,10 +73,9 @@ def sweep_flops(results, n_classes: int, test_n: int) -> float:
 
 
 def get_source(ds, src, quick: bool) -> tuple[Net, str]:
-    from lenet.core.checkpoint import load as load_net
-    folder = ASSETS / f"source-{'emnist' if ds.source.startswith('emnist') else 'synthetic'}"
-    if folder.is_dir():
-        net = load_net(folder)
+    folder = checkpoint.shipped("emnist" if ds.source.startswith("emnist") else "synthetic")
+    if folder is not None:
+        net = checkpoint.load(folder)
         if list(net.classes) == list(src):
             return net, f"pretrained {folder.name}"
     recipe = SOURCE_RECIPE.replace(max_epochs=2 if quick else SOURCE_RECIPE.max_epochs)

@@ -266,7 +266,9 @@ def cmd_study(args) -> None:
     if args.data is None:  # the real characters when they are here
         args.data = "emnist" if find_emnist(args.data_dir) is not None else "synthetic"
     _check_ray(args)
-    source_path = args.source or studies.shipped_source(args.data)
+    source_path = args.source or checkpoint.shipped(args.data)
+    if source_path is None:
+        raise CliError(f"no shipped source net for --data {args.data} (assets/source-{args.data} is missing); give --source")
     source = checkpoint.load(source_path)
     ds = _load_data(args)
     targets = new_characters(ds, source.classes, args.seed)

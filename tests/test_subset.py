@@ -102,7 +102,8 @@ def test_a_fresh_clone_uses_the_subset(fresh, capsys):
     assert info["active"] == "EMNIST subset (shipped)" and info["n"] == 29_634 and info["counts"]["j"] == 317
     assert cli.main(["data", "info", "--data", "emnist"]) == 0
     assert capsys.readouterr().out.startswith(f"active: EMNIST subset (shipped) at {SUBSET_DIR}\n")
-    from ui.session import ASSETS, default_setup
+    from lenet.files import ASSETS
+    from ui.session import default_setup
     assert default_setup() == ("emnist", None, ASSETS / "source-emnist")
 
 

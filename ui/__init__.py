@@ -7,7 +7,9 @@ same jobs, drawings and choices. Per-session state lives server-side in a proces
 (st.cache_resource) keyed by that id; jobs run in one process-wide JobPool.
 """
 
-from .session import (ASSETS, dataset, lenet_home, pool, session_dir, session_id, sessions, state)
+from lenet.files import ASSETS
+
+from .session import (dataset, lenet_home, pool, session_dir, session_id, sessions, state)
 from .jobs import (epoch_records, job_panel, session_jobs)
 from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
     current_dataset, data_label, emnist_download_panel, net_bytes, require_dataset, require_source)

@@ -19,8 +19,6 @@ from lenet.runtime.store import JobStore
 from lenet.core.net import Net
 
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "assets"
 QUICK_SOURCE = dict(per_class=100, heldout_per_class=20, max_epochs=3)  # first-start net when none ships
 
 
@@ -101,17 +99,16 @@ def default_setup() -> tuple[str, str | None, Path | None]:
     env_data, env_source = settings.get("LENET_DATA"), settings.get("LENET_SOURCE")
     if env_data:
         kind, path = (env_data, None) if env_data in ("synthetic", "emnist") else ("emnist", env_data)
-        shipped = ASSETS / f"source-{kind}"
         if env_source:
             return kind, path, Path(env_source)
-        return kind, path, shipped if (shipped / checkpoint.WEIGHTS).exists() else None
+        return kind, path, checkpoint.shipped(kind)
     emnist = find_emnist() is not None
     if env_source:
         return ("emnist" if emnist else "synthetic"), None, Path(env_source)
-    if emnist and (ASSETS / "source-emnist" / checkpoint.WEIGHTS).exists():
-        return "emnist", None, ASSETS / "source-emnist"
-    if (ASSETS / "source-synthetic" / checkpoint.WEIGHTS).exists():
-        return "synthetic", None, ASSETS / "source-synthetic"
+    if emnist and checkpoint.shipped("emnist"):
+        return "emnist", None, checkpoint.shipped("emnist")
+    if checkpoint.shipped("synthetic"):
+        return "synthetic", None, checkpoint.shipped("synthetic")
     return ("emnist" if emnist else "synthetic"), None, None
 
 

@@ -9,10 +9,11 @@ from lenet.config import N_CLASSES, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, DataError
 from lenet.data.protocol import Split, default_class_split, source_split, transfer_split
 from lenet.core.net import Net
+from lenet.files import ASSETS
 from lenet.runtime.jobs import Job
 from lenet.runtime.tasks import job_function
 
-from .session import ASSETS, dataset, lenet_home, session_id, state
+from .session import dataset, lenet_home, session_id, state
 from .jobs import session_jobs, submit
 from .nets import active_source
 

@@ -20,7 +20,7 @@ from safetensors.torch import save as st_save
 from lenet.core.model import LeNet5, free_parameters
 from lenet.core.net import Net
 from lenet.core.transfer import freeze_bottom
-from lenet.files import atomic_write
+from lenet.files import ASSETS, atomic_write
 
 FORMAT = "lenet-transfer-lab/1"
 ARCHITECTURE = "lenet5-gutstein2007"
@@ -30,6 +30,13 @@ MAX_BYTES = 16 << 20  # a real model is ~210 kB; anything far larger is not one 
 
 class ModelFileError(ValueError):
     """A model file that cannot be used, with the reason."""
+
+
+def shipped(data: str) -> Path | None:
+    """The folder of the source net that ships for a data kind ("emnist", "synthetic"):
+    assets/source-<kind>, or None where this copy has none."""
+    folder = ASSETS / f"source-{data}"
+    return folder if (folder / WEIGHTS).exists() else None
 
 
 def config_of(net: Net) -> dict:

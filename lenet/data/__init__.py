@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.data.base import CharacterSet, DataError, to_net_input
+from lenet.data.base import CharacterSet, to_net_input
+from lenet.errors import DataError
 from lenet.data.emnist import SUBSET_DIR, find_emnist, is_subset, load_emnist
 from lenet.data.sd19 import load_sd19
 from lenet.data.synthetic import load_synthetic

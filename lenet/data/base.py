@@ -1,4 +1,4 @@
-"""Core data types shared by every loader: the error type, the character set, the net input transform."""
+"""Core data types shared by every loader: the character set, the net input transform."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from lenet import settings
-from lenet.errors import DataError  # noqa: F401  (lenet.data's error, defined below the data layer)
 
 # EMNIST ByClass order; also the default mapping when a release ships no mapping file.
 BYCLASS = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"]

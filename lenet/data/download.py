@@ -9,7 +9,8 @@ from typing import Callable
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from lenet.data.base import DataError, cache_dir
+from lenet.data.base import cache_dir
+from lenet.errors import DataError
 
 EMNIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 EMNIST_SIZE = 561_753_746  # bytes of the official gzip.zip (EMNIST v1.0); a different size is a bad download

@@ -10,7 +10,8 @@ import numpy as np
 
 from lenet import settings
 from lenet.files import ASSETS, PROJECT_ROOT
-from lenet.data.base import BYCLASS, CharacterSet, DataError, cache_dir
+from lenet.data.base import BYCLASS, CharacterSet, cache_dir
+from lenet.errors import DataError
 from lenet.data.idx import read_idx
 
 _MERGED = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abdefghnqrt"]  # 47 classes: similar upper/lower merged

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from lenet.data.base import DataError
+from lenet.errors import DataError
 
 MAGIC = {1: 2049, 3: 2051}  # uint8 labels, uint8 images
 KIND = {1: "IDX1 label", 3: "IDX3 image"}

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lenet.data.base import CharacterSet, DataError
+from lenet.data.base import CharacterSet
+from lenet.errors import DataError
 
 PAPER = dict(n_classes=20, source_per_class=400, test_per_class=50)  # 20 chars x 400; test 1,000 = 50 x 20
 VAL_PER_CLASS = 20  # not the paper's: a validation set per trial, for choosing the recipe (lenet/config.py)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from lenet import settings
-from lenet.data.base import DataError
+from lenet.errors import DataError
 from lenet.files import atomic_write
 from lenet.data.emnist import default_dirs, load_emnist
 

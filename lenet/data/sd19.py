@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lenet.data.base import CharacterSet, DataError
+from lenet.data.base import CharacterSet
+from lenet.errors import DataError
 from lenet.ink.framing import frame_character
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet.data.base import DataError
+from lenet.errors import DataError
 from lenet.data.emnist import PROVENANCE, SUBSET_DIR, file_names, Release, find_emnist, is_subset
 from lenet.data.idx import write_idx
 

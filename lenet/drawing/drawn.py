@@ -33,7 +33,6 @@ SIZES = (0.3, 0.5, 0.7, 0.9)  # the skeleton's larger side, as a fraction of the
 QUICK = dict(pens=(4, 18, 40), sizes=(0.3, 0.9), per_class=4)
 UPSAMPLE = 4  # a 28x28 character is thinned at 112x112, where its skeleton is smooth
 HELDOUT = 100  # held-out samples per class of `train-source` (its --heldout default)
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 _STEPS = ((0, 1), (1, -1), (1, 0), (1, 1))  # each 8-neighbour pair of skeleton pixels once
 
 
@@ -161,7 +160,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     kind = args.data or ("emnist" if args.data_dir or find_emnist() else "synthetic")
     ds = load(kind, args.data_dir)
-    sources = args.source or [str(ASSETS / "source-emnist"), str(ASSETS / "source-synthetic")]
+    sources = args.source or [str(f) for f in map(checkpoint.shipped, ("emnist", "synthetic")) if f is not None]
     nets = {Path(s).name: checkpoint.load(s) for s in sources}
     pens, sizes = (QUICK["pens"], QUICK["sizes"]) if args.quick else (PENS, SIZES)
     per_class = args.per_class or (QUICK["per_class"] if args.quick else 10)

@@ -8,9 +8,6 @@ report.html and meta.json in the output folder, resumably (lenet.studies.common)
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
-
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 NAMES = ("finetune", "partial", "source-classes", "class-choice", "controls")
 
@@ -28,9 +25,3 @@ def run(name: str, settings, source, ds, targets, **kwargs) -> list[dict]:
     return getattr(mod, mod.FUNCTION)(settings, source, ds, targets, **kwargs)
 
 
-def shipped_source(data: str) -> Path:
-    """The source net that ships for a data kind (assets/source-<kind>)."""
-    path = ASSETS / f"source-{data}"
-    if not (path / "model.safetensors").exists():
-        raise ValueError(f"no shipped source net for --data {data} ({path} is missing); give --source")
-    return path

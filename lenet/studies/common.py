@@ -19,11 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from lenet.grid.experiment import (
-    META, REPORT, RUNS, SUMMARY, RunsFileError, lock_run_folder, source_fingerprint,
-)
+import torch
+
+from lenet.config import N_CLASSES, Recipe
+from lenet.core.codes import transfer_codes
+from lenet.core.model import LeNet5
 from lenet.core.net import Net
+from lenet.core.train import FitResult, fit
+from lenet.data import to_net_input
+from lenet.data.protocol import source_split, transfer_split
 from lenet.files import write_text
+from lenet.grid.cells import TEST_PER_CLASS
+from lenet.grid.experiment import META, REPORT, RUNS, SUMMARY, RunsFileError, lock_run_folder, source_fingerprint
 from lenet.studies.workers import run_tasks
 
 FORMAT = "lenet-transfer-lab/study/1"
@@ -234,7 +241,6 @@ SOURCE_HELDOUT_PER_CLASS = 100  # as `train-source`: the source net's held-out s
 def source_heldout(source: Net, ds):
     """The source net's own held-out characters, drawn as `train-source` drew them (its seed and
     samples per class), so they are characters it never trained on."""
-    from lenet.data.protocol import source_split
     recipe = source.meta.get("recipe") or {}
     split = source_split(ds, source.classes, int(source.meta.get("train_per_class", 400)),
                          SOURCE_HELDOUT_PER_CLASS, int(recipe.get("seed", 0)))
@@ -243,8 +249,6 @@ def source_heldout(source: Net, ds):
 
 def shared_for(source: Net, ds, targets, seed: int, recipe, heldout: bool = False) -> dict:
     """Plain data every worker gets once: the source net, the fixed target test set, the recipe."""
-    from lenet.data.protocol import transfer_split
-    from lenet.grid.cells import TEST_PER_CLASS
     test = transfer_split(ds, targets, 1, 0, seed, TEST_PER_CLASS, source_classes=source.classes).test
     shared = {"source_state": {k: v.detach().clone() for k, v in source.model.state_dict().items()},
               "n_outputs": source.model.f6.out_features, "source_codes": source.codes.clone(),
@@ -258,15 +262,28 @@ def shared_for(source: Net, ds, targets, seed: int, recipe, heldout: bool = Fals
 
 def training_set(ds, source: Net, targets, k: int, trial: int, seed: int) -> dict:
     """A run's k samples per target character, as the grid draws them (transfer_split)."""
-    from lenet.data.protocol import transfer_split
-    from lenet.grid.cells import TEST_PER_CLASS
     train = transfer_split(ds, targets, k, trial, seed, TEST_PER_CLASS, source_classes=source.classes).train
     return {"images": train.images, "labels": train.labels}
 
 
-def source_model(shared: dict):
-    from lenet.core.model import LeNet5
+def source_model(shared: dict) -> LeNet5:
     model = LeNet5(n_outputs=shared["n_outputs"])
     model.load_state_dict(shared["source_state"])
     model.requires_grad_(False)
     return model
+
+
+def run_recipe(shared: dict, task: dict) -> Recipe:
+    """The study's transfer recipe with the run's own seed (init and batch order)."""
+    return Recipe.from_dict(shared["recipe"]).replace(seed=task["seed"])
+
+
+def train_target(net: LeNet5, shared: dict, task: dict, recipe: Recipe, started: float) -> tuple[dict, FitResult]:
+    """The one transfer run of every study: `net` (its retained levels already frozen, however the study
+    chose them) learns the task's k samples per new character against the paper's random target codes,
+    and is scored on the shared fixed test set. The row's common fields, and fit's result."""
+    codes = transfer_codes(recipe.code_kind, shared["n_classes"], recipe.seed, N_CLASSES)
+    res = fit(net, to_net_input(task["images"]), torch.from_numpy(task["labels"]), codes, recipe,
+              to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"]))
+    return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), epochs=int(res.epochs),
+                seconds=round(time.perf_counter() - started, 3)), res

@@ -24,8 +24,7 @@ from plotly.subplots import make_subplots
 
 from lenet.core import checkpoint
 from lenet import config
-from lenet.core.codes import transfer_codes
-from lenet.config import N_CLASSES, Recipe
+from lenet.config import Recipe
 from lenet.data import to_net_input
 from lenet.data.base import CharacterSet
 from lenet.data.protocol import SEED_TEST, Split, relabel, rows_of
@@ -33,10 +32,10 @@ from lenet.grid.cells import TEST_PER_CLASS, Cell, run_seed
 from lenet.report.figures import LAYOUT
 from lenet.core.model import LeNet5
 from lenet.core.net import train_source
-from lenet.core.train import fit
 from lenet.core.transfer import check_levels, freeze_bottom, transfer
 from lenet.studies.common import (
-    StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set,
+    StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
+    training_set,
 )
 from lenet.studies.report import study_report
 
@@ -116,7 +115,7 @@ def bnb_net(ds, targets, settings: Settings, out: Path | None, log):
 
 def run_one(shared: dict, task: dict) -> dict:
     t0 = time.perf_counter()
-    recipe = Recipe.from_dict(shared["recipe"]).replace(seed=task["seed"])
+    recipe = run_recipe(shared, task)
     n, arm = task["n"], task["arm"]
     x, y = to_net_input(task["images"]), torch.from_numpy(task["labels"])
     xt, yt = to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"])
@@ -129,10 +128,7 @@ def run_one(shared: dict, task: dict) -> dict:
     else:
         src = source_model(shared) if arm == "transferred" else source_model({**shared, "source_state": shared["bnb"]})
         net = transfer(src, n, seed=recipe.seed)
-    codes = transfer_codes(recipe.code_kind, shared["n_classes"], recipe.seed, N_CLASSES)
-    res = fit(net, x, y, codes, recipe, xt, yt)
-    return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), epochs=int(res.epochs),
-                seconds=round(time.perf_counter() - t0, 3))
+    return train_target(net, shared, task, recipe, t0)[0]
 
 
 @torch.no_grad()

@@ -22,16 +22,16 @@ import plotly.graph_objects as go
 import torch
 
 from lenet import config
-from lenet.core.codes import transfer_codes
-from lenet.config import LEVELS, N_CLASSES, Recipe
+from lenet.config import LEVELS, Recipe
 from lenet.data import to_net_input
 from lenet.grid.cells import Cell, run_seed
 from lenet.grid.fast import LEVEL_COST
 from lenet.report.figures import LAYOUT
-from lenet.core.train import evaluate, fit
+from lenet.core.train import evaluate
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set,
+    StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
+    training_set,
 )
 from lenet.studies.report import study_report
 
@@ -99,22 +99,19 @@ def share_back(source: torch.nn.Module, net: torch.nn.Module, n: int) -> torch.n
 def run_one(shared: dict, task: dict) -> dict:
     """One transfer run (on a worker): train, then score the new net and the source net with shared levels."""
     t0 = time.perf_counter()
-    recipe = Recipe.from_dict(shared["recipe"]).replace(seed=task["seed"])
+    recipe = run_recipe(shared, task)
     source = source_model(shared)
     n, mult = task["n"], task["lr_mult"]
     net = transfer(source, n, seed=recipe.seed)
     if mult > 0:
         fine_tune(net, n, mult)
-    codes = transfer_codes(recipe.code_kind, shared["n_classes"], recipe.seed, N_CLASSES)
-    res = fit(net, to_net_input(task["images"]), torch.from_numpy(task["labels"]), codes, recipe,
-              to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"]))
+    row, _ = train_target(net, shared, task, recipe, t0)
     xs, ys = to_net_input(shared["heldout_images"]), torch.from_numpy(shared["heldout_labels"])
     before = evaluate(source, xs, ys, shared["source_codes"])[1]
     unchanged = all(torch.equal(getattr(net, l).get_parameter(p), getattr(source, l).get_parameter(p))
                     for l in LEVELS[:n] for p, _ in getattr(source, l).named_parameters())
     after = before if unchanged else evaluate(share_back(source, net, n), xs, ys, shared["source_codes"])[1]
-    return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), source_before=float(before),
-                source_acc=float(after), source_drop=float(before - after), epochs=int(res.epochs),
+    return dict(row, source_before=float(before), source_acc=float(after), source_drop=float(before - after),
                 seconds=round(time.perf_counter() - t0, 3))
 
 

@@ -20,18 +20,17 @@ import torch
 from plotly.subplots import make_subplots
 
 from lenet import config
-from lenet.core.codes import transfer_codes
-from lenet.config import LEVELS, N_CLASSES, Recipe
+from lenet.config import LEVELS, Recipe
 from lenet.data import to_net_input
 from lenet.data.protocol import source_split
 from lenet.grid.cells import Cell, run_seed
 from lenet.report.figures import LAYOUT
 from lenet.core.model import LeNet5
 from lenet.report.html import escape, html_table
-from lenet.core.train import fit
 from lenet.studies import criteria as C
 from lenet.studies.common import (
-    StudyDir, Table, capped, check_common, shared_for, source_model, source_settings, training_set,
+    StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
+    training_set,
 )
 from lenet.studies.report import study_report
 
@@ -121,14 +120,10 @@ def encode(kept) -> str:
 
 def run_one(shared: dict, task: dict) -> dict:
     t0 = time.perf_counter()
-    recipe = Recipe.from_dict(shared["recipe"]).replace(seed=task["seed"])
+    recipe = run_recipe(shared, task)
     kept = [int(m) for m in task["kept"].split()]
     net = partial_net(source_model(shared), shared["level"], kept, recipe.seed)
-    codes = transfer_codes(recipe.code_kind, shared["n_classes"], recipe.seed, N_CLASSES)
-    res = fit(net, to_net_input(task["images"]), torch.from_numpy(task["labels"]), codes, recipe,
-              to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"]))
-    return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), epochs=int(res.epochs),
-                seconds=round(time.perf_counter() - t0, 3))
+    return train_target(net, shared, task, recipe, t0)[0]
 
 
 def score_maps(settings: Settings, source, ds, sets: dict) -> dict[str, list[float]]:

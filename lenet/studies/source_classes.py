@@ -21,19 +21,16 @@ from plotly.subplots import make_subplots
 
 from lenet.core import checkpoint
 from lenet import config
-from lenet.core.codes import transfer_codes
-from lenet.config import N_CLASSES, Recipe
-from lenet.data import to_net_input
+from lenet.config import Recipe
 from lenet.data.protocol import source_split
 from lenet.grid.cells import Cell, run_seed
 from lenet.report.figures import LAYOUT, k_colour
 from lenet.core.model import LeNet5
 from lenet.core.net import Net, train_source
-from lenet.core.train import fit
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, shared_for, source_model,
-    source_settings, training_set,
+    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model,
+    source_settings, train_target, training_set,
 )
 from lenet.studies.workers import run_tasks
 from lenet.studies.report import study_report
@@ -113,14 +110,10 @@ def train_one(shared: dict, task: dict) -> dict:
 
 def run_one(shared: dict, task: dict) -> dict:
     t0 = time.perf_counter()
-    recipe = Recipe.from_dict(shared["recipe"]).replace(seed=task["seed"])
+    recipe = run_recipe(shared, task)
     src = source_model({**shared, "source_state": shared["sources"][task["source"]]} if task["n"] else shared)
     net = transfer(src, task["n"], seed=recipe.seed)
-    codes = transfer_codes(recipe.code_kind, shared["n_classes"], recipe.seed, N_CLASSES)
-    res = fit(net, to_net_input(task["images"]), torch.from_numpy(task["labels"]), codes, recipe,
-              to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"]))
-    return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), epochs=int(res.epochs),
-                seconds=round(time.perf_counter() - t0, 3))
+    return train_target(net, shared, task, recipe, t0)[0]
 
 
 def summarize(rows: list[dict]) -> list[dict]:
