@@ -110,7 +110,8 @@ def test_jobs_train_in_a_niced_worker_process_and_keep_their_stopped_net(long_tr
     import resource
     import time
     from lenet.procs import TRAINING_NICE
-    from lenet.runtime.jobs import STOPPED, JobPool, in_worker
+    from lenet.runtime.jobs import STOPPED, JobPool
+    from lenet.runtime.worker import in_worker
     from lenet.core.net import Net
     from lenet.runtime.tasks import transfer_task
 
@@ -146,7 +147,8 @@ def test_jobs_train_in_a_niced_worker_process_and_keep_their_stopped_net(long_tr
 
 
 def test_worker_failures_end_the_job_failed_with_their_reason():
-    from lenet.runtime.jobs import FAILED, JobPool, in_worker
+    from lenet.runtime.jobs import FAILED, JobPool
+    from lenet.runtime.worker import in_worker
     pool = JobPool(workers=2)
     a, b = pool.submit(in_worker(probe, "raise"), "nan", "s1"), pool.submit(in_worker(probe, "die"), "dies", "s1")
     assert a.wait(60) and b.wait(60)
@@ -309,7 +311,8 @@ def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tm
     import torch
 
     from lenet.config import TRANSFER_RECIPE
-    from lenet.runtime.jobs import DONE, INTERRUPTED, STOPPED, JobPool, in_worker
+    from lenet.runtime.jobs import DONE, INTERRUPTED, STOPPED, JobPool
+    from lenet.runtime.worker import in_worker
     from lenet.runtime.store import JobStore
     from lenet.runtime.tasks import transfer_task
 
@@ -358,7 +361,8 @@ from lenet.config import TRANSFER_RECIPE
 import numpy as np
 from lenet.data import CharacterSet
 from lenet.data.protocol import Split
-from lenet.runtime.jobs import JobPool, in_worker
+from lenet.runtime.jobs import JobPool
+from lenet.runtime.worker import in_worker
 from lenet.runtime.store import JobStore
 from lenet.runtime.tasks import transfer_task
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from lenet.data import CharacterSet, DataError, active_set, find_emnist
 from lenet.data.base import cache_dir
 from lenet.data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
 from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
-from lenet.runtime.jobs import Job, in_worker
+from lenet.runtime.jobs import Job
+from lenet.runtime.worker import in_worker
 from lenet.core.net import Net
 from lenet.runtime.tasks import first_source_task
 

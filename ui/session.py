@@ -14,7 +14,8 @@ import torch
 from lenet import settings
 from lenet.core import checkpoint
 from lenet.data import CharacterSet, find_emnist, load
-from lenet.runtime.jobs import JobPool, prestart
+from lenet.runtime.jobs import JobPool
+from lenet.runtime.worker import prestart
 from lenet.runtime.store import JobStore
 from lenet.core.net import Net
 

@@ -1,5 +1,5 @@
 """The trainings the app runs as jobs, as module-level functions `task(job, ...)` so that
-`lenet.runtime.jobs.in_worker` can run them in a worker process. `job` is a Job or, in a worker,
+`lenet.runtime.worker.in_worker` can run them in a worker process. `job` is a Job or, in a worker,
 a WorkerLink: both offer record, progress and stop_event."""
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def job_function(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None =
     """The job function (for JobPool.submit) of a spec, on start and on resume. `nets` and `splits`
     hold what the job store keeps beside the spec; a grid or study without `ds` gets its data from
     load(*spec["data"]) (the app passes its cached loader)."""
-    from lenet.runtime.jobs import in_worker
+    from lenet.runtime.worker import in_worker
     task = spec.get("task")
     if task not in TASKS:
         raise ValueError(f"unknown job kind {task!r}; known: {', '.join(TASKS)}")
