@@ -251,7 +251,7 @@ def profile(steps: int = 50) -> str:
         gh, gtt = gx.transpose(0, 1).reshape(-1, 1, 32, 32), gt.reshape(5, TRANSFER_RECIPE.batch_size, 20)
         for _ in range(5):
             group.train_step(gh, idx, gtt, weight, 0.01, 0.9)
-        if group._step is not None:
+        if group.fused_step is not None:
             t0 = time.perf_counter()
             for _ in range(steps):
                 group.train_step(gh, idx, gtt, weight, 0.01, 0.9)

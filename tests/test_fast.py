@@ -175,7 +175,7 @@ def test_the_fused_group_step_is_the_autograd_step(n, monkeypatch):
             weight = torch.full((R, 16), 1 / (16 * 20))
             weight[0, 11:] = 0  # a short batch: padded rows
             model.train_step(h, idx, targets[idx], weight, 0.05, 0.9)
-        assert (model._step is not None) == (mode == "numba")
+        assert (model.fused_step is not None) == (mode == "numba")
     for name, a in models["numba"].params.items():
         b = models["torch"].params[name]
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), (name, (a - b).abs().max())

@@ -133,7 +133,7 @@ def test_saliency_matches_the_exact_diagonal_hessian():
     def loss(theta):  # C1's 150 weights and 6 biases as one vector
         h = TANH_A * torch.tanh(TANH_S * torch.nn.functional.conv2d(x, theta[:150].view(6, 1, 5, 5), theta[150:]))
         for name in ("s2", "c3", "s4", "c5", "f6"):
-            h = TANH_A * torch.tanh(TANH_S * model._pre(name, h))
+            h = TANH_A * torch.tanh(TANH_S * model.pre_activation(name, h))
         return torch.nn.functional.mse_loss(h, codes[y])
     theta = torch.cat([model.c1.weight.detach().flatten(), model.c1.bias.detach()])
     h = torch.autograd.functional.hessian(loss, theta).diagonal()

@@ -175,16 +175,16 @@ class LeNet5(nn.Module):
                                               for p, t in getattr(self, name).named_parameters()})
                 layers = LAYERS[4:]
         for name in layers:
-            h = scaled_tanh(self._pre(name, h))
+            h = scaled_tanh(self.pre_activation(name, h))
         return h
 
     def forward_to(self, x: torch.Tensor, level: int) -> torch.Tensor:
         """Output of the bottom `level` levels (0 returns the input)."""
         for name in LAYERS[:level]:
-            x = scaled_tanh(self._pre(name, x))
+            x = scaled_tanh(self.pre_activation(name, x))
         return x
 
-    def _pre(self, name: str, h: torch.Tensor) -> torch.Tensor:
+    def pre_activation(self, name: str, h: torch.Tensor) -> torch.Tensor:
         if name == "f6":
             h = h.flatten(1)  # (B, 120, 1, 1) -> (B, 120)
         return getattr(self, name)(h)
@@ -195,7 +195,7 @@ class LeNet5(nn.Module):
         'c3': (B,16,10,10), 's4': (B,16,5,5), 'c5': (B,120,1,1), 'f6': (B,20)}."""
         out = {"input": x}
         for name in LAYERS:
-            x = scaled_tanh(self._pre(name, x))
+            x = scaled_tanh(self.pre_activation(name, x))
             out[name] = x
         return out
 

@@ -50,7 +50,7 @@ def _forward(model: LeNet5, x: torch.Tensor, capture: str | None = None):
     h, caught = x, None
     for name in LAYERS:
         layer = getattr(model, name)
-        pre = F.conv2d(h, layer.weight, layer.bias) if name == "c1" else model._pre(name, h)
+        pre = F.conv2d(h, layer.weight, layer.bias) if name == "c1" else model.pre_activation(name, h)
         h = TANH_A * torch.tanh(TANH_S * pre)
         if name == capture:
             caught = h

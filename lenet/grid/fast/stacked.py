@@ -31,7 +31,7 @@ class StackedUpper:
                        .clone().requires_grad_(True)
                        for layer in self.layers for p in PARAMS[layer]}
         self.momentum = {name: torch.zeros_like(t) for name, t in self.params.items()}
-        self._step = None  # the fused numba step (lenet.kernels.step), made at the first train_step
+        self.fused_step = None  # the fused numba step (lenet.kernels.step), made at the first train_step
 
     @property
     def runs(self) -> int:
@@ -42,8 +42,8 @@ class StackedUpper:
         idx = torch.tensor(rows, dtype=torch.long)
         self.params = {k: v.detach().index_select(0, idx).requires_grad_(True) for k, v in self.params.items()}
         self.momentum = {k: v.index_select(0, idx) for k, v in self.momentum.items()}
-        if self._step is not None:
-            self._step.bind(self.params, self.momentum, len(rows))
+        if self.fused_step is not None:
+            self.fused_step.bind(self.params, self.momentum, len(rows))
 
     def subset(self, rows: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.tensor(rows, dtype=torch.long)
@@ -68,11 +68,11 @@ class StackedUpper:
         inputs at this level), targets (R, B, 20), weight (R, B): each row's weight in the sum of
         squared errors (1 / (m * 20) for a run's m real rows, 0 for padding). On the CPU with the
         kernels on, one numba call (lenet.kernels.step); else forward, autograd and sgd_step."""
-        if self._step is None and h.device.type == "cpu" and h.dtype == torch.float32 and kernels.available():
+        if self.fused_step is None and h.device.type == "cpu" and h.dtype == torch.float32 and kernels.available():
             from lenet.kernels.step import Step
-            self._step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1])
-        if self._step is not None:
-            self._step(h, idx, targets, weight, lr, momentum)
+            self.fused_step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1])
+        if self.fused_step is not None:
+            self.fused_step(h, idx, targets, weight, lr, momentum)
             return
         R, B = idx.shape
         x = h.index_select(0, idx.t().reshape(-1)).view(B, R, *h.shape[1:])  # batch-major
