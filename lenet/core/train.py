@@ -112,6 +112,23 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
         model.to(home)
 
 
+@torch.no_grad()
+def sgd_momentum(params: list[torch.Tensor], grads, bufs: list[torch.Tensor], lr: float, momentum: float,
+                 scale: list[torch.Tensor] | None = None) -> None:
+    """The one SGD update: torch.optim.SGD's with momentum (no dampening, no weight decay),
+    buf = momentum * buf + g; p -= lr * buf, the buffers starting at zero (so the first is g, as
+    torch's). `scale` (a tensor per parameter, broadcast over it) multiplies each step: 0 leaves
+    those parameters exactly as they are (the fused path's untrained levels and stopped runs).
+    `fit`, the fast path's stacked runs and the fused GPU path all step through it; the numba
+    steps (lenet.kernels.step.sgd) are the same update as a kernel, tested against this."""
+    torch._foreach_mul_(bufs, momentum)
+    torch._foreach_add_(bufs, list(grads))
+    if scale is None:
+        torch._foreach_add_(params, bufs, alpha=-lr)
+    else:
+        torch._foreach_add_(params, torch._foreach_mul(bufs, [s * -lr for s in scale]))
+
+
 def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, on_step, on_epoch, stop,
          cache_frozen) -> FitResult:
     level = retained_levels(model) if cache_frozen else 0
@@ -122,7 +139,7 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
     params = [p for p in model.parameters() if p.requires_grad]  # frozen levels never reach the optimiser
     if not params:
         raise ValueError("the model has no trainable parameters")
-    opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, foreach=True)
+    bufs = [torch.zeros_like(p) for p in params]  # SGD's momentum buffers
     fused = None  # a `lanes` net trained whole on the CPU (the source net): one numba call per step
     if getattr(model, "lanes", False):
         from lenet.kernels.step import source_step  # numba loads only when a lanes net trains
@@ -147,9 +164,7 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
                 loss = fused(h_train[idx], targets[idx])
             else:
                 loss = F.mse_loss(model.forward_from(h_train[idx], level), targets[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                sgd_momentum(params, torch.autograd.grad(loss, params), bufs, recipe.lr, recipe.momentum)
             step += 1
             if on_step is not None:
                 on_step(step, loss if fused is not None else loss.item())

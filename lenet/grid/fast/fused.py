@@ -32,7 +32,7 @@ from lenet.config import LAYERS, N_CLASSES, Recipe
 from lenet.data import to_net_input
 from lenet.config import TANH_A, TANH_S
 from lenet.core.model import LeNet5
-from lenet.core.train import TrainingError
+from lenet.core.train import TrainingError, sgd_momentum
 from lenet.core.transfer import transfer
 from lenet.grid.fast.group import Finished
 from lenet.grid.fast.stacked import PARAMS
@@ -103,12 +103,8 @@ class FusedGrid:
         names = list(self.params)
         params, bufs = [self.params[k] for k in names], [self.momentum[k] for k in names]
         grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():  # foreach: a few kernel launches for all twelve tensors, not five each
-            torch._foreach_mul_(bufs, momentum)
-            torch._foreach_add_(bufs, grads)
-            masks = [(self.trains[k.split(".")[0]] * (-lr) * active).view(-1, *[1] * (p.dim() - 1))
-                     for k, p in zip(names, params)]
-            torch._foreach_add_(params, torch._foreach_mul(bufs, masks))
+        scale = [(self.trains[k.split(".")[0]] * active).view(-1, *[1] * (p.dim() - 1)) for k, p in zip(names, params)]
+        sgd_momentum(params, grads, bufs, lr, momentum, scale)  # foreach: a few kernel launches for all twelve tensors
 
 
 def _schedule(n_train: int, batch: int, epochs: int, generator: torch.Generator) -> np.ndarray:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from lenet.config import LAYERS
 from lenet.core.model import LeNet5, scaled_tanh
+from lenet.core.train import sgd_momentum
 from lenet.kernels import lanes as kernels
 
 # Per-run parameter tensors of each layer, named as in LeNet5.
@@ -55,12 +56,8 @@ class StackedUpper:
         autograd.grad, not .backward(): no .grad tensors, so autograd never copies a
         non-contiguous gradient into one (11% of an n=0 step, profiled)."""
         names = list(self.params)
-        grads = torch.autograd.grad(loss, [self.params[k] for k in names])
-        with torch.no_grad():
-            for name, g in zip(names, grads):
-                buf = self.momentum[name]
-                buf.mul_(momentum).add_(g)
-                self.params[name].add_(buf, alpha=-lr)
+        params = [self.params[k] for k in names]
+        sgd_momentum(params, torch.autograd.grad(loss, params), [self.momentum[k] for k in names], lr, momentum)
 
     def train_step(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
                    lr: float, momentum: float) -> None:
