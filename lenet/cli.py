@@ -358,7 +358,9 @@ def _data_args(p, required=True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="lenet", description="LeNet Transfer Lab: Gutstein et al.'s knowledge-transfer experiments.")
+    p = _Parser(prog="lenet", description="LeNet Transfer Lab: Gutstein et al.'s knowledge-transfer experiments.",
+                epilog="environment (docs/classroom.md):\n" + settings.describe(),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("table1", help="free parameters per layer (the paper's Table 1)")

@@ -93,7 +93,7 @@ SOURCE_RECIPE = Recipe(lr=0.01, momentum=0.9, batch_size=16, max_epochs=30, targ
 
 # Transfer runs: k in 1..40 samples per class, i.e. 20..800 training images. Chosen by
 # `python -m lenet recipes` on mean VALIDATION accuracy over every (n, k) cell (EMNIST, the
-# shipped source net, seed 0, 2 trials = 60 runs per candidate; README "The recipe"):
+# shipped source net, seed 0, 2 trials = 60 runs per candidate; docs/recipe.md):
 #   candidate       val     k=1    k=5    k=10   k=20   k=40   mean epochs
 #   val-best        59.8%*  30.7   54.4   65.4   71.8   76.8   43.0
 #   loss-batch-16   59.1%   32.6   53.1   63.2   70.2   76.3   64.6   <- chosen

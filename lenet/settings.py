@@ -1,7 +1,7 @@
 """Every LENET_* environment variable the project reads, each read here and nowhere else.
 
-An operator sets these; the defaults make a fresh clone work. `python -m lenet --help`'s epilog
-and docs/operations.md list them from `SETTINGS`.
+An operator sets these; the defaults make a fresh clone work. `python -m lenet --help` lists them
+from `SETTINGS`, and docs/classroom.md documents each (tests/test_docs.py keeps the two in step).
 """
 from __future__ import annotations
 
@@ -21,17 +21,17 @@ SETTINGS = {s.name: s for s in (
     Setting("LENET_HOME", "~/.local/share/lenet-transfer-lab",
             "where the app keeps user work: jobs, sessions' nets and drawings"),
     Setting("LENET_CACHE", "~/.cache/lenet-transfer-lab", "generated and downloaded data (synthetic set, EMNIST zip)"),
-    Setting("LENET_DATA", "", "the app's data set: synthetic, emnist, or a folder/archive path"),
-    Setting("LENET_SOURCE", "", "the app's source net folder (default: the shipped one for the data set)"),
+    Setting("LENET_DATA", "emnist when found, else synthetic", "the app's data set: synthetic, emnist, or a folder/archive path"),
+    Setting("LENET_SOURCE", "the shipped one for the data set", "the app's source net folder"),
     Setting("LENET_DATA_DIR", "../shared/data/emnist", "where the full EMNIST files are looked for first"),
-    Setting("LENET_DATA_DIRS", "", "folders (os.pathsep-separated) the app may read data from; "
-            "default: the EMNIST folders the project looks in"),
-    Setting("LENET_EMNIST_URL", "", "where the app's Download button fetches the EMNIST zip from"),
+    Setting("LENET_DATA_DIRS", "the folders the project looks for EMNIST in",
+            "folders (os.pathsep-separated) the app may read data from"),
+    Setting("LENET_EMNIST_URL", "NIST's gzip.zip", "where the app's Download button fetches the EMNIST zip from"),
     Setting("LENET_DEVICE", "auto", "where to train: auto (CUDA when available), cpu or cuda"),
     Setting("LENET_KERNELS", "numba", "numba: the CPU kernels of C1-S4 and the fused steps; torch: plain PyTorch"),
-    Setting("LENET_WORKERS", "", "worker processes for the app's jobs (default: the number of cores)"),
+    Setting("LENET_WORKERS", "the number of cores", "training jobs the app runs at once"),
     Setting("LENET_THREADS", "1", "PyTorch threads per CLI process"),
-    Setting("LENET_RAY", "", "a Ray cluster address: the grid and the studies run their runs there"),
+    Setting("LENET_RAY", "local processes", "a Ray cluster address: the grid and the studies run their runs there"),
 )}
 
 
@@ -71,7 +71,7 @@ def cache() -> Path:
 
 def describe() -> str:
     """One line per setting, for --help and the docs."""
-    return "\n".join(f"  {s.name:<17} {s.help} (default: {s.default or 'unset'})" for s in SETTINGS.values())
+    return "\n".join(f"  {s.name:<17} {s.help} (default: {s.default})" for s in SETTINGS.values())
 
 
 def data_dir(project_root: Path) -> Path:

@@ -39,7 +39,7 @@ SHEAR = 0.3  # +-
 SCALE = (0.85, 1.15)  # overall, then up to +-15 % aspect change
 ELASTIC = 0.04  # std of the smooth displacement, in units of half the canvas (~1.3 px)
 REDRAWN = 0.5  # fraction of the glyphs redrawn with a pen of EMNIST's widths; the rest keep the font's strokes
-# (measured on real EMNIST characters: all redrawn 66.0%, half 71.2%, none 67.9%; README, Drawn characters)
+# (measured on real EMNIST characters: all redrawn 66.0%, half 71.2%, none 67.9%; docs/data.md, Drawn characters)
 PER_CLASS = 500
 
 
