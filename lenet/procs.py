@@ -46,7 +46,7 @@ def relay(worker: Callable, setup, tasks: list, workers: int, stop: threading.Ev
     as they come: each gets `setup` once, then pulls `tasks` in order until a None. A worker puts
     ("result", x) for each result, ("done", None) at the end, or ("error", (name, message, traceback)).
     `stop` is seen within POLL s; every worker is terminated on the way out. The fast path's and the
-    studies' (`lenet.studies.workers`) use it; `who` names them in errors, and a worker's error whose
+    studies' (`lenet.studies.runner`) use it; `who` names them in errors, and a worker's error whose
     type is named in `errors` is raised as that type (the same error the plain path raises)."""
     ctx = forkserver(preload)
     task_q, result_q = ctx.Queue(), ctx.Queue()

@@ -1,5 +1,5 @@
 """App glue shared by the pages (the science lives in lenet/; this package only wires it to Streamlit):
-session.py (identity, state, the job pool), jobs.py (live job panels), nets.py (dataset and source
+session.py (identity, state, the job pool), background.py (submit, Resume, live job panels), nets.py (dataset and source
 net), training.py (the jobs the pages start), drawing.py (canvas and prediction).
 
 A browser session is identified by `sid` in the URL (st.query_params), so a reload keeps the
@@ -10,7 +10,7 @@ same jobs, drawings and choices. Per-session state lives server-side in a proces
 from lenet.files import ASSETS
 
 from .session import (dataset, lenet_home, pool, session_dir, session_id, sessions, state)
-from .jobs import (epoch_records, job_panel, session_jobs)
+from .background import (epoch_records, job_panel, session_jobs)
 from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
     current_dataset, data_label, emnist_download_panel, net_bytes, require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,

@@ -18,7 +18,7 @@ from lenet.core.net import Net
 from lenet.runtime.tasks import first_source_task
 
 from .session import QUICK_SOURCE, dataset, default_setup, pool, session_dir, state
-from .jobs import job_panel
+from .background import job_panel
 
 
 # --- data and the source net ---------------------------------------------------------------

@@ -13,7 +13,7 @@ from lenet.core.net import Net
 from lenet.studies.common import command_line
 from lenet.runtime.tasks import job_function
 
-from .jobs import submit
+from .background import submit
 from .session import lenet_home, session_id, state
 
 

@@ -14,7 +14,7 @@ from lenet.runtime.jobs import Job
 from lenet.runtime.tasks import job_function
 
 from .session import dataset, lenet_home, session_id, state
-from .jobs import session_jobs, submit
+from .background import session_jobs, submit
 from .nets import active_source
 
 

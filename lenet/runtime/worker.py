@@ -104,7 +104,7 @@ def _end_workers() -> None:
 
 
 def _context():
-    return forkserver(["lenet.grid.fast.workers", "lenet.runtime.tasks"])  # torch and the engine, imported once
+    return forkserver(["lenet.grid.fast.local", "lenet.runtime.tasks"])  # torch and the engine, imported once
 
 
 def prestart() -> None:

@@ -34,8 +34,8 @@ from lenet.studies.common import (
 )
 from lenet.studies.controls import nearest_centroid
 from lenet.studies.criteria import spearman
-from lenet.studies.workers import run_tasks
-from lenet.studies.report import study_report
+from lenet.studies.runner import run_tasks
+from lenet.report.study import study_report
 from lenet.studies.source_classes import train_one
 
 NAME = "class-choice"

@@ -31,7 +31,7 @@ from lenet.data.protocol import source_split, transfer_split
 from lenet.files import write_text
 from lenet.grid.cells import TEST_PER_CLASS
 from lenet.grid.experiment import META, REPORT, RUNS, SUMMARY, RunsFileError, lock_run_folder, source_fingerprint
-from lenet.studies.workers import run_tasks
+from lenet.studies.runner import run_tasks
 
 FORMAT = "lenet-transfer-lab/study/1"
 

@@ -33,7 +33,7 @@ from lenet.studies.common import (
     StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
     training_set,
 )
-from lenet.studies.report import study_report
+from lenet.report.study import study_report
 
 NAME = "finetune"
 FUNCTION = "finetune"

@@ -32,8 +32,8 @@ from lenet.studies.common import (
     SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model,
     source_settings, train_target, training_set,
 )
-from lenet.studies.workers import run_tasks
-from lenet.studies.report import study_report
+from lenet.studies.runner import run_tasks
+from lenet.report.study import study_report
 
 NAME = "source-classes"
 FUNCTION = "source_classes"

@@ -29,7 +29,7 @@ from lenet.device import resolve
 from lenet.grid.cells import TEST_PER_CLASS, Cell, RunResult, run_seed
 from lenet.core.net import Net
 from lenet.core.transfer import check_levels
-from lenet.grid.fast.workers import run_in_process, run_in_processes
+from lenet.grid.fast.local import run_in_process, run_in_processes
 from lenet.procs import WorkerError
 from lenet.grid.fast.ray_runner import address_from_env, cluster_cpus, run_on_ray
 from lenet.grid.fast.work import RunSpec, Shared, Task

@@ -100,7 +100,7 @@ def _call(fn, shared, task):
 def run_calls_on_ray(fn, shared: dict, tasks: list[dict], order: list[int], address: str,
                      stop: threading.Event | None) -> Iterator[tuple[int, dict]]:
     """(index, fn(shared, tasks[index])) for every task as it ends, each call a Ray task (a study's
-    runs: `lenet.studies.workers.run_tasks` with a cluster address). Same retries and stop as above."""
+    runs: `lenet.studies.runner.run_tasks` with a cluster address). Same retries and stop as above."""
     ray = connect(address)
     remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_call)
     shared_ref = ray.put(shared)

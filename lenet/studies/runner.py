@@ -1,5 +1,5 @@
 """Independent study runs on worker processes of one thread each, as the grid's fast path does
-(`lenet.grid.fast.workers.relay`): a forkserver starts the workers, they pull tasks largest first from
+(`lenet.grid.fast.local.relay`): a forkserver starts the workers, they pull tasks largest first from
 a queue and send each result back as it ends; `stop` terminates them within a tenth of a second.
 
 A study run is a plain function `fn(shared, task) -> dict`, defined at module level (so it
@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import torch
 
 from lenet.grid.fast import default_workers
-from lenet.grid.fast.workers import relay
+from lenet.grid.fast.local import relay
 
 
 def _worker(setup, tasks, results) -> None:
