@@ -107,11 +107,13 @@ def test_every_criterion_ranks_every_map(setup):
     x, y = to_net_input(split.train.images[rows]), torch.from_numpy(split.train.labels[rows])
     train = training_set(ds, source, targets, 1, 0, 0)
     for level, maps in C.MAPS.items():
-        scores = {"saliency": C.saliency(source.model, x, y, source.codes, level, probes=4),
+        scores = {"saliency": C.saliency(source.model, x, y, source.codes, level),
+                  "hessian": C.hessian(source.model, x, y, source.codes, level, probes=4),
                   "taylor": C.taylor(source.model, x, y, source.codes, level),
                   "mutual-info": C.mutual_info(source.model, to_net_input(train["images"]), train["labels"], level),
                   "random": C.random_scores(level, 0)}
-        assert set(scores) == set(C.CRITERIA)
+        assert set(scores) == set(C.VARIANTS)
+        assert (scores["saliency"] > 0).all(), "OBD's Gauss-Newton diagonal makes every saliency positive"
         for name, s in scores.items():
             assert len(s) == maps and np.isfinite(s).all(), (level, name)
             assert sorted(C.ranking(s)) == list(range(maps)), f"{name} ranks every {level} map once"
@@ -121,14 +123,38 @@ def test_every_criterion_ranks_every_map(setup):
     assert C.ranking(s) == [0, 2, 3, 1]
 
 
-def test_saliency_matches_the_exact_diagonal_hessian():
+def test_obd_saliency_is_the_gauss_newton_diagonal():
+    """OBD's h_kk (LeCun et al. 1990): 2/(N D) sum over samples and outputs of (d output / d w_k)^2,
+    against full Jacobians from torch.autograd.functional; positive, unlike the Hessian's diagonal."""
+    from lenet.config import TANH_A, TANH_S
+    from lenet.core.model import LeNet5
+    model = LeNet5(seed=0)
+    g = torch.Generator().manual_seed(0)
+    x, y, codes = torch.randn(8, 1, 32, 32, generator=g), torch.arange(8) % 4, torch.randn(4, 20, generator=g).sign()
+    w, b = model.c1.weight.detach(), model.c1.bias.detach()
+
+    def outputs(w, b):
+        h = TANH_A * torch.tanh(TANH_S * torch.nn.functional.conv2d(x, w, b))
+        for name in ("s2", "c3", "s4", "c5", "f6"):
+            h = TANH_A * torch.tanh(TANH_S * model.pre_activation(name, h))
+        return h
+    jw, jb = torch.autograd.functional.jacobian(outputs, (w, b))  # (8, 20, 6, 1, 5, 5), (8, 20, 6)
+    scale = 2.0 / (8 * 20)
+    exact = (0.5 * scale * (jw ** 2).sum((0, 1)) * w ** 2).flatten(1).sum(1) + 0.5 * scale * (jb ** 2).sum((0, 1)) * b ** 2
+    got = C.saliency(model, x, y, codes, "c1", chunk=3)  # chunks that do not divide the batch
+    assert np.allclose(got, exact.numpy(), rtol=1e-4, atol=0) and (got > 0).all()
+    hess = C.hessian(model, x, y, codes, "c1", probes=200)
+    assert not np.allclose(got, hess, rtol=0.1), "the named Hessian variant is another quantity"
+
+
+def test_the_hessian_variant_matches_the_exact_diagonal_hessian():
     """Hutchinson's diagonal against the exact Hessian of the source loss (torch.autograd.functional)."""
     from lenet.config import TANH_A, TANH_S
     from lenet.core.model import LeNet5
     model = LeNet5(seed=0)
     g = torch.Generator().manual_seed(0)
     x, y, codes = torch.randn(8, 1, 32, 32, generator=g), torch.arange(8) % 4, torch.randn(4, 20, generator=g).sign()
-    est = C.saliency(model, x, y, codes, "c1", probes=1000)
+    est = C.hessian(model, x, y, codes, "c1", probes=1000)
 
     def loss(theta):  # C1's 150 weights and 6 biases as one vector
         h = TANH_A * torch.tanh(TANH_S * torch.nn.functional.conv2d(x, theta[:150].view(6, 1, 5, 5), theta[150:]))
@@ -213,19 +239,19 @@ def test_cli_study_bad_input_is_one_line(tmp_path):
         assert rc.returncode == 2 and rc.stdout == "" and msg in rc.stderr and len(rc.stderr.splitlines()) == 1
 
 
-def test_controls_end_to_end_and_the_bnb_net_never_sees_the_test_set(setup, tmp_path):
+def test_controls_end_to_end_and_the_in_domain_net_never_sees_the_test_set(setup, tmp_path):
     from lenet.studies import controls as CT
     ds, source, targets = setup
-    split = CT.bnb_split(ds, targets, 0, 30)
+    split = CT.in_domain_split(ds, targets, 0, 30)
     assert split.classes == targets and len(split.train) == 30 * len(targets)
     test = {im.tobytes() for im in shared_for(source, ds, targets, 0, TRANSFER_RECIPE)["test_images"]}
-    assert not test & {im.tobytes() for im in split.train.images}, "BnB trains outside the grid's test set"
-    settings = CT.Settings(levels=(0, 5), samples=(1,), trials=1, max_epochs=3, bnb_per_class=10)
+    assert not test & {im.tobytes() for im in split.train.images}, "the in-domain net trains outside the grid's test set"
+    settings = CT.Settings(levels=(0, 5), samples=(1,), trials=1, max_epochs=3, in_domain_per_class=10)
     rows = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
     got = {(r["n"], r["arm"]) for r in rows}
-    assert got == {(0, "transferred"), (0, "nearest-centroid"), (5, "transferred"), (5, "random-frozen"),
-                   (5, "bnb"), (5, "nearest-centroid")}
-    assert (tmp_path / "bnb-source" / "model.safetensors").exists()
+    assert got == {(0, "AnB"), (0, "nearest-centroid"), (5, "AnB"), (5, "random-frozen"), (5, "random-scaled"),
+                   (5, "in-domain"), (5, "nearest-centroid")}
+    assert (tmp_path / "in-domain-source" / "model.safetensors").exists()
     nc = {r["n"]: r["target_acc"] for r in rows if r["arm"] == "nearest-centroid"}
     assert nc[5] > 0.2 and nc[0] > 0.1, "a nearest-centroid readout needs no training to beat chance (5%)"
     again = CT.controls(settings, source, ds, targets, out_dir=tmp_path, workers=1)
@@ -267,3 +293,46 @@ def test_class_choice_scores_each_source_set_by_proxy_and_by_transfer(setup, tmp
         assert checkpoint.load(tmp_path / "sources" / f"set-{i}").classes == s
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert set(meta["agreement"]["1"]) >= {"spearman", "best", "median", "worst"}
+
+
+def test_partial_compares_each_criterion_with_random_trial_by_trial():
+    """A criterion's map sets differ from trial to trial, and its summary row carries the paired
+    difference from random with a 95% interval that excludes 0 only when the data say so."""
+    settings = P.Settings(criteria=("saliency", "random"), fractions=(0.5,), samples=(5,), trials=4)
+    chosen = {(c, 0.5, 5, t): f"{c}{t}" for c in settings.criteria for t in range(4)}
+    better = [0.60, 0.62, 0.61, 0.63]
+    rows = [{"k": 5, "trial": t, "kept": f"saliency{t}", "target_acc": a} for t, a in enumerate(better)]
+    gains = [0.04, 0.06, 0.05, 0.05]
+    rows += [{"k": 5, "trial": t, "kept": f"random{t}", "target_acc": a - g} for t, (a, g) in enumerate(zip(better, gains))]
+    sal = next(r for r in P.summarize(rows, settings, chosen) if r["criterion"] == "saliency")
+    assert sal["vs_random"] == pytest.approx(0.05) and 0 < sal["vs_random_low"] < 0.05 < sal["vs_random_high"] < 0.1
+    noisy = [{**r, "target_acc": r["target_acc"] + (0.1 if r["trial"] % 2 else -0.1)} if r["kept"].startswith("random")
+             else r for r in rows]
+    sal = next(r for r in P.summarize(noisy, settings, chosen) if r["criterion"] == "saliency")
+    assert sal["vs_random_low"] < 0 < sal["vs_random_high"], "a difference within the noise has an interval across 0"
+
+
+def test_source_task_criteria_rank_each_trial_on_its_own_resample(setup):
+    ds, source, targets = setup
+    settings = P.Settings(criteria=("saliency", "taylor"), samples=(1,), trials=2, score_per_class=5)
+    sets = {(1, t): training_set(ds, source, targets, 1, t, 0) for t in range(2)}
+    scores = P.score_maps(settings, source, ds, sets)
+    for c in settings.criteria:
+        assert scores[f"{c} 1 0"] != scores[f"{c} 1 1"], f"{c}: one map set per trial, not one for all"
+
+
+def test_random_scaled_levels_have_the_source_nets_scale_and_none_of_its_knowledge(setup):
+    from lenet.core.model import LeNet5
+    from lenet.studies import controls as CT
+    _, source, _ = setup
+    net = CT.scale_like(LeNet5(seed=7), source.model, 3)
+    for name in ("c1", "s2", "c3"):
+        for pname, p in getattr(net, name).named_parameters():
+            q = getattr(source.model, name).get_parameter(pname)
+            p, q = p.detach(), q.detach()
+            assert float(p.mean()) == pytest.approx(float(q.mean()), abs=1e-5)
+            assert float(p.std()) == pytest.approx(float(q.std()), rel=1e-4)
+            assert not torch.equal(p, q)
+            if p.numel() >= 150:  # C1's and C3's kernels: unrelated to the source's
+                assert abs(np.corrcoef(p.flatten(), q.flatten())[0, 1]) < 0.2, "no knowledge copied"
+    assert torch.equal(net.s4.coef, LeNet5(seed=7).s4.coef), "levels above n keep their initialisation"

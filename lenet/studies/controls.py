@@ -1,13 +1,20 @@
 """controls: how much of the transfer gain is knowledge, and how much is architecture.
 
-Four arms per retained levels n and samples per class k, all scored on the grid's 1,000 test
-characters with the grid's recipe and seeds:
-  transferred       the paper: the source net's bottom n levels, frozen (n = 0: no transfer)
+Five arms per retained levels n and samples per class k, all scored on the grid's 1,000 test
+characters with the grid's recipe and seeds (A: the source characters, B: the new ones):
+  AnB               the paper's transfer, named as Yosinski, Clune, Bengio & Lipson (2014) name it:
+                    the bottom n levels of the net trained on A, frozen; the rest trained on B
+                    (n = 0: no transfer)
   random-frozen     the new net's own random bottom n levels, frozen at their initialisation:
                     the same architecture and trainable capacity with no knowledge in it
-  bnb               Yosinski et al.'s BnB control: the bottom n levels of a net trained on the new
-                    characters themselves (their samples outside the test set), frozen; what
-                    co-adapted features of the very same task give
+  random-scaled     random-frozen levels rescaled, parameter by parameter, to the mean and
+                    spread of the source net's: no knowledge, but the transferred levels' scale,
+                    so a collapse of random-frozen at large n is not just LeCun's initialisation
+                    shrinking the signal level by level
+  in-domain         the bottom n levels of a net trained on many samples of B itself (outside the
+                    test set), frozen; the rest trained on the k samples. Not Yosinski's BnB, whose
+                    upper levels retrain on the same data that trained the base net: this arm asks
+                    what features learnt on the new characters themselves give at this k
   nearest-centroid  no training: each test character goes to the nearest class mean of the k
                     samples' frozen features at level n (n = 0: pixels)
 """
@@ -24,7 +31,7 @@ from plotly.subplots import make_subplots
 
 from lenet.core import checkpoint
 from lenet import config
-from lenet.config import Recipe
+from lenet.config import LEVELS, Recipe
 from lenet.data import to_net_input
 from lenet.data.base import CharacterSet
 from lenet.data.protocol import SEED_TEST, Split, relabel, rows_of
@@ -42,34 +49,37 @@ from lenet.report.study import study_report
 NAME = "controls"
 FUNCTION = "controls"
 TITLE = "Controls: knowledge or architecture?"
-QUESTION = ("How much of the gain from frozen transferred levels is knowledge, and how much would any frozen "
-            "levels of that shape give? Compared at each n and k: random frozen levels, levels of a net trained on "
-            "the new characters themselves (Yosinski's BnB), and a nearest-centroid readout with no training.")
+QUESTION = ("How much of the gain from frozen transferred levels (AnB) is knowledge, and how much would any frozen "
+            "levels of that shape give? Compared at each n and k: random frozen levels (as initialised, and rescaled "
+            "to the source net's scale), levels of a net trained on the new characters themselves (in-domain), and a "
+            "nearest-centroid readout with no training.")
 
-ARMS = ("transferred", "random-frozen", "bnb", "nearest-centroid")
+ARMS = ("AnB", "random-frozen", "random-scaled", "in-domain", "nearest-centroid")
 TABLE = Table(key=("arm", "n", "k", "trial"), result=("seed", "train_acc", "target_acc", "epochs", "seconds"),
               types=dict(arm=str, n=int, k=int, trial=int, seed=int, train_acc=float, target_acc=float, epochs=int,
                          seconds=float))
 SUMMARY_FIELDS = ("n", "k", "arm", "target_acc", "target_acc_min", "target_acc_max", "runs")
-ARM_COLOURS = {"transferred": "#1f77b4", "random-frozen": "#7f7f7f", "bnb": "#2ca02c", "nearest-centroid": "#ff7f0e"}
-BNB_PURPOSE = 4  # mixed into the seed of the BnB net's sample draw (protocol.py uses 1-3)
-BNB_DIR = "bnb-source"
+ARM_COLOURS = {"AnB": "#1f77b4", "random-frozen": "#7f7f7f", "random-scaled": "#bcbd22", "in-domain": "#2ca02c",
+               "nearest-centroid": "#ff7f0e"}
+IN_DOMAIN_PURPOSE = 4  # mixed into the seed of the in-domain net's sample draw (protocol.py uses 1-3)
+IN_DOMAIN_DIR = "in-domain-source"
 
 
 @dataclass(frozen=True)
 class Settings:
-    levels: tuple = (0, 1, 2, 3, 4, 5)   # retained levels n (at n = 0 only transferred and nearest-centroid run)
+    levels: tuple = (0, 1, 2, 3, 4, 5)   # retained levels n (at n = 0 only AnB and nearest-centroid run)
     samples: tuple = (1, 5, 20)
     arms: tuple = ARMS
     trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
     seed: int = 0
     max_epochs: int | None = None        # None: the transfer recipe's cap
-    bnb_per_class: int = 400             # the BnB net's samples per new character (fewer if the data has fewer)
-    bnb_max_epochs: int | None = None    # None: the source recipe's cap
+    in_domain_per_class: int = 400       # the in-domain net's samples per new character (fewer if the data has fewer)
+    in_domain_max_epochs: int | None = None  # None: the source recipe's cap
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Settings":
-        return cls(levels=(3, 5), samples=(5,), trials=1, seed=seed, max_epochs=30, bnb_per_class=60, bnb_max_epochs=8)
+        return cls(levels=(3, 5), samples=(5,), trials=1, seed=seed, max_epochs=30, in_domain_per_class=60,
+                   in_domain_max_epochs=8)
 
     def check(self) -> "Settings":
         for n in self.levels:
@@ -77,37 +87,37 @@ class Settings:
         unknown = [a for a in self.arms if a not in ARMS]
         if not self.arms or unknown:
             raise ValueError(f"arms must be some of {', '.join(ARMS)} (got {list(self.arms)})")
-        check_common(self.samples, {"trials": self.trials, "bnb_per_class": self.bnb_per_class},
-                     {"max_epochs": self.max_epochs, "bnb_max_epochs": self.bnb_max_epochs})
+        check_common(self.samples, {"trials": self.trials, "in_domain_per_class": self.in_domain_per_class},
+                     {"max_epochs": self.max_epochs, "in_domain_max_epochs": self.in_domain_max_epochs})
         return self
 
     def recipe(self) -> Recipe:
         return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
-    def bnb_recipe(self) -> Recipe:
-        return capped(config.SOURCE_RECIPE.replace(seed=self.seed), self.bnb_max_epochs)
+    def in_domain_recipe(self) -> Recipe:
+        return capped(config.SOURCE_RECIPE.replace(seed=self.seed), self.in_domain_max_epochs)
 
 
-def bnb_split(ds: CharacterSet, targets, seed: int, per_class: int) -> Split:
+def in_domain_split(ds: CharacterSet, targets, seed: int, per_class: int) -> Split:
     """The new characters' samples outside the grid's fixed test set (drawn as transfer_split draws it),
-    up to per_class of each, to train the BnB net; its test set is the grid's."""
+    up to per_class of each, to train the in-domain net; its test set is the grid's."""
     train, test = [], []
     for c in targets:
         rows = np.random.default_rng([seed, SEED_TEST, ord(c)]).permutation(rows_of(ds, c))
         test.append(np.sort(rows[:TEST_PER_CLASS]))
-        train.append(np.random.default_rng([seed, BNB_PURPOSE, ord(c)]).permutation(rows[TEST_PER_CLASS:])[:per_class])
+        train.append(np.random.default_rng([seed, IN_DOMAIN_PURPOSE, ord(c)]).permutation(rows[TEST_PER_CLASS:])[:per_class])
     per = min(len(r) for r in train)
     return Split(relabel(ds, [r[:per] for r in train], targets), relabel(ds, test, targets), list(targets))
 
 
-def bnb_net(ds, targets, settings: Settings, out: Path | None, log):
-    """The BnB net (trained once; kept in OUT/bnb-source so a resumed study reuses it)."""
-    where = out / BNB_DIR if out is not None else None
+def in_domain_net(ds, targets, settings: Settings, out: Path | None, log):
+    """The in-domain net (trained once; kept in OUT/in-domain-source so a resumed study reuses it)."""
+    where = out / IN_DOMAIN_DIR if out is not None else None
     if where is not None and (where / checkpoint.WEIGHTS).exists():
         return checkpoint.load(where)
-    split = bnb_split(ds, targets, settings.seed, settings.bnb_per_class)
-    log(f"training the BnB net on the new characters {''.join(targets)} x {len(split.train) // len(targets)}")
-    net, _ = train_source(split, settings.bnb_recipe())
+    split = in_domain_split(ds, targets, settings.seed, settings.in_domain_per_class)
+    log(f"training the in-domain net on the new characters {''.join(targets)} x {len(split.train) // len(targets)}")
+    net, _ = train_source(split, settings.in_domain_recipe())
     if where is not None:
         checkpoint.save(net, where)
     return net
@@ -123,12 +133,29 @@ def run_one(shared: dict, task: dict) -> dict:
         model = source_model(shared)
         return dict(train_acc=nearest_centroid(model, n, x, y, x, y), target_acc=nearest_centroid(model, n, x, y, xt, yt),
                     epochs=0, seconds=round(time.perf_counter() - t0, 3))
-    if arm == "random-frozen":
-        net = freeze_bottom(LeNet5(n_outputs=shared["n_outputs"], seed=recipe.seed), n)
+    if arm in ("random-frozen", "random-scaled"):
+        net = LeNet5(n_outputs=shared["n_outputs"], seed=recipe.seed)
+        if arm == "random-scaled":
+            scale_like(net, source_model(shared), n)
+        net = freeze_bottom(net, n)
     else:
-        src = source_model(shared) if arm == "transferred" else source_model({**shared, "source_state": shared["bnb"]})
+        src = source_model(shared) if arm == "AnB" else source_model({**shared, "source_state": shared["in_domain"]})
         net = transfer(src, n, seed=recipe.seed)
     return train_target(net, shared, task, recipe, t0)[0]
+
+
+@torch.no_grad()
+def scale_like(net: LeNet5, source: LeNet5, n: int) -> LeNet5:
+    """Rescale each parameter tensor of net's bottom n levels (in place) to the mean and standard
+    deviation of the source net's same tensor: random weights at the transferred weights' scale."""
+    for name in LEVELS[:n]:
+        mine, theirs = getattr(net, name), getattr(source, name)
+        for pname, p in mine.named_parameters():
+            q = theirs.get_parameter(pname)
+            spread = p.std() if p.numel() > 1 else p.new_tensor(0.0)
+            z = (p - p.mean()) / spread if spread > 0 else torch.zeros_like(p)
+            p.copy_(z * (q.std() if q.numel() > 1 else 0.0) + q.mean())
+    return net
 
 
 @torch.no_grad()
@@ -159,7 +186,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
                 fig.add_trace(go.Scatter(x=[r["n"] for r in rs], y=[r["target_acc"] for r in rs], mode="lines+markers",
                                          name=a, legendgroup=a, showlegend=i == 0, line=dict(color=ARM_COLOURS[a])),
                               1, i + 1)
-    fig.update_layout(title="Test accuracy vs. retained levels n: transferred, random or BnB levels, no training",
+    fig.update_layout(title="Accuracy vs. retained levels n: AnB, random, in-domain, no training",
                       **LAYOUT)
     fig.update_xaxes(title_text="retained levels n", dtick=1)
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
@@ -178,16 +205,16 @@ def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: 
             for k in settings.samples for t in range(settings.trials)}
     tasks = [{"arm": a, "n": n, "k": k, "trial": t, "seed": run_seed(settings.seed, Cell(n, k, t)), **sets[k, t]}
              for t in range(settings.trials) for k in settings.samples for n in settings.levels for a in settings.arms
-             if n > 0 or a in ("transferred", "nearest-centroid")]
+             if n > 0 or a in ("AnB", "nearest-centroid")]
     with StudyDir(out_dir, NAME, meta_settings) as sd:
         shared = shared_for(source, ds, targets, settings.seed, recipe)
-        if "bnb" in settings.arms:
-            bnb = bnb_net(ds, targets, settings, sd.out, log)
-            shared["bnb"] = {k: v.detach().clone() for k, v in bnb.model.state_dict().items()}
+        if "in-domain" in settings.arms:
+            own = in_domain_net(ds, targets, settings, sd.out, log)
+            shared["in_domain"] = {k: v.detach().clone() for k, v in own.model.state_dict().items()}
         meta = {"question": QUESTION, "command": command}
-        if "bnb" in settings.arms:
-            meta["bnb_source"] = {"train_acc": bnb.meta.get("train_acc"), "per_class": bnb.meta.get("train_per_class"),
-                                  "epochs": bnb.meta.get("epochs")}
+        if "in-domain" in settings.arms:
+            meta["in_domain_source"] = {"train_acc": own.meta.get("train_acc"),
+                                        "per_class": own.meta.get("train_per_class"), "epochs": own.meta.get("epochs")}
         costs = [0.01 if t["arm"] == "nearest-centroid" else t["k"] * (1.0 if t["n"] < 3 else 0.2) for t in tasks]
         rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop,
                       progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)

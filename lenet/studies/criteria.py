@@ -3,8 +3,13 @@
 The paper proposes (Conclusions) to "adapt saliency, as in Optimal Brain Damage, or to adapt
 mutual information, as in DBT (Pratt 1993)" to choose the maps to keep. A map of C1 or C3 is
 one output channel (its kernels and bias); a map of C5 is one of its 120 units.
-  saliency     OBD (LeCun et al. 1990): sum over the map's weights of 1/2 h_kk w_k^2, h_kk the
-               diagonal second derivative of the source loss, estimated with Hutchinson's
+  saliency     Optimal Brain Damage (LeCun, Denker & Solla 1990): sum over the map's weights of
+               1/2 h_kk w_k^2, with OBD's own h_kk: the Gauss-Newton (Levenberg-Marquardt)
+               diagonal of the source loss, 2/(N D) sum over samples and outputs of
+               (d output / d w_k)^2 -- positive, and what OBD back-propagates; computed exactly
+               (per-sample Jacobians, torch.func), cheap for C1/C3 and chunked for C5
+  hessian      a named variant, not OBD: the same sum with the exact Hessian diagonal (second
+               derivatives included, so it can be negative), estimated with Hutchinson's
                estimator (mean of z * Hz over Rademacher probes z; double backprop)
   taylor       first-order Taylor (Molchanov et al. 2017): |mean over samples of the map's
                activation * dLoss/dactivation|, on the source task
@@ -22,7 +27,8 @@ from lenet.config import LAYERS, LEVELS
 from lenet.config import TANH_A, TANH_S
 from lenet.core.model import LeNet5
 
-CRITERIA = ("saliency", "taylor", "mutual-info", "random")
+CRITERIA = ("saliency", "taylor", "mutual-info", "random")  # what the partial study compares by default
+VARIANTS = CRITERIA + ("hessian",)                           # every criterion a study may name
 MAPS = {"c1": 6, "c3": 16, "c5": 120}  # the levels whose maps can be kept one by one
 MI_BINS = 4  # equal-frequency bins of a pooled activation: k=1 gives 20 samples, 5 per bin
 
@@ -57,12 +63,47 @@ def _forward(model: LeNet5, x: torch.Tensor, capture: str | None = None):
     return h, caught
 
 
+class _Plain(torch.nn.Module):
+    """The net through `_forward`'s plain ops, as a module (for torch.func.functional_call)."""
+
+    def __init__(self, model: LeNet5):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward(self.model, x)[0]
+
+
 def _level_params(model: LeNet5, level: str) -> dict[str, torch.nn.Parameter]:
     return dict(getattr(model, level).named_parameters())
 
 
-def saliency(model: LeNet5, x, y, codes, level: str, probes: int = 64, seed: int = 0) -> np.ndarray:
-    """OBD saliency of each map of `level` on (x, y) of the source task."""
+def saliency(model: LeNet5, x, y, codes, level: str, chunk: int = 32) -> np.ndarray:
+    """OBD saliency of each map of `level` on (x, y) of the source task, with OBD's positive
+    Gauss-Newton diagonal (the loss is F.mse_loss: the mean over N samples x D outputs)."""
+    from torch.func import functional_call, jacrev, vmap
+    model = _copy(model, level)
+    params = {k: v.detach() for k, v in _level_params(model, level).items()}
+
+    plain = _Plain(model)
+
+    def outputs(p, xi):  # one sample's D outputs as a function of the level's parameters
+        prefixed = {f"model.{level}.{k}": v for k, v in p.items()}
+        return functional_call(plain, prefixed, (xi.unsqueeze(0),)).squeeze(0)
+
+    diag = {k: torch.zeros_like(v) for k, v in params.items()}
+    for i in range(0, len(x), chunk):
+        jac = vmap(jacrev(outputs), in_dims=(None, 0))(params, x[i:i + chunk])  # {k: (B, D, *shape)}
+        for k, j in jac.items():
+            diag[k] += (j ** 2).sum((0, 1))
+    n_out = codes.shape[1]
+    sal = {k: 0.5 * (2.0 / (len(x) * n_out)) * d * params[k] ** 2 for k, d in diag.items()}
+    return _per_map(model, level, sal)
+
+
+def hessian(model: LeNet5, x, y, codes, level: str, probes: int = 64, seed: int = 0) -> np.ndarray:
+    """The saliency sum with the exact Hessian diagonal of the source loss (Hutchinson's estimate):
+    a variant, not OBD (it can be negative away from a minimum)."""
     model = _copy(model, level)
     params = _level_params(model, level)
     names = list(params)
@@ -78,7 +119,11 @@ def saliency(model: LeNet5, x, y, codes, level: str, probes: int = 64, seed: int
         for d, zi, h in zip(diag, z, hz):
             d += zi * h / probes
     sal = {k: 0.5 * d * params[k].detach() ** 2 for k, d in zip(names, diag)}
-    return np.array([sum(float(sal[k][rows].sum()) for k, rows in map_rows(model, level, [m]).items())
+    return _per_map(model, level, sal)
+
+
+def _per_map(model: LeNet5, level: str, per_weight: dict[str, torch.Tensor]) -> np.ndarray:
+    return np.array([sum(float(per_weight[k][rows].sum()) for k, rows in map_rows(model, level, [m]).items())
                      for m in range(MAPS[level])])
 
 

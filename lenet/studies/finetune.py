@@ -3,6 +3,9 @@
 The paper froze the retained levels so that nothing the source net knew was lost, and
 guessed that letting them retrain "would undoubtedly give better results". Here the
 retained levels n train at the learning rate times lr_mult (0 is the paper's frozen arm).
+In Yosinski, Clune, Bengio & Lipson's (2014) names, lr_mult 0 is AnB (levels from the net
+trained on A, the source characters, frozen while the rest learns B) and lr_mult > 0 is AnB+
+(the same, fine-tuned), here at a chosen fraction of the learning rate.
 Forgetting: the source and new net share the bottom n levels; after target training the
 (possibly changed) shared levels go back under the source net's own upper levels, and
 that net is scored on the source net's held-out characters.
@@ -38,8 +41,8 @@ from lenet.report.study import study_report
 NAME = "finetune"
 FUNCTION = "finetune"
 TITLE = "Frozen vs fine-tuned transfer, and forgetting"
-QUESTION = ("The paper froze the retained levels so the source net forgets nothing; how much does letting them "
-            "retrain at lr x lr_mult gain on the new characters? And how much of the source net's own accuracy, "
+QUESTION = ("The paper froze the retained levels so the source net forgets nothing (AnB); how much does letting "
+            "them retrain at lr x lr_mult (AnB+) gain on the new characters? And how much of the source net's own accuracy, "
             "with those shared levels put back under its upper levels, does that gain cost?")
 
 TABLE = Table(key=("n", "k", "lr_mult", "trial"),
@@ -149,7 +152,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     pareto.update_layout(hovermode="closest")
     pareto.update_xaxes(title_text="source drop (held-out accuracy before minus after)", tickformat=".0%")
     pareto.update_yaxes(title_text="target gain over lr_mult 0", tickformat="+.0%")
-    acc.update_layout(title="Target accuracy per lr_mult (0 = frozen, the paper)", **LAYOUT)
+    acc.update_layout(title="Target accuracy per lr_mult (0: frozen, AnB; > 0: AnB+)", **LAYOUT)
     acc.update_xaxes(title_text="lr_mult of the retained levels", type="category")
     acc.update_yaxes(title_text="test accuracy", tickformat=".0%")
     return [pareto, acc]

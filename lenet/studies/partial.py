@@ -8,9 +8,15 @@ grid's run with the levels below retained (n = 2 for C3) and p = 1 the run with 
 retained too (n = 3). A kept map is frozen by a zero gradient mask on its rows, so SGD
 never moves it (w -= lr * 0), and a run is named by its set of kept maps: criteria that
 keep the same set share one run.
+
+Each trial ranks the maps afresh: the source-task criteria (saliency, hessian, taylor) on that
+trial's own resample of the source net's training characters, mutual information on the trial's
+k samples, random with the trial's seed. So every criterion is compared over as many map sets as
+trials, and each against random trial by trial (a paired difference with a 95% interval).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -46,8 +52,10 @@ TABLE = Table(key=("k", "trial", "kept"), result=("seed", "train_acc", "target_a
               types=dict(k=int, trial=int, kept=str, seed=int, train_acc=float, target_acc=float, epochs=int,
                          seconds=float))
 SUMMARY_FIELDS = ("level", "criterion", "kept_fraction", "k", "target_acc", "target_acc_min", "target_acc_max",
-                  "runs")
-CRITERION_COLOURS = {"saliency": "#1f77b4", "taylor": "#ff7f0e", "mutual-info": "#2ca02c", "random": "#7f7f7f"}
+                  "runs", "vs_random", "vs_random_low", "vs_random_high")
+CRITERION_COLOURS = {"saliency": "#1f77b4", "hessian": "#9467bd", "taylor": "#ff7f0e", "mutual-info": "#2ca02c",
+                     "random": "#7f7f7f"}
+SCORE_PURPOSE = 5  # mixed into the seed of a trial's resample of the source characters (protocol.py uses 1-3)
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,8 @@ class Settings:
     seed: int = 0
     max_epochs: int | None = None                # None: the transfer recipe's cap
     score_per_class: int = 50                    # source training samples per character for saliency, taylor
-    probes: int = 64                             # Hutchinson probes for the saliency's diagonal Hessian
+                                                 # (a new draw from the source's training set every trial)
+    probes: int = 64                             # Hutchinson probes of the `hessian` variant
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Settings":
@@ -69,9 +78,9 @@ class Settings:
 
     def check(self) -> "Settings":
         C.check_level(self.level)
-        unknown = [c for c in self.criteria if c not in C.CRITERIA]
+        unknown = [c for c in self.criteria if c not in C.VARIANTS]
         if not self.criteria or unknown:
-            raise ValueError(f"criteria must be some of {', '.join(C.CRITERIA)} (got {list(self.criteria)})")
+            raise ValueError(f"criteria must be some of {', '.join(C.VARIANTS)} (got {list(self.criteria)})")
         if not self.fractions or any(not 0 <= p <= 1 for p in self.fractions):
             raise ValueError(f"kept fractions must be in [0, 1] (got {self.fractions})")
         check_common(self.samples, {"trials": self.trials, "score_per_class": self.score_per_class,
@@ -127,27 +136,34 @@ def run_one(shared: dict, task: dict) -> dict:
 
 
 def score_maps(settings: Settings, source, ds, sets: dict) -> dict[str, list[float]]:
-    """Every criterion's score of every map, per 'criterion k trial' (saliency and taylor depend on neither)."""
+    """Every criterion's score of every map, per 'criterion k trial'. The source-task criteria score
+    each trial on its own draw of score_per_class of each source character's training samples, so
+    they depend on the trial (not on k); mutual information on the trial's k samples."""
     recipe = source.meta.get("recipe") or {}
     split = source_split(ds, source.classes, int(source.meta.get("train_per_class", 400)), 0, int(recipe.get("seed", 0)))
-    rows = np.concatenate([np.flatnonzero(split.train.labels == c)[:settings.score_per_class]
-                           for c in range(len(source.classes))])
-    x, y = to_net_input(split.train.images[rows]), torch.from_numpy(split.train.labels[rows])
-    model = source.model
-    fixed = {}
-    if "saliency" in settings.criteria:
-        fixed["saliency"] = C.saliency(model, x, y, source.codes, settings.level, settings.probes, settings.seed)
-    if "taylor" in settings.criteria:
-        fixed["taylor"] = C.taylor(model, x, y, source.codes, settings.level)
+    model, level = source.model, settings.level
+    by_trial = {}
+    for t in range(settings.trials):
+        rng = np.random.default_rng([settings.seed, SCORE_PURPOSE, t])
+        rows = np.concatenate([rng.permutation(np.flatnonzero(split.train.labels == c))[:settings.score_per_class]
+                               for c in range(len(source.classes))])
+        x, y = to_net_input(split.train.images[rows]), torch.from_numpy(split.train.labels[rows])
+        by_trial[t] = {}
+        if "saliency" in settings.criteria:
+            by_trial[t]["saliency"] = C.saliency(model, x, y, source.codes, level)
+        if "hessian" in settings.criteria:
+            by_trial[t]["hessian"] = C.hessian(model, x, y, source.codes, level, settings.probes, settings.seed * 1000 + t)
+        if "taylor" in settings.criteria:
+            by_trial[t]["taylor"] = C.taylor(model, x, y, source.codes, level)
     scores = {}
     for (k, t), s in sets.items():
         for c in settings.criteria:
             if c == "mutual-info":
-                v = C.mutual_info(model, to_net_input(s["images"]), s["labels"], settings.level)
+                v = C.mutual_info(model, to_net_input(s["images"]), s["labels"], level)
             elif c == "random":
-                v = C.random_scores(settings.level, settings.seed * 1000 + t)
+                v = C.random_scores(level, settings.seed * 1000 + t)
             else:
-                v = fixed[c]
+                v = by_trial[t][c]
             scores[f"{c} {k} {t}"] = [float(a) for a in v]
     return scores
 
@@ -171,16 +187,37 @@ def correlations(settings: Settings, scores: dict) -> dict:
 
 
 def summarize(rows: list[dict], settings: Settings, chosen: dict[tuple, str]) -> list[dict]:
+    """Per (criterion, p, k): accuracy mean/min/max over the trials' map sets, and the paired
+    difference from random (same k, p and trial) with its 95% t-interval over the trials."""
     by_key = {(r["k"], r["trial"], r["kept"]): r for r in rows}
-    groups: dict[tuple, list[float]] = {}
+    acc: dict[tuple, dict[int, float]] = {}
     for (c, p, k, t), kept in chosen.items():
         r = by_key.get((k, t, kept))
         if r is not None:
-            groups.setdefault((c, p, k), []).append(r["target_acc"])
+            acc.setdefault((c, p, k), {})[t] = r["target_acc"]
     order = {c: i for i, c in enumerate(settings.criteria)}
-    return [{"level": settings.level, "criterion": c, "kept_fraction": p, "k": k, "target_acc": float(np.mean(a)),
-             "target_acc_min": float(min(a)), "target_acc_max": float(max(a)), "runs": len(a)}
-            for (c, p, k), a in sorted(groups.items(), key=lambda i: (i[0][2], order[i[0][0]], i[0][1]))]
+    out = []
+    for (c, p, k), by_t in sorted(acc.items(), key=lambda i: (i[0][2], order[i[0][0]], i[0][1])):
+        a = list(by_t.values())
+        base = acc.get(("random", p, k), {})
+        diff = mean_interval([by_t[t] - base[t] for t in by_t if t in base]) if c != "random" else {}
+        out.append({"level": settings.level, "criterion": c, "kept_fraction": p, "k": k, "target_acc": float(np.mean(a)),
+                    "target_acc_min": float(min(a)), "target_acc_max": float(max(a)), "runs": len(a),
+                    "vs_random": diff.get("mean", math.nan), "vs_random_low": diff.get("low", math.nan),
+                    "vs_random_high": diff.get("high", math.nan)})
+    return out
+
+
+def mean_interval(values: list[float], level: float = 0.95) -> dict:
+    """Mean and its two-sided t-interval ({} for no values; an interval needs two)."""
+    if not values:
+        return {}
+    m = float(np.mean(values))
+    if len(values) < 2:
+        return {"mean": m, "low": math.nan, "high": math.nan}
+    from scipy.stats import t as student
+    half = float(student.ppf(0.5 + level / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    return {"mean": m, "low": m - half, "high": m + half}
 
 
 def figures(summary: list[dict]) -> list[go.Figure]:
@@ -188,7 +225,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     ks = sorted({r["k"] for r in summary}) or [0]
     fig = make_subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], shared_yaxes=True)
     for i, k in enumerate(ks):
-        for c in C.CRITERIA:
+        for c in C.VARIANTS:
             rs = sorted((r for r in summary if r["k"] == k and r["criterion"] == c), key=lambda r: r["kept_fraction"])
             if rs:
                 fig.add_trace(go.Scatter(x=[r["kept_fraction"] for r in rs], y=[r["target_acc"] for r in rs],
