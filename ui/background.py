@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lenet.config import Recipe
+from lenet.core.train import why_stopped
 from lenet.report.figures import training_curves
 from lenet.runtime.jobs import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Job
 from lenet.runtime.tasks import NEEDS, job_function
@@ -55,36 +57,69 @@ def epoch_records(records: list[dict]) -> list[dict]:
     return [r for r in records if r.get("kind") == "epoch"]
 
 
-def job_status(snap) -> None:
-    """One line of state: queue position, progress, the error of a failed job."""
+def job_label(job: Job, meta: dict) -> str:
+    """"Run 3: n=4 k=5 trial 0": the job's number among this session's jobs (the pool's ids are shared
+    by every session, so they would start at #4 for a newcomer) and its label."""
+    runs = sorted(state().runs)
+    return f"Run {runs.index(job.id) + 1}: {meta['label']}" if job.id in runs else meta["label"]
+
+
+def job_title(job: Job, meta: dict) -> str:
+    return f"**{job_label(job, meta)}**"
+
+
+def _recipe(job: Job) -> Recipe | None:
+    spec = job.spec or {}
+    return Recipe.from_dict(spec["recipe"]) if "recipe" in spec and spec.get("task") != "experiment" else None
+
+
+def job_status(job: Job, snap) -> None:
+    """One line of state that counts what happened: epochs of at most how many and why training
+    ended, or runs of a grid or study finished; the queue position, the error of a failed job."""
     epochs = epoch_records(snap.records)
-    steps = [r for r in snap.records if r.get("kind") == "step"]
+    done, total = snap.progress
+    recipe = _recipe(job)
     if snap.state == QUEUED:
         st.info(f"Queued: position {snap.queue_position} (all {pool().workers} workers are busy).")
     elif snap.state == RUNNING:
-        parts = [f"epoch {epochs[-1]['epoch']}" if epochs else "first epoch"]
-        if steps:
-            parts.append(f"step {steps[-1]['step']}, loss {steps[-1]['loss']:.3f}")
-        done, total = snap.progress
-        if total:
-            st.progress(min(1.0, done / total), text=f"{done} / {total}")
-        st.caption("Running: " + "; ".join(parts))
+        if total:  # a grid or a study: runs
+            st.progress(min(1.0, done / total), text=f"Running: {done} of {total} runs finished")
+        elif recipe is not None:
+            at = epochs[-1]["epoch"] if epochs else 0
+            st.progress(min(1.0, at / recipe.max_epochs),
+                        text=f"Running: epoch {at} of at most {recipe.max_epochs}" + _early(recipe))
+        else:
+            st.caption(f"Running: {len(epochs)} epoch(s) finished")
     elif snap.state == FAILED:
         st.error(f"Failed: {snap.error}")
     elif snap.state == INTERRUPTED:
         st.warning("Interrupted: the server restarted while this job was queued or running. Resume runs it "
                    "again (a grid goes on from its finished runs).")
     elif snap.state == STOPPED:
-        st.warning(f"Stopped after {_amount(snap.records)}.")
+        st.warning(f"Stopped by hand after {_amount(snap)}.")
     else:
         took = (snap.finished or 0) - (snap.started or 0)
-        st.success(f"Done: {_amount(snap.records)} in {took:.1f} s.")
+        why = f" It ended because {why_stopped(epochs, recipe)}." if recipe is not None and epochs else ""
+        st.success(f"Done: {_amount(snap)} in {took:.1f} s.{why}")
 
 
-def _amount(records: list[dict]) -> str:
-    """What a job got through: finished runs for a grid, epochs for a training run."""
-    runs = sum(r.get("kind") == "result" for r in records)
-    return f"{runs} run(s)" if runs else f"{len(epoch_records(records))} epoch(s)"
+def _early(recipe: Recipe) -> str:
+    if recipe.target_train_loss > 0:
+        return f" (it stops early once the training loss is at most {recipe.target_train_loss:g})"
+    if recipe.target_train_acc <= 1:
+        return f" (it stops early at {recipe.target_train_acc:.1%} training accuracy)"
+    return ""
+
+
+def _amount(snap) -> str:
+    """What a job got through: finished runs of a grid or study, epochs of a training run."""
+    done, total = snap.progress
+    runs = sum(r.get("kind") == "result" for r in snap.records)
+    if total:
+        done = max(runs, done)
+        return f"{total} run(s)" if done == total else f"{done} of {total} run(s)"
+    n = len(epoch_records(snap.records))
+    return f"{n} epoch{'s' if n != 1 else ''}"
 
 
 def curves_chart(snap):
@@ -96,7 +131,7 @@ def _draw_job(job: Job, key: str, stop_button: bool, chart=curves_chart) -> None
     snap = job.snapshot()
     cols = st.columns([4, 1])
     with cols[0]:
-        job_status(snap)
+        job_status(job, snap)
     if stop_button and snap.state not in FINISHED:
         if cols[1].button("Stop", key=f"stop-{key}-{job.id}", type="primary"):
             job.stop()

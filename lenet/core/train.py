@@ -229,3 +229,28 @@ def warm_kernels() -> None:
     net = LeNet5(seed=0, lanes=True)
     SourceStep(net, 0.01, 0.9, 1)(torch.zeros(1, 1, 32, 32), torch.zeros(1, 20))
     net(torch.zeros(1, 1, 32, 32)).sum().backward()
+
+
+def why_stopped(history: list[dict], recipe: Recipe, stopped: bool = False) -> str:
+    """Why `fit` ended after these epochs (EpochStats as dicts), in plain words: the first rule of
+    `recipe` that ends training, tested as `_fit` tests them."""
+    if stopped:
+        return "stopped by hand"
+    if not history:
+        return "no epoch finished"
+    last = history[-1]
+    if last["epoch"] >= recipe.max_epochs:
+        return f"reached the maximum of {recipe.max_epochs} epochs"
+    if last["train_acc"] >= recipe.target_train_acc:
+        return f"training accuracy reached {recipe.target_train_acc:.1%}, the recipe's target"
+    if last["train_loss"] <= recipe.target_train_loss:
+        return (f"the training loss fell to {recipe.target_train_loss:g} (the recipe's target): the outputs "
+                f"are close to their codes, so more epochs would only memorise the samples")
+    best, since = math.inf, 0
+    for r in history:
+        best, since = (r["train_loss"], 0) if r["train_loss"] < best - recipe.min_delta else (best, since + 1)
+    if recipe.patience > 0 and since >= recipe.patience:
+        return f"the training loss had not fallen for {recipe.patience} epochs"
+    if recipe.val_patience > 0:
+        return f"the validation accuracy had not risen for {recipe.val_patience} epochs"
+    return "stopped early"
