@@ -75,7 +75,9 @@ def min_avg_max(summary: list[dict], k: int) -> go.Figure:
         go.Scatter(x=x, y=[r["mean"] for r in rows], mode="lines+markers", name="average",
                    line=dict(color=c, width=3)),
     ])
-    fig.update_layout(title=f"Min, average and max test accuracy vs. retained levels, k = {k}", **LAYOUT)
+    # Two short lines: the three figures sit side by side, a third of the page wide each.
+    fig.update_layout(title=f"Min, average and max<br>test accuracy, k = {k}", **LAYOUT)
+    fig.update_layout(margin_t=95)  # room for the two-line title
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
     _levels_axis(fig, x)
     return fig
@@ -87,15 +89,23 @@ def _xy(records: list[dict], key: str, x_key: str) -> dict:
     return dict(x=[p[0] for p in pts], y=[p[1] for p in pts])
 
 
-def training_curves(records: list[dict], x_key: str = "epoch") -> go.Figure:
-    """Loss (left) and train/test accuracy (right) against epoch (or step) from EpochStats-like dicts."""
+def training_curves(records: list[dict], x_key: str = "epoch", chance: float | None = None,
+                    references: list[tuple[str, float]] = ()) -> go.Figure:
+    """Loss (left) and train/test accuracy (right) against epoch (or step) from EpochStats-like dicts.
+    `chance` (1 / classes) and `references` [(label, accuracy)] are drawn as horizontal lines on the right."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (MSE to codes)", "accuracy"))
     fig.add_trace(go.Scatter(**_xy(records, "train_loss", x_key), mode="lines+markers", name="train loss",
                              line=dict(color="#1f77b4")), 1, 1)
+    # train acc wide and solid, test acc thin and dashed on top: where they agree both stay visible
     fig.add_trace(go.Scatter(**_xy(records, "train_acc", x_key), mode="lines+markers", name="train acc",
-                             line=dict(color="#ff7f0e")), 1, 2)
+                             line=dict(color="#ff7f0e", width=5), marker=dict(size=9)), 1, 2)
     fig.add_trace(go.Scatter(**_xy(records, "test_acc", x_key), mode="lines+markers", name="test acc",
-                             line=dict(color="#2ca02c")), 1, 2)
+                             line=dict(color="#2ca02c", width=2, dash="dash"), marker=dict(size=5)), 1, 2)
+    lines = ([(f"chance ({chance:.0%})", chance)] if chance else []) + list(references)
+    for i, (label, y) in enumerate(lines):
+        fig.add_hline(y=y, row=1, col=2, line=dict(color="#888888" if i == 0 and chance else "#9467bd",
+                                                   dash="dot", width=1.5),
+                      annotation_text=label, annotation_position="top left", annotation_font_size=11)
     fig.update_xaxes(title_text=x_key)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)
     fig.update_layout(height=360, **LAYOUT)

@@ -132,13 +132,15 @@ def figures(summary: list[dict]) -> list[go.Figure]:
     fig = go.Figure()
     for k in sorted({r["k"] for r in summary}):
         rs = [r for r in summary if r["k"] == k]
-        fig.add_trace(go.Scatter(x=[r["proxy_acc"] for r in rs], y=[r["target_acc"] for r in rs], mode="markers+text",
-                                 text=[r["classes"] for r in rs], textposition="top center", name=f"k = {k}",
+        fig.add_trace(go.Scatter(x=[r["proxy_acc"] for r in rs], y=[r["target_acc"] for r in rs], mode="markers",
+                                 text=[r["classes"] for r in rs], name=f"k = {k}",  # the set on hover: labels overlap
                                  marker=dict(color=k_colour(k), size=10)))
-    fig.update_layout(title="Real transfer vs. the nearest-centroid proxy, one point per source set", **LAYOUT)
+    fig.update_layout(title="Real transfer vs. the nearest-centroid proxy,<br>one point per source set (hover: its classes)",
+                      **LAYOUT)
+    fig.update_layout(margin_t=95)  # room for the two-line title
     fig.update_layout(hovermode="closest")
-    fig.update_xaxes(title_text="proxy: nearest-centroid accuracy on frozen C5 features", tickformat=".0%")
-    fig.update_yaxes(title_text="real transfer: test accuracy", tickformat=".0%")
+    fig.update_xaxes(title_text="proxy: nearest-centroid accuracy on frozen C5 features", tickformat=".1~%")
+    fig.update_yaxes(title_text="real transfer: test accuracy", tickformat=".1~%")
     return [fig]
 
 

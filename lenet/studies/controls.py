@@ -186,10 +186,11 @@ def figures(summary: list[dict]) -> list[go.Figure]:
                 fig.add_trace(go.Scatter(x=[r["n"] for r in rs], y=[r["target_acc"] for r in rs], mode="lines+markers",
                                          name=a, legendgroup=a, showlegend=i == 0, line=dict(color=ARM_COLOURS[a])),
                               1, i + 1)
-    fig.update_layout(title="Accuracy vs. retained levels n: AnB, random, in-domain, no training",
+    fig.update_layout(title="Accuracy vs. retained levels n:<br>AnB, random, in-domain, no training",
                       **LAYOUT)
+    fig.update_layout(margin_t=95)  # room for the two-line title
     fig.update_xaxes(title_text="retained levels n", dtick=1)
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
+    fig.update_yaxes(title_text="test accuracy", tickformat=".1~%", col=1)
     return [fig]
 
 

@@ -144,17 +144,20 @@ def figures(summary: list[dict]) -> list[go.Figure]:
             if (n, k) in frozen:
                 pareto.add_trace(go.Scatter(
                     x=[r["source_drop"] for r in rs], y=[r["target_acc"] - frozen[n, k] for r in rs],
-                    mode="lines+markers+text", text=[f"x{r['lr_mult']:g}" for r in rs], textposition="top center",
+                    mode="lines+markers+text", text=[f"x{r['lr_mult']:g}" for r in rs],
+                    textposition=[("top center", "bottom center")[i % 2] for i in range(len(rs))],  # no overlap
                     name=label, line=style, hovertemplate="source drop %{x:.1%}, target gain %{y:+.1%}"))
             acc.add_trace(go.Scatter(x=[f"{r['lr_mult']:g}" for r in rs], y=[r["target_acc"] for r in rs],
                                      mode="lines+markers", name=label, line=style))
-    pareto.update_layout(title="Target gain over the frozen arm vs. source drop (labels: lr_mult)", **LAYOUT)
+    pareto.update_layout(title="Target gain over the frozen arm vs. source drop<br>(labels: lr_mult, the learning-rate "
+                               "multiplier)", **LAYOUT)
+    pareto.update_layout(margin_t=95)  # room for the two-line title
     pareto.update_layout(hovermode="closest")
-    pareto.update_xaxes(title_text="source drop (held-out accuracy before minus after)", tickformat=".0%")
-    pareto.update_yaxes(title_text="target gain over lr_mult 0", tickformat="+.0%")
+    pareto.update_xaxes(title_text="source drop (held-out accuracy before minus after)", tickformat=".1~%")
+    pareto.update_yaxes(title_text="target gain over lr_mult 0", tickformat="+.1~%")
     acc.update_layout(title="Target accuracy per lr_mult (0: frozen, AnB; > 0: AnB+)", **LAYOUT)
     acc.update_xaxes(title_text="lr_mult of the retained levels", type="category")
-    acc.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    acc.update_yaxes(title_text="test accuracy", tickformat=".1~%")
     return [pareto, acc]
 
 

@@ -236,9 +236,10 @@ def figures(summary: list[dict]) -> list[go.Figure]:
                                                       arrayminus=[r["target_acc"] - r["target_acc_min"] for r in rs])),
                               1, i + 1)
     level = summary[0]["level"].upper() if summary else ""
-    fig.update_layout(title=f"Test accuracy vs. the fraction of {level}'s maps kept (the rest retrained)", **LAYOUT)
-    fig.update_xaxes(title_text="kept fraction p", tickformat=".0%")
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
+    fig.update_layout(title=f"Test accuracy vs. the fraction of {level}'s maps kept<br>(the rest retrained)", **LAYOUT)
+    fig.update_layout(margin_t=95)  # room for the two-line title
+    fig.update_xaxes(title_text="kept fraction p", tickformat=".1~%")
+    fig.update_yaxes(title_text="test accuracy", tickformat=".1~%", col=1)
     return [fig]
 
 

@@ -142,7 +142,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
                                      line=dict(color=k_colour(r["k"]), dash="dot")), 1, col)
     fig.update_layout(title="Test accuracy vs. the number of source classes S", **LAYOUT)
     fig.update_xaxes(title_text="source classes S", type="log")
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%", col=1)
+    fig.update_yaxes(title_text="test accuracy", tickformat=".1~%", col=1)
     return [fig]
 
 
