@@ -17,21 +17,25 @@ from .training import all_nets
 
 CANVAS_PX = 280
 PEN_PX = (4, 40, 18)  # the pen-width slider: min, max, default (px on the canvas)
-CLEAR_HINT = "Clear: the bin in the toolbar above the canvas (Reset canvas & history) clears it at once."
+CLEAR_HINT = "Draw with the mouse, a finger or a pen; Clear empties the canvas."
 
 
 def canvas(name: str):
-    """A freehand canvas under a pen-width slider; returns its RGBA pixels, or None before anything is drawn.
+    """A freehand canvas under a pen-width slider and a Clear button; returns its RGBA pixels, or None
+    before anything is drawn.
 
     The canvas keeps the key `name` for the whole session: a new key would remount it and swallow
-    strokes drawn meanwhile. Its toolbar's bin clears it in the browser; `clear_canvas(name)` clears
-    it from Python by sending a new (empty) initial drawing. st_canvas is imported here, not at module
-    level: it only imports inside a running app.
+    strokes drawn meanwhile. Clear (and its toolbar's bin, shown only on hover) empties it;
+    `clear_canvas(name)` does so from Python by sending a new (empty) initial drawing. st_canvas is
+    imported here, not at module level: it only imports inside a running app.
     """
     from streamlit_drawable_canvas import st_canvas
     lo, hi, default = PEN_PX
-    pen = st.slider("Pen width (px)", lo, hi, default, key=f"{name}-pen",
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    pen = c1.slider("Pen width (px)", lo, hi, default, key=f"{name}-pen",
                     help="Any pen works: the drawing is redrawn with EMNIST's stroke width before the net reads it.")
+    c2.button("Clear", key=f"{name}-clear", on_click=clear_canvas, args=(name,), icon=":material/delete:",
+              help="Empty the canvas to draw again.", width="stretch")
     cleared = st.session_state.get(f"{name}-cleared", 0)
     result = st_canvas(stroke_width=pen, stroke_color="#000000", background_color="#ffffff",
                        height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
@@ -87,9 +91,24 @@ def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str) -> np.ndarr
     except BlankImage as e:
         st.info(f"{e}: the canvas has no ink yet.")
         return None
-    st.metric("Prediction", ranking[0][0])
-    st.dataframe([{"character": c, "distance to its code": round(d, 3)} for c, d in ranking], hide_index=True)
+    st.metric("Prediction", ranking[0][0], help="The character whose target code is nearest to the net's output.")
+    table([{"character": c, "distance to its code": f"{d:.2f}"} for c, d in ranking])
+    st.caption("Each character has a 20-number target code; the net answers with 20 numbers, and the nearest "
+               "code wins. A smaller distance is a closer match (0 would be exact).")
     return image
+
+
+def table(rows: list[dict], percent: tuple[str, ...] = ()) -> None:
+    """A small table whose cells wrap (st.table), so no text is cut off; `percent` columns as 12.3%."""
+    def cell(key, v):
+        if v is None or (isinstance(v, float) and v != v):
+            return "–"
+        if key in percent and isinstance(v, (int, float)):
+            return f"{v:.1%}"
+        return f"{v:,.3g}" if isinstance(v, float) else str(v)
+    if rows:
+        import pandas as pd
+        st.table(pd.DataFrame([{k: cell(k, v) for k, v in r.items()} for r in rows]), hide_index=True)
 
 
 def net_picker(key: str, label: str = "Net") -> tuple[str, Net]:
@@ -98,5 +117,6 @@ def net_picker(key: str, label: str = "Net") -> tuple[str, Net]:
     if not nets:
         require_source()
     names = [n for n, _ in nets]
-    choice = st.selectbox(label, names, key=key)
+    choice = st.selectbox(label, names, key=key, help="The shipped source net, or a net you trained on Transfer "
+                                                      "or Teach in this session.")
     return choice, dict(nets)[choice]

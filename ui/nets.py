@@ -36,8 +36,8 @@ def active_data() -> tuple[str, str]:
     if s.data_kind == "synthetic":
         return label, "built-in synthetic characters from handwriting fonts (not real handwriting)"
     if label.startswith("EMNIST subset"):
-        return label, f"real handwriting (NIST SD19): a compact EMNIST ByClass subset, {path}"
-    return label, f"real handwriting (NIST SD19), {path}" if path else "not found on this machine"
+        return label, "real handwriting (NIST SD19): a compact EMNIST ByClass subset that ships with the app"
+    return label, "real handwriting (NIST SD19), found on the server" if path else "not found on this machine"
 
 
 def require_dataset() -> CharacterSet:
@@ -87,12 +87,13 @@ def emnist_download_panel() -> None:
     """
     full = find_emnist(full_only=True)
     if full is not None:
-        st.caption(f"Full EMNIST is on this machine: {full}")
+        st.caption("Full EMNIST is on this machine.")
         return
     url = settings.get("LENET_EMNIST_URL") or EMNIST_URL
     st.caption(f"Full EMNIST (814,255 characters) is not on this machine; the shipped subset stands in for it. "
-               f"The download is {EMNIST_SIZE / 1e6:.0f} MB from NIST, kept in {cache_dir() / 'emnist'}.")
-    if not st.button("Download full EMNIST", key="dl-emnist"):
+               f"The download is {EMNIST_SIZE / 1e6:.0f} MB from NIST, kept on the server for every session.")
+    if not st.button("Download full EMNIST", key="dl-emnist", help="Fetch the full set once; it then replaces "
+                                                                     "the subset for everyone on this server."):
         return
     bar = st.progress(0.0, text="Connecting…")
     last = [0.0]
@@ -113,7 +114,7 @@ def emnist_download_panel() -> None:
         return
     s = state()
     s.data_kind, s.data_path = "emnist", None
-    st.success(f"Downloaded full EMNIST to {path}; it is the active dataset now.")
+    st.success("Downloaded full EMNIST; it is the active dataset now.")
 
 
 @st.cache_resource

@@ -65,3 +65,40 @@ def read_study(folder: Path) -> tuple[dict, list[dict]]:
     with open(folder / "summary.csv", newline="") as f:
         rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return meta, rows
+
+
+# Plain words for the studies' terms, shown beside each study (a reader need not know the papers).
+TERMS = {
+    "finetune": [("lr_mult", "the learning-rate multiplier of the retained levels: 0 keeps them frozen (the "
+                             "paper), 0.1 lets them change slowly, 1 as fast as the new levels"),
+                 ("source drop", "how much accuracy the source net loses on its own characters once the "
+                                 "retrained levels are put back under its upper levels (forgetting)")],
+    "partial": [("kept fraction p", "the share of a level's feature maps kept frozen from the source net; the "
+                                    "others start afresh and learn"),
+                ("OBD saliency", "Optimal Brain Damage (LeCun 1990): how much the error would grow without a map, "
+                                 "estimated from second derivatives"),
+                ("first-order Taylor", "the same estimate from first derivatives only (activation x gradient)"),
+                ("mutual information", "how much a map's output tells about which new character it sees"),
+                ("random", "maps kept by chance: the baseline every criterion must beat")],
+    "source-classes": [("S", "the number of characters the source net learned before transfer"),
+                       ("per-class / fixed-total", "400 images of each source character, or 8,000 images in "
+                                                   "all however many characters")],
+    "class-choice": [("nearest-centroid proxy", "a quick guess at transfer: the average frozen C5 output of "
+                                                "each new character's k samples, and which average a test "
+                                                "image is nearest to, with no training")],
+    "controls": [("random-frozen", "levels with random weights, frozen: the shape of the net without knowledge"),
+                 ("BnB", "Yosinski et al. 2014's 'base and base' control: levels of a net trained on the new "
+                         "characters themselves"),
+                 ("nearest-centroid", "no training at all: each test image gets the character whose average "
+                                      "C5 output is nearest")],
+}
+
+COLUMNS = {"target_acc": "test accuracy", "target_acc_min": "min", "target_acc_max": "max",
+           "source_acc": "source accuracy", "source_drop": "source drop", "proxy_acc": "proxy accuracy",
+           "kept_fraction": "kept fraction p", "lr_mult": "lr_mult", "runs": "runs"}
+PERCENT = ("test accuracy", "min", "max", "source accuracy", "source drop", "proxy accuracy", "kept fraction p")
+
+
+def summary_table(rows: list[dict]) -> tuple[list[dict], tuple[str, ...]]:
+    """A study's summary rows with readable headers, and which columns are percentages (for ui.table)."""
+    return [{COLUMNS.get(k, k.replace("_", " ")): v for k, v in r.items()} for r in rows], PERCENT

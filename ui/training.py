@@ -14,7 +14,7 @@ from lenet.runtime.jobs import Job
 from lenet.runtime.tasks import job_function
 
 from .session import dataset, lenet_home, session_id, state
-from .background import session_jobs, submit
+from .background import job_label, session_jobs, submit
 from .nets import active_source
 
 
@@ -80,7 +80,7 @@ def finished_nets(kind: str) -> list[tuple[str, Net]]:
     for job, meta in session_jobs(kind):
         snap = job.snapshot()
         if snap.state in ("done", "stopped") and isinstance(snap.result, Net):
-            out.append((f"#{job.id} {meta['label']}{' (stopped)' if snap.state == 'stopped' else ''}",
+            out.append((f"{job_label(job, meta)}{' (stopped)' if snap.state == 'stopped' else ''}",
                         snap.result))
     return out
 
