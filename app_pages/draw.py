@@ -20,4 +20,5 @@ with right:
         s.last_drawing = image
         ui.show_image28(net_view(image), "what the net sees (32x32)")
         st.caption("Your strokes, redrawn with the stroke width of EMNIST's handwriting whatever the pen "
-                   "and the size of the drawing, framed like EMNIST.")
+                   "and the size of the drawing, framed like EMNIST. Feature maps shows what each level "
+                   "computes for it.")

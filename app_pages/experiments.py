@@ -31,8 +31,7 @@ def figures_3_to_5(summary: list[dict], key: str) -> None:
 def claims_table(summary: list[dict]) -> None:
     rows = [{"the paper says": c["text"], "here": verdict(c["holds"]), "evidence": c["evidence"]}
             for c in check(summary) if c["holds"] is not None]
-    if rows:
-        st.dataframe(rows, hide_index=True)
+    ui.table(rows)
 
 
 shipped = ui.shipped_results(ds)
@@ -40,7 +39,9 @@ reference = shipped[2] if shipped else None
 if shipped:
     made_on, splits, across = shipped
     runs = sum(len(r) for r in splits.values())
-    with st.expander(f"Shipped results: {len(splits)} class splits, {runs} runs", expanded=True):
+    # open for a newcomer; closed once a grid of one's own runs, so its live figure is in view
+    with st.expander(f"Shipped results: {len(splits)} class splits, {runs} runs",
+                     expanded=not ui.session_jobs("experiment")):
         st.caption(f"Made on {made_on} with this project's transfer recipe by `{SHIPPED_COMMAND}`. "
                    f"Figure 2: the mean over "
                    f"the class splits (seeds {', '.join(map(str, splits))}), error bars one standard deviation "
@@ -55,19 +56,28 @@ if shipped:
 
 st.subheader("Run the grid")
 c1, c2, c3 = st.columns(3)
-levels = c1.multiselect("Retained levels n", PAPER_LEVELS, default=list(PAPER_LEVELS), key="ex-levels")
-samples = c2.multiselect("Samples per class k", PAPER_SAMPLES, default=[1, 5, 10], key="ex-k")
-trials = c3.number_input("Trials", 1, 20, 2, key="ex-trials", help=f"the paper uses {PAPER_TRIALS}")
-epochs = c1.number_input("Max epochs per run", 1, 1000, TRANSFER_RECIPE.max_epochs, key="ex-epochs")
+levels = c1.multiselect("Retained levels n", PAPER_LEVELS, default=list(PAPER_LEVELS), key="ex-levels",
+                        help="How many of the source net's lowest levels each run copies and freezes "
+                             "(0: a fresh net, no transfer).")
+samples = c2.multiselect("Samples per class k", PAPER_SAMPLES, default=[1, 5, 10], key="ex-k",
+                         help="Training images of each new character; one run per k.")
+trials = c3.number_input("Trials", 1, 20, 2, key="ex-trials",
+                         help=f"Runs per cell (n, k), each on other samples and another start; the paper uses "
+                              f"{PAPER_TRIALS}.")
+epochs = c1.number_input("Max epochs per run", 1, 1000, TRANSFER_RECIPE.max_epochs, key="ex-epochs",
+                         help="The most passes over a run's training samples; a run stops earlier once its "
+                              f"training loss is at most {TRANSFER_RECIPE.target_train_loss:g}.")
 seeds = c2.multiselect("Class splits (seeds)", list(range(10)), default=[0], key="ex-seeds",
-                       help="each seed draws its own new characters, samples and initialisations")
+                       help="Each seed draws its own 20 new characters, samples and initialisations; several "
+                            "show how much the result depends on which characters are new.")
 seeds = sorted(seeds)
 if seeds:
     targets = new_characters(ds, source.classes, seeds[0])
     st.caption(f"Source net: {' '.join(source.classes)} -> new characters (seed {seeds[0]}): {' '.join(targets)} "
                f"(50 test samples of each: {50 * len(targets):,} test characters).")
 cells = len(levels) * len(samples) * int(trials) * len(seeds)
-st.caption(f"{cells} runs.")
+st.caption(f"{cells} runs. Figure 2 fills in live as they finish; the results then appear under "
+           f"**Your finished results**.")
 if st.button("Run the grid", type="primary"):
     if not levels or not samples or not seeds:
         st.error("Choose at least one retained level n, one k and one seed.")
@@ -78,22 +88,30 @@ if st.button("Run the grid", type="primary"):
                       f"grid of {cells} runs" + (f" on {len(seeds)} class splits" if len(seeds) > 1 else ""))
 
 jobs = ui.session_jobs("experiment")
+labels = {m["out_dir"]: ui.job_label(j, m) for j, m in jobs}
+
+
+def live_figure(snap):
+    """Figure 2 while the grid runs; a finished grid's figures are shown once, below."""
+    return None if snap.state in ("done", "stopped", "failed", "interrupted") else ui.experiment_chart(snap, reference)
+
+
 for job, meta in reversed(jobs[-1:]):
     with st.container(border=True):
-        st.markdown(f"**#{job.id} {meta['label']}**" + (" (dashed: the shipped results)" if reference else ""))
-        ui.job_panel(job, "experiment", chart=lambda snap: ui.experiment_chart(snap, reference))
-        snap = job.snapshot()
-        summary = ui.experiment_summary(snap)
-        if snap.state in ("done", "stopped", "failed") and summary:
-            figures_3_to_5(summary, f"job{job.id}")
-            claims_table(summary)
+        st.markdown(ui.job_title(job, meta) + (" (dashed: the shipped results)" if reference else ""))
+        ui.job_panel(job, "experiment", chart=live_figure)
 
 st.subheader("Your finished results")
 finished = ui.experiment_dirs()
 if not finished:
     st.caption("None yet: each grid you run is kept on the server, so it can be reopened here later.")
 else:
-    pick = st.selectbox("Reopen", finished, format_func=lambda p: p.name, key="ex-reopen")
+    def describe(p) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M", time.strptime(p.name, "%Y%m%d-%H%M%S")) \
+            if p.name[:8].isdigit() else p.name
+        return f"{labels[str(p)]}, started {when}" if str(p) in labels else f"grid started {when}"
+    pick = st.selectbox("Grid", finished, format_func=describe, key="ex-reopen",
+                        help="The newest first; each keeps its figures, claims and files.")
     try:
         runs = ui.read_experiment(pick)
     except (OSError, ValueError, KeyError) as e:
@@ -103,9 +121,11 @@ else:
             summary = experiment.summarize(runs)
             st.plotly_chart(accuracy_vs_levels(summary, reference), key="reopen-fig2")
             figures_3_to_5(summary, "reopen")
+            claims_table(summary)
         files = [p for name in ("runs.csv", "summary.csv", "report.html", "seeds.csv", "claims.csv")
                  for p in [pick / name] if p.exists()]
-        for f in files:
+        cols = st.columns(max(1, len(files)))
+        for col, f in zip(cols, files):
             mime = "text/html" if f.suffix == ".html" else "text/csv"
-            st.download_button(f"Download {f.name}", f.read_bytes(), f"{pick.name}-{f.name}", mime=mime,
-                               key=f"dl-{f.name}")
+            col.download_button(f"Download {f.name}", f.read_bytes(), f"{pick.name}-{f.name}", mime=mime,
+                                key=f"dl-{f.name}")

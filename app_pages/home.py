@@ -14,6 +14,13 @@ st.markdown(
     "more levels helps a lot: features learned on one set of characters carry over to new ones. "
     "Every output is trained towards a 20-bit random **target code**; the prediction is the "
     "character whose code is nearest.")
+st.markdown("**Start here:** try the source net on your own handwriting, train on new characters, or invent "
+            "characters and teach them.")
+c1, c2, c3, c4 = st.columns(4)
+c1.page_link("app_pages/draw.py", label="Draw a character", icon=":material/draw:")
+c2.page_link("app_pages/transfer.py", label="Transfer to new characters", icon=":material/swap_horiz:")
+c3.page_link("app_pages/teach.py", label="Teach your own characters", icon=":material/school:")
+c4.page_link("app_pages/experiments.py", label="The paper's Figures 2-5", icon=":material/monitoring:")
 
 import ui  # noqa: E402  (after the text, see above)
 from lenet.report.figures import architecture_figure  # noqa: E402
@@ -40,5 +47,3 @@ st.subheader("The architecture (Figure 1), read from the live model")
 st.plotly_chart(architecture_figure(rows), key="arch")
 st.markdown("| layer | maps | map size | free parameters |\n| --- | ---: | --- | ---: |\n" +
             "\n".join(f"| {r['layer']} | {r['maps']} | {r['size']} | {r['params']:,} |" for r in rows))
-st.markdown("Start with **Draw** to try the source net, **Transfer** to train on new characters, "
-            "or **Teach** to invent your own.")

@@ -11,14 +11,29 @@ ds = ui.require_dataset()
 targets = ui.default_targets(ds, source)
 shipped = ui.state().source is None
 mods = {name: studies.get(name) for name in studies.NAMES}
-for name, mod in mods.items():
-    st.markdown(f"**{name}** ({mod.TITLE}) — {mod.QUESTION}")
 
-c1, c2, c3 = st.columns(3)
-name = c1.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name")
+
+def terms(name: str) -> str:
+    return "; ".join(f"*{t}*: {words}" for t, words in ui.TERMS.get(name, []))
+
+
+with st.expander("The five studies, and their terms in plain words", expanded=not ui.session_jobs("study")):
+    for name, mod in mods.items():
+        st.markdown(f"**{name}** ({mod.TITLE}) — {mod.QUESTION}")
+        if terms(name):
+            st.caption(terms(name))
+
+c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+name = c1.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name",
+                    help="Each study asks one question the paper left open; its question is shown below.")
 quick = c2.toggle("Quick version (under a minute)", value=True, key="st-quick",
-                  help="the full study takes tens of minutes; its command is in the report")
-seed = c3.number_input("Seed", 0, 10_000, 0, key="st-seed")
+                  help="Fewer runs on fewer samples, to see the study work; the full study takes tens of "
+                       "minutes and its command is in the report.")
+seed = c3.number_input("Seed", 0, 10_000, 0, key="st-seed",
+                       help="Which samples and initialisations the runs use; the same seed repeats the study.")
+st.markdown(f"**{mods[name].TITLE}.** {mods[name].QUESTION}")
+if terms(name):
+    st.caption(terms(name))
 st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)}.")
 if st.button("Run the study", type="primary"):
     ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped)
@@ -27,28 +42,28 @@ if st.button("Run the study", type="primary"):
 def results_view(name: str, summary: list[dict], key: str) -> None:
     for i, fig in enumerate(mods[name].figures(summary)):
         st.plotly_chart(fig, key=f"st-fig{i}-{key}")
-    st.dataframe(summary, hide_index=True, key=f"st-table-{key}")
+    ui.table(*ui.summary_table(summary))
 
 
 def live_chart(snap, name: str):
+    """The study's first figure while it runs; a finished study's results are shown once, below."""
     summary = ui.live_summary(snap)
-    return mods[name].figures(summary)[0] if summary else None
+    running = snap.state not in ("done", "stopped", "failed", "interrupted")
+    return mods[name].figures(summary)[0] if summary and running else None
 
 
 for job, meta in ui.session_jobs("study")[-1:]:
     with st.container(border=True):
-        st.markdown(f"**#{job.id} {meta['label']}**")
+        st.markdown(ui.job_title(job, meta))
         ui.job_panel(job, "study", chart=lambda snap, n=meta["study"]: live_chart(snap, n))
-        snap = job.snapshot()
-        if snap.state in ("done", "stopped", "failed") and ui.live_summary(snap):
-            st.dataframe(ui.live_summary(snap), hide_index=True, key=f"st-live-table-{job.id}")
 
 st.subheader("Finished studies")
 folders = ui.study_dirs()
 if not folders:
     st.caption("None yet: finished studies are kept on the server so they can be reopened later.")
 else:
-    pick = st.selectbox("Reopen", folders, format_func=lambda p: p.name, key="st-reopen")
+    pick = st.selectbox("Finished study", folders, format_func=lambda p: p.name, key="st-reopen",
+                        help="The newest first: its figures, its table and its report.")
     try:
         meta, summary = ui.read_study(pick)
         study = meta["study"]

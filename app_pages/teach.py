@@ -13,63 +13,53 @@ st.caption("Invent characters (a Greek letter, a smiley, anything), draw about f
            "and watch a net that keeps the source net's lower levels learn them.")
 source = ui.require_source()
 store = SampleStore(ui.session_dir("teach"))
+named = st.session_state.setdefault("teach-named", [])
+
+
+def flash(kind: str, message: str) -> None:
+    st.session_state["teach-flash"] = (kind, message)
+
+
+def add_character() -> None:
+    """on_click: a new name joins the list and the box empties for the next one."""
+    try:
+        name = clean_name(st.session_state.get("teach-new", ""))
+    except DataError as e:
+        return flash("error", str(e))
+    if name in source.classes:
+        return flash("error", f"{name!r} is one of the source net's characters; teach something new.")
+    if name in named or name in store.characters():
+        return flash("error", f"{name!r} is already on the list.")
+    named.append(name)
+    st.session_state["teach-new"] = ""
+    st.session_state["teach-char"] = name  # draw the new character next
+    flash("success", f"Added {name}: draw a few samples of it on the left.")
 
 
 def add_sample(char: str, image) -> None:
     """on_click: runs before the rerun, so the cleared canvas and the gallery show at once."""
     if image is None:
-        st.session_state["teach-flash"] = ("error", "Draw the character on the canvas first.")
-        return
+        return flash("error", "Draw the character on the canvas first.")
     store.add(char, image)
     ui.clear_canvas("teach-canvas")
-    st.session_state["teach-flash"] = ("success", f"Added a sample of {char} ({store.count(char)} now).")
+    flash("success", f"Added a sample of {char} ({store.count(char)} now).")
 
 
-# The message always has its slot: an element that comes and goes above the canvas would
-# shift it, and the browser would remount the canvas and drop the stroke being drawn. It stays
-# until the next drawing (the reruns that clearing the canvas causes must not wipe it at once).
-flash = st.empty()
-kind, message = st.session_state.get("teach-flash", (None, None))
-if kind:
-    getattr(flash, kind)(message)
-
-st.subheader("1. Name the characters")
-named = st.session_state.setdefault("teach-named", [])
-c1, c2 = st.columns([3, 1])
-new = c1.text_input("A new character (1-3 symbols, e.g. α or ☺)", key="teach-new", max_chars=3)
-if c2.button("Add character"):
-    try:
-        name = clean_name(new)
-    except DataError as e:
-        st.error(str(e))
-    else:
-        if name in source.classes:
-            st.error(f"{name!r} is one of the source net's characters; teach something new.")
-        elif name in named or name in store.characters():
-            st.error(f"{name!r} is already on the list.")
-        else:
-            named.append(name)
 chars = sorted(set(store.characters()) | set(named))
-if not chars:
-    st.info("Add a character to start.")
-    st.stop()
-
-st.subheader("2. Draw samples")
-current = st.radio("Drawing samples of", chars, horizontal=True, key="teach-char")
-left, right = st.columns([1, 2])
-with left:
-    rgba = ui.canvas("teach-canvas")
-    st.caption(ui.CLEAR_HINT)
-    try:
-        image = canvas_to_image(rgba) if rgba is not None else None
-    except BlankImage:
-        image = None
-    if image is not None:
-        ui.show_image28(image, "to be added (28x28)", width=84)
-        if st.session_state.pop("teach-flash", None):
-            flash.empty()  # a new drawing: the last message has done its job
-    st.button(f"Add this drawing to {current}", type="primary", on_click=add_sample, args=(current, image))
+# The canvas column has nothing above it that comes and goes while drawing: every message and the
+# gallery live in the right-hand column, so the canvas never moves under the pen (a canvas that
+# moves mid-stroke is remounted by the browser and the drawing is lost or garbled).
+left, right = st.columns([1, 1], gap="large")
 with right:
+    st.subheader("1. Name the characters")
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.text_input("A new character (1-3 symbols, e.g. α or ☺)", key="teach-new", max_chars=3,
+                  help="Any letter or symbol the source net does not know; it names a class of your drawings.")
+    c2.button("Add character", on_click=add_character, width="stretch",
+              help="Put the name on the list; then draw samples of it.")
+    kind, message = st.session_state.get("teach-flash", (None, None))
+    if kind:
+        getattr(st, kind)(message)
     for char in chars:
         samples = store.samples(char)
         st.markdown(f"**{char}** — {len(samples)} sample(s)")
@@ -83,9 +73,30 @@ with right:
     for problem in store.problems:
         st.warning(f"Skipped an unreadable sample: {problem}")
 
+with left:
+    st.subheader("2. Draw samples")
+    if not chars:
+        st.info("Name a character on the right to start.")
+        st.stop()
+    current = st.radio("Drawing samples of", chars, horizontal=True, key="teach-char",
+                       help="The character the next drawing is a sample of.")
+    rgba = ui.canvas("teach-canvas")
+    try:
+        image = canvas_to_image(rgba) if rgba is not None else None
+    except BlankImage:
+        image = None
+    b1, b2 = st.columns([1, 3], vertical_alignment="center")
+    with b1:
+        if image is not None:
+            ui.show_image28(image, "to be added (28x28)", width=56)
+    b2.button(f"Add this drawing to {current}", type="primary", on_click=add_sample, args=(current, image),
+              help="Save the drawing as a sample (28x28, framed like EMNIST) and clear the canvas.")
+
 with st.expander("Export or import samples (zip)"):
-    st.download_button("Export all samples", store.export_zip(), "drawn-samples.zip", mime="application/zip")
-    up = st.file_uploader("Import a zip exported here", type=["zip"], key="teach-zip")
+    st.download_button("Export all samples", store.export_zip(), "drawn-samples.zip", mime="application/zip",
+                       help="A zip of every sample, to import in another session or on another machine.")
+    up = st.file_uploader("Import a zip exported here", type=["zip"], key="teach-zip",
+                          help="Samples from a zip made by Export; characters already here get more samples.")
     if up is not None and st.button("Import"):
         try:
             added = store.import_zip(up.getvalue())
@@ -95,10 +106,15 @@ with st.expander("Export or import samples (zip)"):
             st.success("Imported " + ", ".join(f"{n} of {c}" for c, n in added.items()))
 
 st.subheader("3. Train")
-n = st.slider("Retained levels n", 0, len(LEVELS), 4, key="teach-n")
-st.caption(f"Frozen: {', '.join(l.upper() for l in LEVELS[:n]) or 'none'}; "
+c1, c2 = st.columns([2, 1])
+n = c1.slider("Retained levels n", 0, len(LEVELS), 4, key="teach-n",
+              help="How many of the source net's lowest levels are copied and frozen; the levels above learn "
+                   "your characters.")
+c1.caption(f"Frozen: {', '.join(l.upper() for l in LEVELS[:n]) or 'none'}; "
            f"{trainable_fraction(n):.1%} of the free parameters learn.")
-epochs = st.number_input("Epochs", 1, 1000, 60, key="teach-epochs")
+epochs = c2.number_input("Max epochs", 1, 1000, 60, key="teach-epochs",
+                         help="An epoch is one pass over your drawings. Training stops earlier once the outputs "
+                              "are close to their codes (the status line says why it stopped).")
 if st.button("Train on my drawings", type="primary"):
     drawn = store.to_charset()
     split = ui.check_data(ui.teach_split, drawn)
@@ -107,13 +123,19 @@ if st.button("Train on my drawings", type="primary"):
         # epoch cap pulls the outputs onto their codes, so fresh drawings are read reliably.
         recipe = ui.transfer_recipe(int(epochs), 0).replace(target_train_acc=1.01)
         ui.check_data(ui.start_transfer, source, split, n, recipe,
-                      f"teach {' '.join(split.classes)} n={n}", kind="teach", k=len(split.train))
+                      f"teach {' '.join(split.classes)} n={n}", kind="teach", k=len(split.train),
+                      held_out=len(split.test))
 
 jobs = ui.session_jobs("teach")
 if jobs:
     job, meta = jobs[-1]
     with st.container(border=True):
-        st.markdown(f"**#{job.id} {meta['label']}**")
+        st.markdown(ui.job_title(job, meta))
+        test = meta.get("held_out", 0)
+        st.caption("test acc: " + (f"read on the last drawing of each character ({test} drawings), kept out of "
+                                   "training; with so few it moves in big steps." if test else
+                                   "none: with at least 3 samples of every character, the last of each is "
+                                   "kept out of training to test on."))
         ui.job_panel(job, "teach")
 
 taught = ui.finished_nets("teach")

@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui
 from lenet.config import LEVELS, N_CLASSES, TRANSFER_RECIPE
-from lenet.report.figures import architecture_figure, compare_runs
+from lenet.report.figures import architecture_figure, compare_runs, training_curves
 from lenet.core.model import architecture
 from lenet.core.transfer import trainable_fraction
 
@@ -24,42 +24,83 @@ def pick_random() -> None:
     st.session_state["tr-chars"] = sorted(random.sample(options, min(N_CLASSES, len(options))))
 
 
+def shipped_means() -> dict[tuple[int, int], float]:
+    """{(n, k): mean test accuracy} of the shipped grid on this kind of data, if any."""
+    shipped = ui.shipped_results(ds)
+    return {(r["n"], r["k"]): r["mean"] for r in shipped[2]} if shipped else {}
+
+
+def run_chart(meta: dict):
+    """A run's live curves with the chance line and, where shipped results have them, the shipped mean
+    at n = 0 (no transfer) and at this run's n, for its k: what the run is to be read against."""
+    means = shipped_means()
+    refs = [(f"shipped mean, {'n = 0 (no transfer)' if n == 0 else f'n = {n}'}, k = {meta['k']}: "
+             f"{means[n, meta['k']]:.0%}", means[n, meta["k"]])
+            for n in sorted({0, meta["n"]}) if (n, meta["k"]) in means]
+
+    def chart(snap):
+        epochs = ui.epoch_records(snap.records)
+        return training_curves(epochs, chance=1 / len(meta["classes"]), references=refs) if epochs else None
+    return chart
+
+
 if "tr-chars" not in st.session_state:
     st.session_state["tr-chars"] = ui.default_targets(ds, source)
 st.session_state["tr-chars"] = [c for c in st.session_state["tr-chars"] if c in options]
-chars = st.multiselect("New characters (the paper uses 20; the source net's are excluded)", options,
-                       key="tr-chars")
-st.button("Random 20", on_click=pick_random)
 
-n = st.slider("Retained levels n (copied from the source net and frozen)", 0, len(LEVELS), 4, key="tr-n")
-frozen = ", ".join(l.upper() for l in LEVELS[:n]) or "none"
-st.caption(f"Frozen: **{frozen}**. Trainable: **{trainable_fraction(n):.1%}** of the free parameters "
-           f"({', '.join(l.upper() for l in (LEVELS + ('f6',))[n:])}).")
-st.plotly_chart(architecture_figure(architecture(source.model), retained=n), key="tr-arch")
-
-c1, c2, c3, c4 = st.columns(4)
-k = c1.number_input("Samples per class k", 1, 1000, 5, key="tr-k")
-trials = c2.number_input("Trials", 1, 10, 1, key="tr-trials")
-epochs = c3.number_input("Max epochs", 1, 1000, TRANSFER_RECIPE.max_epochs, key="tr-epochs")
-seed = c4.number_input("Seed", 0, 10_000, 0, key="tr-seed")
-if st.button("Start", type="primary"):
-    if len(chars) < 2:
-        st.error(f"Pick at least 2 new characters (you picked {len(chars)}).")
-    else:
-        splits = [ui.check_data(ui.make_transfer_split, ds, source, chars, int(k), t, int(seed))
-                  for t in range(int(trials))]
-        if all(sp is not None for sp in splits):
-            for t, sp in enumerate(splits):
-                recipe = ui.transfer_recipe(int(epochs), int(seed) + t)
-                ui.start_transfer(source, sp, n, recipe, f"n={n} k={k} trial {t}", k=int(k), trial=t)
+# Controls on the left, the live run on the right: the chart stays in view beside what made it.
+left, right = st.columns([1, 1], gap="large")
+with left:
+    chars = st.multiselect("New characters (the paper uses 20; the source net's are excluded)", options,
+                           key="tr-chars", help="The characters the new net learns; it never saw them. "
+                                                "With 20 of them, guessing is right 5% of the time.")
+    st.button("Random 20", on_click=pick_random, help="Pick 20 new characters at random.")
+    n = st.slider("Retained levels n (copied from the source net and frozen)", 0, len(LEVELS), 4, key="tr-n",
+                  help="n = 0 trains a fresh net from scratch (no transfer); n = 5 keeps C1 to C5 and trains "
+                       "only F6 and the output.")
+    frozen = ", ".join(l.upper() for l in LEVELS[:n]) or "none"
+    st.caption(f"Frozen: **{frozen}**. Trainable: **{trainable_fraction(n):.1%}** of the free parameters "
+               f"({', '.join(l.upper() for l in (LEVELS + ('f6',))[n:])}).")
+    c1, c2, c3, c4 = st.columns(4)
+    k = c1.number_input("Samples per class k", 1, 1000, 5, key="tr-k",
+                        help="Training images of each new character (the paper: 1 to 40).")
+    trials = c2.number_input("Trials", 1, 10, 1, key="tr-trials",
+                             help="Independent runs, each on other samples and another initialisation.")
+    epochs = c3.number_input("Max epochs", 1, 1000, TRANSFER_RECIPE.max_epochs, key="tr-epochs",
+                             help="The most passes over the training samples; a run stops earlier once its "
+                                  f"training loss is at most {TRANSFER_RECIPE.target_train_loss:g}.")
+    seed = c4.number_input("Seed", 0, 10_000, 0, key="tr-seed",
+                           help="Which samples are drawn and how the net starts; the same seed gives the same run.")
+    baseline = st.checkbox("Also train n = 0 (no transfer) on the same samples", key="tr-baseline",
+                           value=False, disabled=n == 0,
+                           help="A net trained from scratch beside each run: what transfer is measured against.")
+    if st.button("Start", type="primary"):
+        if len(chars) < 2:
+            st.error(f"Pick at least 2 new characters (you picked {len(chars)}).")
+        else:
+            splits = [ui.check_data(ui.make_transfer_split, ds, source, chars, int(k), t, int(seed))
+                      for t in range(int(trials))]
+            if all(sp is not None for sp in splits):
+                for t, sp in enumerate(splits):
+                    recipe = ui.transfer_recipe(int(epochs), int(seed) + t)
+                    ui.start_transfer(source, sp, n, recipe, f"n={n} k={k} trial {t}", k=int(k), trial=t)
+                    if baseline and n > 0:
+                        ui.start_transfer(source, sp, 0, recipe, f"n=0 k={k} trial {t} (baseline)", k=int(k),
+                                          trial=t)
 
 runs = ui.session_jobs("transfer")
-active = [(j, m) for j, m in runs if j.snapshot().state not in ("done", "failed", "stopped")]
-shown = active or runs[-1:]
-for job, meta in shown:
-    with st.container(border=True):
-        st.markdown(f"**#{job.id} {meta['label']}** ({len(meta['classes'])} characters)")
-        ui.job_panel(job, "transfer")
+with right:
+    active = [(j, m) for j, m in runs if j.snapshot().state not in ("done", "failed", "stopped")]
+    shown = active or runs[-1:]
+    if not shown:
+        st.info("Your run's live chart appears here: loss on the left, accuracy on the right, with the chance "
+                "line (guessing) and, on EMNIST, the shipped results to compare with.")
+    for job, meta in shown:
+        with st.container(border=True):
+            st.markdown(f"{ui.job_title(job, meta)} ({len(meta['classes'])} characters)")
+            ui.job_panel(job, "transfer", chart=run_chart(meta))
+
+st.plotly_chart(architecture_figure(architecture(source.model), retained=n), key="tr-arch")
 
 finished = [(j, m, j.snapshot()) for j, m in runs if j.snapshot().state in ("done", "failed", "stopped")]
 if finished:
@@ -68,21 +109,20 @@ if finished:
     for job, meta, snap in finished:
         last = ui.epoch_records(snap.records)[-1:] or [{}]
         tests = [r["test_acc"] for r in ui.epoch_records(snap.records) if r.get("test_acc") is not None]
-        table.append({"run": job.id, "n": meta["n"], "k": meta["k"], "trial": meta["trial"], "state": snap.state,
-                      "epochs": last[0].get("epoch", 0), "train acc": last[0].get("train_acc"),
-                      "test acc": tests[-1] if tests else None,
-                      "seconds": round((snap.finished or 0) - (snap.started or 0), 1)})
-    st.dataframe(table, hide_index=True, column_config={
-        "train acc": st.column_config.NumberColumn(format="percent"),
-        "test acc": st.column_config.NumberColumn(format="percent")})
-    labels = {f"#{j.id} {m['label']}": snap for j, m, snap in finished}
-    pick = st.multiselect("Compare on one chart", list(labels), default=list(labels)[-4:], key="tr-compare")
+        table.append({"run": ui.job_label(job, meta).split(":")[0], "n": meta["n"], "k": meta["k"],
+                      "trial": meta["trial"], "state": snap.state, "epochs": last[0].get("epoch", 0),
+                      "train acc": last[0].get("train_acc"), "test acc": tests[-1] if tests else None,
+                      "seconds": f"{(snap.finished or 0) - (snap.started or 0):.1f}"})
+    ui.table(table, percent=("train acc", "test acc"))
+    labels = {ui.job_label(j, m): snap for j, m, snap in finished}
+    pick = st.multiselect("Compare on one chart", list(labels), default=list(labels)[-4:], key="tr-compare",
+                          help="Test accuracy (solid) and training accuracy (dotted) of the chosen runs.")
     if pick:
         st.plotly_chart(compare_runs([{"label": p, "records": ui.epoch_records(labels[p].records)} for p in pick]),
                         key="tr-compare-chart")
     nets = ui.finished_nets("transfer")
     if nets:
-        c1, c2 = st.columns([3, 1])
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         label = c1.selectbox("A run's net (finished or stopped; also on Draw and Feature maps)", [n for n, _ in nets],
-                             key="tr-net")
+                             key="tr-net", help="Download a trained net, to load it elsewhere.")
         c2.download_button("Download", ui.net_bytes(dict(nets)[label]), "transfer-net.safetensors", key="tr-dl")
