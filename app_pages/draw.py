@@ -9,7 +9,7 @@ s = ui.state()
 name, net = ui.net_picker("draw-net", "Net that reads your drawing")
 st.caption(f"It knows {len(net.classes)} characters: **{' '.join(net.classes)}**")
 
-left, right = st.columns([1, 1])
+left, right = ui.canvas_row()
 with left:
     rgba = ui.canvas("draw-canvas")
     st.caption(ui.CLEAR_HINT)

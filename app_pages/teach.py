@@ -33,7 +33,7 @@ def add_character() -> None:
     named.append(name)
     st.session_state["teach-new"] = ""
     st.session_state["teach-char"] = name  # draw the new character next
-    flash("success", f"Added {name}: draw a few samples of it on the left.")
+    flash("success", f"Added {name}: draw a few samples of it on the canvas.")
 
 
 def add_sample(char: str, image) -> None:
@@ -47,10 +47,10 @@ def add_sample(char: str, image) -> None:
 
 chars = sorted(set(store.characters()) | set(named))
 # The canvas column has nothing above it that comes and goes while drawing: every message and the
-# gallery live in the right-hand column, so the canvas never moves under the pen (a canvas that
+# gallery live in the other column, so the canvas never moves under the pen (a canvas that
 # moves mid-stroke is remounted by the browser and the drawing is lost or garbled).
-left, right = st.columns([1, 1], gap="large")
-with right:
+drawing, names = ui.canvas_row(canvas_right=True)
+with names:
     st.subheader("1. Name the characters")
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     c1.text_input("A new character (1-3 symbols, e.g. α or ☺)", key="teach-new", max_chars=3,
@@ -73,10 +73,10 @@ with right:
     for problem in store.problems:
         st.warning(f"Skipped an unreadable sample: {problem}")
 
-with left:
+with drawing:
     st.subheader("2. Draw samples")
     if not chars:
-        st.info("Name a character on the right to start.")
+        st.info("Name a character to start.")
         st.stop()
     current = st.radio("Drawing samples of", chars, horizontal=True, key="teach-char",
                        help="The character the next drawing is a sample of.")
@@ -85,12 +85,13 @@ with left:
         image = canvas_to_image(rgba) if rgba is not None else None
     except BlankImage:
         image = None
-    b1, b2 = st.columns([1, 3], vertical_alignment="center")
-    with b1:
+    # the button first: the preview appearing beside it must not move it
+    add = st.container(horizontal=True, vertical_alignment="center")
+    add.button(f"Add this drawing to {current}", type="primary", on_click=add_sample, args=(current, image),
+               help="Save the drawing as a sample (28x28, framed like EMNIST) and clear the canvas.")
+    with add:
         if image is not None:
             ui.show_image28(image, "to be added (28x28)", width=56)
-    b2.button(f"Add this drawing to {current}", type="primary", on_click=add_sample, args=(current, image),
-              help="Save the drawing as a sample (28x28, framed like EMNIST) and clear the canvas.")
 
 with st.expander("Export or import samples (zip)"):
     st.download_button("Export all samples", store.export_zip(), "drawn-samples.zip", mime="application/zip",
@@ -143,7 +144,7 @@ if taught:
     st.subheader("4. Test it: draw one of your characters")
     label, net = taught[-1]
     st.caption(f"Using {label}: knows {' '.join(net.classes)}")
-    tl, tr = st.columns([1, 1])
+    tl, tr = ui.canvas_row()
     with tl:
         test = ui.canvas("teach-test")
     with tr:

@@ -61,7 +61,8 @@ with left:
     frozen = ", ".join(l.upper() for l in LEVELS[:n]) or "none"
     st.caption(f"Frozen: **{frozen}**. Trainable: **{trainable_fraction(n):.1%}** of the free parameters "
                f"({', '.join(l.upper() for l in (LEVELS + ('f6',))[n:])}).")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = st.columns(2)
+    c3, c4 = st.columns(2)
     k = c1.number_input("Samples per class k", 1, 1000, 5, key="tr-k",
                         help="Training images of each new character (the paper: 1 to 40).")
     trials = c2.number_input("Trials", 1, 10, 1, key="tr-trials",
@@ -71,9 +72,9 @@ with left:
                                   f"training loss is at most {TRANSFER_RECIPE.target_train_loss:g}.")
     seed = c4.number_input("Seed", 0, 10_000, 0, key="tr-seed",
                            help="Which samples are drawn and how the net starts; the same seed gives the same run.")
-    baseline = st.checkbox("Also train n = 0 (no transfer) on the same samples", key="tr-baseline",
-                           value=False, disabled=n == 0,
-                           help="A net trained from scratch beside each run: what transfer is measured against.")
+    baseline = st.checkbox("Also train n = 0 beside it", key="tr-baseline", value=False, disabled=n == 0,
+                           help="A net trained from scratch (no transfer) on the same samples, beside each run: "
+                                "what transfer is measured against.")
     if st.button("Start", type="primary"):
         if len(chars) < 2:
             st.error(f"Pick at least 2 new characters (you picked {len(chars)}).")

@@ -30,6 +30,9 @@ if not CHROMIUM.exists():
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
+HOMES: dict[str, Path] = {}  # LENET_HOME of the module's server: its log, its sessions' files
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +74,9 @@ def server(tmp_path_factory):
     """The app with LENET_HOME in tmp and the shipped synthetic source net."""
     from lenet.core import checkpoint
     net = checkpoint.load(ROOT / "assets" / "source-synthetic")
-    with streamlit_app(tmp_path_factory.mktemp("home"), "synthetic") as url:
+    home = tmp_path_factory.mktemp("home")
+    HOMES["server"] = home
+    with streamlit_app(home, "synthetic") as url:
         yield url, net
 
 
@@ -220,10 +225,10 @@ def test_transfer_run_updates_its_chart(server, page):
         thumb.press("ArrowLeft")
     settle(page)
     assert "Frozen: none" in page.get_by_text("Frozen:").inner_text()
-    k = page.get_by_label("Samples per class k")
+    k = page.get_by_label("Samples per class k", exact=True)
     k.fill("20")
     k.press("Enter")
-    epochs = page.get_by_label("Max epochs")
+    epochs = page.get_by_label("Max epochs", exact=True)
     epochs.fill("100")
     epochs.press("Enter")
     settle(page)
@@ -280,7 +285,7 @@ def test_teach_two_symbols_from_five_drawings_each(server, page):
     open_page(page, base, "teach", uuid.uuid4().hex)
     shapes = {"+": _plus, "○": _ring}
     for name in shapes:
-        page.get_by_label("A new character (1-3 symbols, e.g. α or ☺)").fill(name)
+        page.get_by_label("A new character (1-3 symbols, e.g. α or ☺)", exact=True).fill(name)
         page.get_by_role("button", name="Add character").click()
         settle(page)
     for name, draw in shapes.items():
@@ -333,3 +338,86 @@ def test_a_quick_study_runs_and_its_figure_fills_in(server, page):
     assert {"saliency", "taylor", "mutual-info", "random"} <= names, f"traces: {names}"
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_text("python -m lenet study partial --quick").count() >= 1, "the command is shown"
+
+
+def _canvas_pixels(pg):
+    """The drawing canvas's own pixels (fabric's lower canvas), as an (H, W, 4) uint8 array."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+    canvases = pg.locator("canvas")
+    classes = [canvases.nth(i).get_attribute("class") or "" for i in range(canvases.count())]
+    lower = canvases.nth(max(i for i, c in enumerate(classes) if "lower-canvas" in c))  # the drawing, not the pen layer
+    url = lower.evaluate("c => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+
+
+def test_teach_canvas_stays_put_while_drawing_right_after_an_add(server, page):
+    """The first strokes of a new drawing, right after "Add this drawing", with the page at its top:
+    the canvas does not move under the pen (a move remounted it and garbled the drawing), every
+    stroke is on it, and the sample saved is exactly what was drawn."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from lenet.preprocess import canvas_to_image
+    from lenet.samples import SampleStore
+    base, _ = server
+    sid = uuid.uuid4().hex
+    pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        open_page(pg, base, "teach", sid)
+        pg.get_by_label("A new character (1-3 symbols, e.g. α or ☺)", exact=True).fill("☺")
+        pg.get_by_role("button", name="Add character").click()
+        settle(pg)
+        canvas = pg.locator("canvas").last
+        _stroke(pg, canvas, [(140, 60), (140, 220)])  # a first sample: any mark
+        settle(pg)
+        pg.locator("button", has_text="Add this drawing to ☺").first.click()
+        pg.get_by_text("Added a sample of ☺ (1 now)").wait_for(timeout=20_000)
+        settle(pg)
+        pg.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")
+        store = SampleStore(HOMES["server"] / "sessions" / sid / "teach")
+        before = {i for i, _ in store.samples("☺")}
+        box = canvas.bounding_box()
+        assert box["y"] + box["height"] < 1000, "the canvas is in view with the page at its top"
+        # a smiley, drawn as a person does: no waiting for the page between strokes
+        strokes = [[(95, 80), (95, 130)], [(185, 80), (185, 130)],
+                   [(70, 170), (105, 215), (140, 230), (175, 215), (210, 170)]]
+        tops = []
+        for points in strokes:
+            pg.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+            pg.mouse.down()
+            for (x0, y0), (x1, y1) in zip(points, points[1:]):
+                for i in range(1, 9):
+                    pg.mouse.move(box["x"] + x0 + (x1 - x0) * i / 8, box["y"] + y0 + (y1 - y0) * i / 8)
+                    now = canvas.bounding_box()
+                    tops.append((now["x"], now["y"]))
+                    pg.wait_for_timeout(25)
+            pg.mouse.up()
+            pg.wait_for_timeout(150)
+        settle(pg)
+        moved = max(max(abs(x - box["x"]), abs(y - box["y"])) for x, y in tops)
+        assert moved <= 2, f"the canvas moved {moved:.0f} px during the strokes"
+        drawn = _canvas_pixels(pg)
+        assert drawn.shape[:2] == (280, 280)
+        ink = drawn[..., :3].min(axis=2) < 128
+        for points in strokes:  # every stroke is on the canvas, none lost to a remount
+            ref = Image.new("L", (280, 280))
+            ImageDraw.Draw(ref).line(points, fill=255, width=6)
+            on = np.asarray(ref) > 0
+            assert ink[on].mean() > 0.9, f"the stroke through {points} is missing from the canvas"
+        pg.get_by_text("to be added (28x28)").wait_for(timeout=20_000)
+        pg.locator("button", has_text="Add this drawing to ☺").first.click()
+        pg.get_by_text("Added a sample of ☺ (2 now)").wait_for(timeout=20_000)
+        settle(pg)
+        pg.screenshot(path=str(ARTIFACTS / "teach-smiley.png"))
+        saved = [img for i, img in store.samples("☺") if i not in before]
+        assert len(saved) == 1
+        expected = canvas_to_image(drawn)
+        diff = np.abs(saved[0].astype(int) - expected.astype(int))
+        assert diff.max() <= 2, f"the saved sample differs from the drawing by up to {diff.max()} grey levels"
+        assert pg.locator('[data-testid="stException"]').count() == 0
+    finally:
+        pg.close()

@@ -1,6 +1,7 @@
 """The canvas, small images, and classifying a drawing."""
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import streamlit as st
@@ -16,6 +17,17 @@ from .training import all_nets
 # --- drawing ----------------------------------------------------------------------------------
 
 CANVAS_PX = 280
+COLUMN_PX = CANVAS_PX + 20  # a column that holds the canvas whole at any page width
+
+
+def canvas_row(canvas_right: bool = False):
+    """(canvas column, other column): a fixed-width column for a canvas and one that takes the rest of
+    the row (they stack on a narrow page); st.columns would squeeze the canvas and cut its edge off."""
+    row = st.container(horizontal=True, gap="large")
+    if canvas_right:
+        other = row.container()
+        return row.container(width=COLUMN_PX), other
+    return row.container(width=COLUMN_PX), row.container()
 PEN_PX = (4, 40, 18)  # the pen-width slider: min, max, default (px on the canvas)
 CLEAR_HINT = "Draw with the mouse, a finger or a pen; Clear empties the canvas."
 
@@ -31,16 +43,15 @@ def canvas(name: str):
     """
     from streamlit_drawable_canvas import st_canvas
     lo, hi, default = PEN_PX
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    pen = c1.slider("Pen width (px)", lo, hi, default, key=f"{name}-pen",
+    pen = st.slider("Pen width (px)", lo, hi, default, key=f"{name}-pen",
                     help="Any pen works: the drawing is redrawn with EMNIST's stroke width before the net reads it.")
-    c2.button("Clear", key=f"{name}-clear", on_click=clear_canvas, args=(name,), icon=":material/delete:",
-              help="Empty the canvas to draw again.", width="stretch")
     cleared = st.session_state.get(f"{name}-cleared", 0)
     result = st_canvas(stroke_width=pen, stroke_color="#000000", background_color="#ffffff",
                        height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
                        initial_drawing={"objects": [], "cleared": cleared},
                        update_streamlit=True, return_image_data=True, key=name)
+    st.button("Clear", key=f"{name}-clear", on_click=clear_canvas, args=(name,), icon=":material/delete:",
+              help="Empty the canvas to draw again.")
     objects = (result.json_data or {}).get("objects") or []
     # Until the browser has applied a clear, the canvas still reports the drawing it replaces.
     seen = repr(objects)
@@ -98,6 +109,12 @@ def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str) -> np.ndarr
     return image
 
 
+def _plain(text: str) -> str:
+    """Text that st.table (which reads markdown) shows as typed: "+" alone is no bullet, "a_b_" no italics."""
+    text = re.sub(r"([\\`*_\[\]#+<>|~])", r"\\\1", text)
+    return re.sub(r"^(\d+)\.(\s|$)", r"\1\\.\2", re.sub(r"^-(\s|$)", r"\\-\1", text))  # "- a", "1. a": lists
+
+
 def table(rows: list[dict], percent: tuple[str, ...] = ()) -> None:
     """A small table whose cells wrap (st.table), so no text is cut off; `percent` columns as 12.3%."""
     def cell(key, v):
@@ -105,7 +122,9 @@ def table(rows: list[dict], percent: tuple[str, ...] = ()) -> None:
             return "–"
         if key in percent and isinstance(v, (int, float)):
             return f"{v:.1%}"
-        return f"{v:,.3g}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return f"{v:,.3g}"
+        return _plain(str(v))
     if rows:
         import pandas as pd
         st.table(pd.DataFrame([{k: cell(k, v) for k, v in r.items()} for r in rows]), hide_index=True)
