@@ -45,3 +45,59 @@ def test_experiments_shows_the_shipped_figures_on_open(emnist_server):
     assert any(t.startswith("Mean test accuracy vs. retained levels") for t in titles), titles  # Figure 2
     for k in (1, 10, 40):  # Figures 3, 4 and 5
         assert any(t.endswith(f"k = {k}") and t.startswith("Min, average and max") for t in titles), titles
+
+
+LAYOUT_PROBLEMS = """() => {
+  const out = [];
+  const visible = el => el.getClientRects().length > 0;
+  const seen = new Map();
+  for (const p of document.querySelectorAll('.js-plotly-plot')) {
+    if (!visible(p)) continue;
+    const box = p.getBoundingClientRect();
+    const t = p.querySelector('.gtitle');
+    const text = t ? t.textContent : '';
+    if (t) {
+      const r = t.getBoundingClientRect();
+      if (r.left < box.left - 1 || r.right > box.right + 1) out.push(`figure title cut off: "${text}"`);
+    }
+    const sig = text + JSON.stringify((p.data || []).map(d => [d.type, d.name, d.x, d.y, d.z]));
+    if (seen.has(sig)) out.push(`figure shown twice: "${text || (p.data || []).map(d => d.name).join(', ')}"`);
+    seen.set(sig, true);
+  }
+  for (const c of document.querySelectorAll('[data-testid="stTable"] th, [data-testid="stTable"] td')) {
+    if (visible(c) && c.scrollWidth > c.clientWidth + 1) out.push(`table cell cut off: "${c.textContent}"`);
+  }
+  if (document.querySelector('[data-testid="stDataFrame"]'))  // its cells cut text invisibly: use ui.table
+    out.push('an st.dataframe, whose cells cannot be checked');
+  const inputs = '[data-testid="stTextInput"], [data-testid="stNumberInput"], [data-testid="stSelectbox"], ' +
+    '[data-testid="stMultiSelect"], [data-testid="stSlider"], [data-testid="stRadio"], ' +
+    '[data-testid="stCheckbox"], [data-testid="stFileUploader"], [data-testid="stTextArea"]';
+  for (const w of document.querySelectorAll(inputs)) {
+    if (visible(w) && !w.querySelector('[aria-label^="Help for"], [data-testid="stTooltipIcon"]'))
+      out.push(`input without help: "${(w.querySelector('label') || w).textContent.trim().slice(0, 60)}"`);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("size", [(1400, 1000), (1024, 768)], ids=["1400x1000", "1024x768"])
+def test_every_page_fits_and_explains_its_inputs(emnist_server, size):
+    """A newcomer at a common screen size, page by page in a new session: no figure title or table cell
+    cut off, no figure shown twice, a help text on every input."""
+    from test_browser import PAGES
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems = {}
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": size[0], "height": size[1]})
+        sid = uuid.uuid4().hex
+        for path in PAGES:
+            open_page(page, emnist_server, path, sid)
+            page.wait_for_timeout(800)  # plotly lays out its titles after the script run
+            found = page.evaluate(LAYOUT_PROBLEMS)
+            if found:
+                problems[path or "home"] = found
+            assert page.locator('[data-testid="stException"]').count() == 0, f"/{path} shows an exception"
+        page.screenshot(path=str(ARTIFACTS / f"newcomer-teach-{size[0]}.png"))
+        browser.close()
+    assert not problems, problems
