@@ -248,6 +248,8 @@ def test_transfer_run_updates_its_chart(server, page):
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "transfer-run.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
+    log = (HOMES["server"] / "streamlit.log").read_text()
+    assert "WARNING" not in log and "Traceback" not in log, f"a job start logs a warning:\n{log[-2000:]}"
 
 
 def _stroke(pg, canvas, points) -> None:
