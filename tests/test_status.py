@@ -1,0 +1,32 @@
+"""Why training ended, in words (lenet.train.why_stopped), agrees with what fit actually did."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+
+from lenet.codes import random_codes
+from lenet.config import Recipe
+from lenet.model import LeNet5
+from lenet.train import fit, why_stopped
+
+
+def _fit(recipe: Recipe) -> tuple[list[dict], bool]:
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 1, 32, 32), torch.arange(40) % 4
+    result = fit(LeNet5(), x, y, random_codes(4), recipe)
+    return [asdict(h) for h in result.history], result.stopped
+
+
+def test_each_stopping_rule_is_named_where_fit_stopped():
+    cases = [  # (recipe, the words expected, the epochs fit must have run)
+        (Recipe(max_epochs=2), "maximum of 2 epochs", 2),
+        (Recipe(max_epochs=50, target_train_loss=5.0), "training loss fell to 5", 1),
+        (Recipe(max_epochs=50, target_train_acc=0.0), "training accuracy reached 0.0%", 1),
+        (Recipe(max_epochs=50, lr=1e-12, patience=2), "had not fallen for 2 epochs", 3),
+    ]
+    for recipe, words, epochs in cases:
+        history, stopped = _fit(recipe)
+        assert len(history) == epochs, (recipe, len(history))
+        assert words in why_stopped(history, recipe, stopped), (recipe, why_stopped(history, recipe, stopped))
+    assert why_stopped([], Recipe(), stopped=True) == "stopped by hand"
