@@ -26,9 +26,11 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _levels_axis(fig: go.Figure, ns, **where) -> None:
+def _levels_axis(fig: go.Figure, ns, short: bool = False, **where) -> None:
+    """n on the x axis, labelled with the retained levels ("2 C1-S2"), or the bare n where the figure is
+    narrow (the labels would collide)."""
     ns = sorted(set(ns)) or list(range(6))
-    fig.update_xaxes(tickmode="array", tickvals=ns, ticktext=[LEVEL_LABELS[n] for n in ns],
+    fig.update_xaxes(tickmode="array", tickvals=ns, ticktext=[str(n) if short else LEVEL_LABELS[n] for n in ns],
                      title_text="retained levels n", **where)
 
 
@@ -79,7 +81,7 @@ def min_avg_max(summary: list[dict], k: int) -> go.Figure:
     fig.update_layout(title=f"Min, average and max<br>test accuracy, k = {k}", **LAYOUT)
     fig.update_layout(margin_t=95)  # room for the two-line title
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
-    _levels_axis(fig, x)
+    _levels_axis(fig, x, short=True)
     return fig
 
 
@@ -93,7 +95,7 @@ def training_curves(records: list[dict], x_key: str = "epoch", chance: float | N
                     references: list[tuple[str, float]] = ()) -> go.Figure:
     """Loss (left) and train/test accuracy (right) against epoch (or step) from EpochStats-like dicts.
     `chance` (1 / classes) and `references` [(label, accuracy)] are drawn as horizontal lines on the right."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (MSE to codes)", "accuracy"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (MSE to codes)", "accuracy"))
     fig.add_trace(go.Scatter(**_xy(records, "train_loss", x_key), mode="lines+markers", name="train loss",
                              line=dict(color="#1f77b4")), 1, 1)
     # train acc wide and solid, test acc thin and dashed on top: where they agree both stay visible
@@ -108,7 +110,9 @@ def training_curves(records: list[dict], x_key: str = "epoch", chance: float | N
                       annotation_text=label, annotation_position="top left", annotation_font_size=11)
     fig.update_xaxes(title_text=x_key)
     fig.update_yaxes(tickformat=".0%", range=[0, 1.02], row=1, col=2)
-    fig.update_layout(height=360, **LAYOUT)
+    fig.update_layout(height=380, **LAYOUT)
+    # the legend under the plots: the chart is often half a page wide, and both plots need the room
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin_b=80)
     return fig
 
 
@@ -140,11 +144,11 @@ def architecture_figure(rows: list[dict], retained: int | None = None) -> go.Fig
         fill = "#c7d7ee" if frozen else ("#eeeeee" if r["layer"] == "input" else "#fde7c8")
         fig.add_shape(type="rect", x0=x0, x1=x0 + width, y0=0, y1=1, fillcolor=fill,
                       line=dict(color="#555555"))
-        params = f"{r['params']:,} params" if r["params"] else ""
+        params = f"{r['params']:,}<br>params" if r["params"] else ""  # two short lines fit a narrow box
         label = f"<b>{r['layer']}</b><br>{r['maps']}@{r['size']}<br>{params}"
         if frozen:
             label += "<br><i>frozen</i>"
-        fig.add_annotation(x=x0 + width / 2, y=0.5, text=label, showarrow=False, font=dict(size=12))
+        fig.add_annotation(x=x0 + width / 2, y=0.5, text=label, showarrow=False, font=dict(size=11))
         if i:
             fig.add_annotation(x=x0, y=0.5, ax=x0 - gap, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
                                text="", showarrow=True, arrowhead=2, arrowwidth=1.5)
