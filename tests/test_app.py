@@ -178,7 +178,7 @@ def test_transfer_page_prevents_overlap_and_runs_a_job(env):
     runs = at.table[-1].value
     assert runs["n"].tolist()[-1] == "4"
     import ui
-    mine = sorted(ui._sessions()[SID].runs)
+    mine = sorted(ui.sessions()[SID].runs)
     assert runs["run"].tolist()[-1] == f"Run {len(mine)}", "numbered within the session, not the pool"
     done = ui_pool().get(mine[-1])
     epochs = [r for r in done.snapshot().records if r.get("kind") == "epoch"]

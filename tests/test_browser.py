@@ -363,8 +363,8 @@ def test_teach_canvas_stays_put_while_drawing_right_after_an_add(server, page):
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from lenet.preprocess import canvas_to_image
-    from lenet.samples import SampleStore
+    from lenet.drawing.canvas import canvas_to_image
+    from lenet.drawing.store import SampleStore
     base, _ = server
     sid = uuid.uuid4().hex
     pg = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -1,14 +1,14 @@
-"""Why training ended, in words (lenet.train.why_stopped), agrees with what fit actually did."""
+"""Why training ended, in words (lenet.core.train.why_stopped), agrees with what fit actually did."""
 from __future__ import annotations
 
 from dataclasses import asdict
 
 import torch
 
-from lenet.codes import random_codes
+from lenet.core.codes import random_codes
 from lenet.config import Recipe
-from lenet.model import LeNet5
-from lenet.train import fit, why_stopped
+from lenet.core.model import LeNet5
+from lenet.core.train import fit, why_stopped
 
 
 def _fit(recipe: Recipe) -> tuple[list[dict], bool]:
