@@ -45,21 +45,21 @@ with c3:
     ui.show_image28(net_view(image), "the input (32x32)", width=112)
 for col, (label, m) in zip(st.columns(len(nets)), nets):
     guess, distance = m.rank(image, 1)[0]
-    col.metric(f"Prediction of {label}", guess, help="The character whose target code is nearest to the net's "
-                                                     f"20 outputs (distance {distance:.2f}).")
+    col.metric(f"Prediction: {label.split(' (')[0]}", guess,
+               help=f"The character whose target code is nearest to the net's 20 outputs (distance {distance:.2f}).")
 
 levels = ["c1", "s2", "c3", "s4"] if more else ["c1", "c3"]
 levels += ["c5", "f6"]  # where a transferred net and its source part: the trained levels
 
 
-def level_figure(f: dict, level: str):
+def level_figure(f: dict, level: str, side_by_side: bool):
     a = f[level][0].detach()
     if level == "c5":  # (120, 1, 1): one value per map, shown as a 10x12 grid
-        return feature_maps(a.reshape(1, 10, 12), "C5: its 120 values (as a 10x12 grid)", cols=1)
+        return feature_maps(a.reshape(1, 10, 12), "C5: its 120 values (10x12)", cols=1)
     if level == "f6":  # (20,): the outputs read against the target codes
-        return feature_maps(a.reshape(1, 4, -1), f"F6: the {a.numel()} outputs, read against the codes", cols=1)
+        return feature_maps(a.reshape(1, 4, -1), f"F6: its {a.numel()} outputs", cols=1)
     return feature_maps(a, f"{level.upper()}: {a.shape[0]} maps of {a.shape[1]}x{a.shape[2]}",
-                        cols=(4 if compare else 8) if len(a) > 6 else (3 if compare else 6))
+                        cols=(4 if side_by_side else 8) if len(a) > 6 else (3 if side_by_side else 6))
 
 
 same = {l for l in LEVELS if compare and bool((feats[0][l] == feats[1][l]).all())}
@@ -72,9 +72,9 @@ if not compare or "c1" in same:
     st.plotly_chart(kernels(net.model.c1.weight[:, 0], "C1 kernels (6 of 5x5)", cols=6), key="k-c1")
 for level in levels:
     if level in same or not compare:
-        st.plotly_chart(level_figure(feats[0], level), key=f"{level}-0")
+        st.plotly_chart(level_figure(feats[0], level, side_by_side=False), key=f"{level}-0")
         continue
     for col, (label, _), f, j in zip(st.columns(len(nets)), nets, feats, range(len(nets))):
         with col:
             st.markdown(f"**{label}**")
-            st.plotly_chart(level_figure(f, level), key=f"{level}-{j}")
+            st.plotly_chart(level_figure(f, level, side_by_side=True), key=f"{level}-{j}")

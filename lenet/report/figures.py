@@ -180,7 +180,10 @@ def _grid(maps: np.ndarray, title: str, cols: int, names: list[str], colorscale:
                                  hovertemplate="%{z:.3f}<extra>" + names[i] + "</extra>"),
                       i // cols + 1, i % cols + 1)
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    fig.update_yaxes(visible=False)
+    for i in range(rows * cols):  # every map square: each y axis to its own x axis, not all to the first
+        axis = "" if i == 0 else str(i + 1)
+        fig.layout["yaxis" + axis].update(scaleanchor="x" + axis, scaleratio=1)
     fig.update_annotations(font_size=10)
     fig.update_layout(title=title, height=max(180, 110 * rows + 70), template="plotly_white",
                       margin=dict(l=10, r=10, t=60, b=10))
@@ -194,7 +197,8 @@ def feature_maps(tensor, title: str = "feature maps", cols: int = 8) -> go.Figur
         maps = maps[None]
     if maps.ndim != 3:
         raise ValueError(f"feature_maps needs an (M, H, W) array, got shape {maps.shape}")
-    return _grid(maps, title, cols, [f"map {i}" for i in range(len(maps))], "Viridis", symmetric=False)
+    names = [f"map {i}" for i in range(len(maps))] if len(maps) > 1 else [""]  # one grid of values: no "map 0"
+    return _grid(maps, title, cols, names, "Viridis", symmetric=False)
 
 
 def kernels(tensor, title: str = "kernels", cols: int = 10) -> go.Figure:
