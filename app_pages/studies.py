@@ -23,13 +23,14 @@ with st.expander("The five studies, and their terms in plain words", expanded=no
         if terms(name):
             st.caption(terms(name))
 
-c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
-name = c1.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name",
+# the study's full name on a row of its own, so the selector never cuts it off
+name = st.selectbox("Study", list(mods), format_func=lambda n: f"{n}: {mods[n].TITLE}", key="st-name",
                     help="Each study asks one question the paper left open; its question is shown below.")
-quick = c2.toggle("Quick version (under a minute)", value=True, key="st-quick",
+c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+quick = c1.toggle("Quick version (under a minute)", value=True, key="st-quick",
                   help="Fewer runs on fewer samples, to see the study work; the full study takes tens of "
                        "minutes and its command is in the report.")
-seed = c3.number_input("Seed", 0, 10_000, 0, key="st-seed",
+seed = c2.number_input("Seed", 0, 10_000, 0, key="st-seed",
                        help="Which samples and initialisations the runs use; the same seed repeats the study.")
 st.markdown(f"**{mods[name].TITLE}.** {mods[name].QUESTION}")
 if terms(name):

@@ -32,10 +32,9 @@ def shipped_means() -> dict[tuple[int, int], float]:
 
 def run_chart(meta: dict):
     """A run's live curves with the chance line and, where shipped results have them, the shipped mean
-    at n = 0 (no transfer) and at this run's n, for its k: what the run is to be read against."""
+    test accuracy at n = 0 (no transfer) and at this run's n, for its k: what the run is read against."""
     means = shipped_means()
-    refs = [(f"shipped mean, {'n = 0 (no transfer)' if n == 0 else f'n = {n}'}, k = {meta['k']}: "
-             f"{means[n, meta['k']]:.0%}", means[n, meta["k"]])
+    refs = [(f"shipped, n = {n}: {means[n, meta['k']]:.0%}", means[n, meta["k"]])
             for n in sorted({0, meta["n"]}) if (n, meta["k"]) in means]
 
     def chart(snap):
@@ -82,20 +81,24 @@ with left:
             splits = [ui.check_data(ui.make_transfer_split, ds, source, chars, int(k), t, int(seed))
                       for t in range(int(trials))]
             if all(sp is not None for sp in splits):
+                batch = len(ui.session_jobs("transfer"))  # the runs of one Start are shown together
                 for t, sp in enumerate(splits):
                     recipe = ui.transfer_recipe(int(epochs), int(seed) + t)
-                    ui.start_transfer(source, sp, n, recipe, f"n={n} k={k} trial {t}", k=int(k), trial=t)
+                    ui.start_transfer(source, sp, n, recipe, f"n={n} k={k} trial {t}", k=int(k), trial=t,
+                                      batch=batch)
                     if baseline and n > 0:
                         ui.start_transfer(source, sp, 0, recipe, f"n=0 k={k} trial {t} (baseline)", k=int(k),
-                                          trial=t)
+                                          trial=t, batch=batch)
 
 runs = ui.session_jobs("transfer")
 with right:
     active = [(j, m) for j, m in runs if j.snapshot().state not in ("done", "failed", "stopped")]
-    shown = active or runs[-1:]
+    last = runs[-1][1].get("batch") if runs else None
+    shown = active or [(j, m) for j, m in runs if last is not None and m.get("batch") == last] or runs[-1:]
     if not shown:
         st.info("Your run's live chart appears here: loss on the left, accuracy on the right, with the chance "
-                "line (guessing) and, on EMNIST, the shipped results to compare with.")
+                "line (guessing) and, on EMNIST, the shipped mean test accuracy at n = 0 (no transfer) and at "
+                "your n, to compare with.")
     for job, meta in shown:
         with st.container(border=True):
             st.markdown(f"{ui.job_title(job, meta)} ({len(meta['classes'])} characters)")

@@ -29,4 +29,4 @@ def test_each_stopping_rule_is_named_where_fit_stopped():
         history, stopped = _fit(recipe)
         assert len(history) == epochs, (recipe, len(history))
         assert words in why_stopped(history, recipe, stopped), (recipe, why_stopped(history, recipe, stopped))
-    assert why_stopped([], Recipe(), stopped=True) == "stopped by hand"
+    assert why_stopped([], Recipe(), stopped=True) == "it was stopped by hand"

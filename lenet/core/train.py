@@ -232,19 +232,19 @@ def warm_kernels() -> None:
 
 
 def why_stopped(history: list[dict], recipe: Recipe, stopped: bool = False) -> str:
-    """Why `fit` ended after these epochs (EpochStats as dicts), in plain words: the first rule of
-    `recipe` that ends training, tested as `_fit` tests them."""
+    """Why `fit` ended after these epochs (EpochStats as dicts), as a clause in plain words ("it reached
+    the maximum of 100 epochs"): the first rule of `recipe` that ends training, tested as `_fit` tests them."""
     if stopped:
-        return "stopped by hand"
+        return "it was stopped by hand"
     if not history:
         return "no epoch finished"
     last = history[-1]
     if last["epoch"] >= recipe.max_epochs:
-        return f"reached the maximum of {recipe.max_epochs} epochs"
+        return f"it reached the maximum of {recipe.max_epochs} epochs"
     if last["train_acc"] >= recipe.target_train_acc:
         return f"training accuracy reached {recipe.target_train_acc:.1%}, the recipe's target"
     if last["train_loss"] <= recipe.target_train_loss:
-        return (f"the training loss fell to {recipe.target_train_loss:g} (the recipe's target): the outputs "
+        return (f"the training loss fell to {recipe.target_train_loss:g}, the recipe's target: the outputs "
                 f"are close to their codes, so more epochs would only memorise the samples")
     best, since = math.inf, 0
     for r in history:
@@ -253,4 +253,4 @@ def why_stopped(history: list[dict], recipe: Recipe, stopped: bool = False) -> s
         return f"the training loss had not fallen for {recipe.patience} epochs"
     if recipe.val_patience > 0:
         return f"the validation accuracy had not risen for {recipe.val_patience} epochs"
-    return "stopped early"
+    return "it stopped early"
