@@ -52,20 +52,19 @@ chars = sorted(set(store.characters()) | set(named))
 drawing, names = ui.canvas_row(canvas_right=True)
 with names:
     st.subheader("1. Name the characters")
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    c1.text_input("A new character (1-3 symbols, e.g. α or ☺)", key="teach-new", max_chars=3,
-                  help="Any letter or symbol the source net does not know; it names a class of your drawings.")
-    c2.button("Add character", on_click=add_character, width="stretch",
-              help="Put the name on the list; then draw samples of it.")
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # the button goes under on a narrow page
+    row.text_input("A new character (1-3 symbols, e.g. α or ☺)", key="teach-new", max_chars=3,
+                   help="Any letter or symbol the source net does not know; it names a class of your drawings.")
+    row.button("Add character", on_click=add_character, help="Put the name on the list; then draw samples of it.")
     kind, message = st.session_state.get("teach-flash", (None, None))
     if kind:
         getattr(st, kind)(message)
     for char in chars:
         samples = store.samples(char)
         st.markdown(f"**{char}** — {len(samples)} sample(s)")
-        cols = st.columns(8)
-        for i, (sid, img) in enumerate(samples):
-            with cols[i % 8]:
+        gallery = st.container(horizontal=True)  # as many a row as fit, whatever the width
+        for sid, img in samples:
+            with gallery.container(width=60, gap="small"):
                 ui.show_image28(img, "", width=56)
                 if st.button("✕", key=f"del-{sid}", help="delete this sample"):
                     store.delete(char, sid)
@@ -80,7 +79,7 @@ with drawing:
         st.stop()
     current = st.radio("Drawing samples of", chars, horizontal=True, key="teach-char",
                        help="The character the next drawing is a sample of.")
-    rgba = ui.canvas("teach-canvas")
+    rgba = ui.canvas("teach-canvas", clear=False)
     try:
         image = canvas_to_image(rgba) if rgba is not None else None
     except BlankImage:
@@ -90,8 +89,9 @@ with drawing:
     add.button(f"Add this drawing to {current}", type="primary", on_click=add_sample, args=(current, image),
                help="Save the drawing as a sample (28x28, framed like EMNIST) and clear the canvas.")
     with add:
-        if image is not None:
-            ui.show_image28(image, "to be added (28x28)", width=56)
+        ui.clear_button("teach-canvas")
+    if image is not None:
+        ui.show_image28(image, "to be added (28x28)", width=56)
 
 with st.expander("Export or import samples (zip)"):
     st.download_button("Export all samples", store.export_zip(), "drawn-samples.zip", mime="application/zip",

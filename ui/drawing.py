@@ -32,7 +32,7 @@ PEN_PX = (4, 40, 18)  # the pen-width slider: min, max, default (px on the canva
 CLEAR_HINT = "Draw with the mouse, a finger or a pen; Clear empties the canvas."
 
 
-def canvas(name: str):
+def canvas(name: str, clear: bool = True):
     """A freehand canvas under a pen-width slider and a Clear button; returns its RGBA pixels, or None
     before anything is drawn.
 
@@ -50,8 +50,8 @@ def canvas(name: str):
                        height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
                        initial_drawing={"objects": [], "cleared": cleared},
                        update_streamlit=True, return_image_data=True, key=name)
-    st.button("Clear", key=f"{name}-clear", on_click=clear_canvas, args=(name,), icon=":material/delete:",
-              help="Empty the canvas to draw again.")
+    if clear:
+        clear_button(name)
     objects = (result.json_data or {}).get("objects") or []
     # Until the browser has applied a clear, the canvas still reports the drawing it replaces.
     seen = repr(objects)
@@ -59,6 +59,12 @@ def canvas(name: str):
     if not objects or seen == st.session_state.get(f"{name}-stale"):
         return None
     return result.image_data
+
+
+def clear_button(name: str) -> None:
+    """The canvas `name`'s Clear button (ui.canvas draws it under the canvas unless told not to)."""
+    st.button("Clear", key=f"{name}-clear", on_click=clear_canvas, args=(name,), icon=":material/delete:",
+              help="Empty the canvas to draw again.")
 
 
 def show_image28(image: np.ndarray, caption: str, width: int = 140) -> None:
