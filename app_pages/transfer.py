@@ -48,7 +48,8 @@ if "tr-chars" not in st.session_state:
 st.session_state["tr-chars"] = [c for c in st.session_state["tr-chars"] if c in options]
 
 # Controls on the left, the live run on the right: the chart stays in view beside what made it.
-left, right = st.columns([1, 1], gap="large")
+row = st.container(horizontal=True, gap="large")  # side by side; stacked when the page is narrow
+left, right = row.container(width=380), row.container()
 with left:
     chars = st.multiselect("New characters (the paper uses 20; the source net's are excluded)", options,
                            key="tr-chars", help="The characters the new net learns; it never saw them. "
