@@ -16,11 +16,11 @@ st.markdown(
     "character whose code is nearest.")
 st.markdown("**Start here:** try the source net on your own handwriting, train on new characters, or invent "
             "characters and teach them.")
-c1, c2, c3, c4 = st.columns(4)
-c1.page_link("app_pages/draw.py", label="Draw a character", icon=":material/draw:")
-c2.page_link("app_pages/transfer.py", label="Transfer to new characters", icon=":material/swap_horiz:")
-c3.page_link("app_pages/teach.py", label="Teach your own characters", icon=":material/school:")
-c4.page_link("app_pages/experiments.py", label="The paper's Figures 2-5", icon=":material/monitoring:")
+links = st.container(horizontal=True)  # as many a row as fit: no label cut short on a narrow page
+links.page_link("app_pages/draw.py", label="Draw a character", icon=":material/draw:")
+links.page_link("app_pages/transfer.py", label="Transfer to new characters", icon=":material/swap_horiz:")
+links.page_link("app_pages/teach.py", label="Teach your own characters", icon=":material/school:")
+links.page_link("app_pages/experiments.py", label="The paper's Figures 2-5", icon=":material/monitoring:")
 
 import ui  # noqa: E402  (after the text, see above)
 from lenet.report.figures import architecture_figure  # noqa: E402
