@@ -69,34 +69,42 @@ def read_study(folder: Path) -> tuple[dict, list[dict]]:
 
 # Plain words for the studies' terms, shown beside each study (a reader need not know the papers).
 TERMS = {
-    "finetune": [("lr_mult", "the learning-rate multiplier of the retained levels: 0 keeps them frozen (the "
-                             "paper), 0.1 lets them change slowly, 1 as fast as the new levels"),
+    "finetune": [("AnB", "the paper's transfer: the retained levels copied from the source net and frozen "
+                         "(Yosinski et al. 2014's name)"),
+                 ("AnB+ / lr_mult", "the same levels allowed to keep learning, at the learning rate times lr_mult: "
+                                    "0 keeps them frozen (AnB), 0.1 lets them change slowly, 1 as fast as the new "
+                                    "levels"),
                  ("source drop", "how much accuracy the source net loses on its own characters once the "
                                  "retrained levels are put back under its upper levels (forgetting)")],
     "partial": [("kept fraction p", "the share of a level's feature maps kept frozen from the source net; the "
                                     "others start afresh and learn"),
                 ("OBD saliency", "Optimal Brain Damage (LeCun 1990): how much the error would grow without a map, "
-                                 "estimated from second derivatives"),
+                                 "estimated from its second derivatives (their Gauss-Newton approximation)"),
                 ("first-order Taylor", "the same estimate from first derivatives only (activation x gradient)"),
                 ("mutual information", "how much a map's output tells about which new character it sees"),
-                ("random", "maps kept by chance: the baseline every criterion must beat")],
+                ("random", "maps kept by chance: the baseline every criterion must beat"),
+                ("vs random", "a criterion's accuracy minus random's, trial by trial, with its 95% interval")],
     "source-classes": [("S", "the number of characters the source net learned before transfer"),
                        ("per-class / fixed-total", "400 images of each source character, or 8,000 images in "
                                                    "all however many characters")],
     "class-choice": [("nearest-centroid proxy", "a quick guess at transfer: the average frozen C5 output of "
                                                 "each new character's k samples, and which average a test "
                                                 "image is nearest to, with no training")],
-    "controls": [("random-frozen", "levels with random weights, frozen: the shape of the net without knowledge"),
-                 ("BnB", "Yosinski et al. 2014's 'base and base' control: levels of a net trained on the new "
-                         "characters themselves"),
+    "controls": [("AnB", "the paper's transfer: levels copied from the source net and frozen"),
+                 ("random-frozen / random-scaled", "levels with random weights, frozen (as initialised, or "
+                                                   "rescaled to the source net's weights' size): the net's shape "
+                                                   "without knowledge"),
+                 ("in-domain", "levels of a net trained on the new characters themselves"),
                  ("nearest-centroid", "no training at all: each test image gets the character whose average "
                                       "C5 output is nearest")],
 }
 
 COLUMNS = {"target_acc": "test accuracy", "target_acc_min": "min", "target_acc_max": "max",
            "source_acc": "source accuracy", "source_drop": "source drop", "proxy_acc": "proxy accuracy",
-           "kept_fraction": "kept fraction p", "lr_mult": "lr_mult", "runs": "runs"}
-PERCENT = ("test accuracy", "min", "max", "source accuracy", "source drop", "proxy accuracy", "kept fraction p")
+           "kept_fraction": "kept fraction p", "lr_mult": "lr_mult", "runs": "runs", "vs_random": "vs random",
+           "vs_random_low": "vs random, low", "vs_random_high": "vs random, high"}
+PERCENT = ("test accuracy", "min", "max", "source accuracy", "source drop", "proxy accuracy", "kept fraction p",
+           "vs random", "vs random, low", "vs random, high")
 
 
 def summary_table(rows: list[dict]) -> tuple[list[dict], tuple[str, ...]]:
