@@ -17,8 +17,8 @@ from .training import (default_targets, experiment_chart, experiment_dirs, exper
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
-from .drawing import (CLEAR_HINT, canvas, canvas_row, clear_button, check_data, classify, clear_canvas, net_picker, prediction_panel,
-    show_image28, table)
+from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
+    prediction_panel, show_image28, table)
 
 __all__ = ['ASSETS', 'sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_label', 'job_panel', 'job_title', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source',
@@ -27,6 +27,6 @@ __all__ = ['ASSETS', 'sessions', 'lenet_home', 'pool', 'session_dir', 'session_i
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
     'experiment_dirs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
-    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas', 'canvas_row', 'clear_button',
-    'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table', 'check_data', 'classify', 'clear_canvas',
-    'net_picker', 'prediction_panel', 'show_image28', 'table']
+    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
+    'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
+    'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table']
