@@ -17,7 +17,7 @@ def terms(name: str) -> str:
     return "; ".join(f"*{t}*: {words}" for t, words in ui.TERMS.get(name, []))
 
 
-with st.expander("The five studies, and their terms in plain words", expanded=not ui.session_jobs("study")):
+with st.expander("All five studies, and their terms in plain words"):  # the chosen one is shown below
     for name, mod in mods.items():
         st.markdown(f"**{name}** ({mod.TITLE}) — {mod.QUESTION}")
         if terms(name):
