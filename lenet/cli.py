@@ -91,7 +91,8 @@ def _load_data(args):
 def _chars(text: str | None, what: str) -> list[str] | None:
     if text is None:
         return None
-    chars = list(text)
+    # Omniglot's classes are names ("Korean/character05"): listed with commas
+    chars = [c.strip() for c in text.split(",")] if "," in text or "/" in text else list(text)
     dups = sorted({c for c in chars if chars.count(c) > 1})
     if dups:
         raise ValueError(f"{what}: characters {''.join(dups)!r} are listed twice")
@@ -108,7 +109,8 @@ def cmd_train_source(args) -> None:
     recipe = SOURCE_RECIPE.replace(seed=args.seed, max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
     device = _device(args)
     ds = _load_data(args)
-    classes = _chars(args.classes, "--classes") or default_class_split(ds, args.seed)[0]
+    classes = list(ds.classes) if args.classes == "all" else \
+        _chars(args.classes, "--classes") or default_class_split(ds, args.seed)[0]
     check_classes(ds, classes, "--classes")
     split = source_split(ds, classes, args.per_class, args.heldout, args.seed)
     _err(f"source net: {len(classes)} characters {''.join(classes)} x {args.per_class} from {ds.source}")
@@ -353,7 +355,8 @@ def _data_args(p, required=True) -> None:
     from lenet.data import KINDS
 
     p.add_argument("--data", choices=KINDS, required=required,
-                   help="character set: synthetic (built in), emnist (downloaded) or sd19 (NIST folder)")
+                   help="character set: synthetic (built in), emnist (downloaded), sd19 (NIST folder) or omniglot "
+                        "(the background alphabets; the archives in assets/omniglot)")
     p.add_argument("--data-dir", help="folder or zip with the data (default: the usual places)")
 
 
@@ -370,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train-source", help="train a source net and save it")
     _data_args(s)
     s.add_argument("--out", required=True, help="folder to save the net in (model.safetensors + config.json)")
-    s.add_argument("--classes", help="source characters, e.g. ABCD... (default: a seeded pick of 20)")
+    s.add_argument("--classes", help="source characters, e.g. ABCD..., names separated by commas (Omniglot's "
+                   "Korean/character05,...), or all (default: a seeded pick of 20)")
     s.add_argument("--seed", type=int, default=0, help="seed of the class pick, samples, init and codes")
     s.add_argument("--epochs", type=int, default=SOURCE_RECIPE.max_epochs, help="passes over the training set")
     s.add_argument("--lr", type=float, default=SOURCE_RECIPE.lr, help="SGD learning rate")

@@ -24,6 +24,8 @@ SETTINGS = {s.name: s for s in (
     Setting("LENET_DATA", "emnist when found, else synthetic", "the app's data set: synthetic, emnist, or a folder/archive path"),
     Setting("LENET_SOURCE", "the shipped one for the data set", "the app's source net folder"),
     Setting("LENET_DATA_DIR", "../shared/data/emnist", "where the full EMNIST files are looked for first"),
+    Setting("LENET_OMNIGLOT_DIR", "../shared/data/omniglot",
+            "where the Omniglot archives are looked for first (then assets/omniglot)"),
     Setting("LENET_DATA_DIRS", "the folders the project looks for EMNIST in",
             "folders (os.pathsep-separated) the app may read data from"),
     Setting("LENET_EMNIST_URL", "NIST's gzip.zip", "where the app's Download button fetches the EMNIST zip from"),
@@ -76,6 +78,10 @@ def describe() -> str:
 
 def data_dir(project_root: Path) -> Path:
     return path("LENET_DATA_DIR", project_root.parent / "shared" / "data" / "emnist")
+
+
+def omniglot_dir(project_root: Path) -> Path:
+    return path("LENET_OMNIGLOT_DIR", project_root.parent / "shared" / "data" / "omniglot")
 
 
 def data_dirs() -> list[str]:

@@ -11,10 +11,11 @@ import numpy as np
 from lenet.data.base import CharacterSet, to_net_input
 from lenet.errors import DataError
 from lenet.data.emnist import SUBSET_DIR, find_emnist, is_subset, load_emnist
+from lenet.data.omniglot import find_omniglot, load_omniglot
 from lenet.data.sd19 import load_sd19
 from lenet.data.synthetic import load_synthetic
 
-KINDS = ("synthetic", "emnist", "sd19")
+KINDS = ("synthetic", "emnist", "sd19", "omniglot")
 
 __all__ = ["CharacterSet", "DataError", "KINDS", "active_set", "find_emnist", "info", "is_subset", "load",
            "to_net_input"]
@@ -31,6 +32,9 @@ def load(kind: str, data_dir: str | Path | None = None, *, split: str = "byclass
         return load_sd19(data_dir, per_class, seed)
     if kind == "emnist":
         ds = load_emnist(data_dir, split)
+        return ds if per_class is None else _cap(ds, per_class, seed)
+    if kind == "omniglot":  # the background alphabets; the one-shot runs: lenet.data.omniglot.load_runs
+        ds = load_omniglot(data_dir)
         return ds if per_class is None else _cap(ds, per_class, seed)
     raise DataError(f"unknown data kind {kind!r}; valid kinds: {', '.join(KINDS)}")
 
@@ -52,6 +56,9 @@ def active_set(kind: str, data_dir: str | Path | None = None) -> tuple[str, Path
         return "synthetic", None
     if kind == "sd19":
         return "NIST SD19", Path(data_dir) if data_dir is not None else None
+    if kind == "omniglot":
+        path = find_omniglot(data_dir)
+        return ("Omniglot (not found)" if path is None else "Omniglot background"), path
     path = find_emnist(data_dir) if data_dir is None else Path(data_dir).expanduser()
     if path is None:
         return "EMNIST (not found)", None

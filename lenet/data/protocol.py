@@ -5,6 +5,7 @@ class's samples do not depend on which other classes were chosen or in what orde
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,12 @@ from lenet.errors import DataError
 PAPER = dict(n_classes=20, source_per_class=400, test_per_class=50)  # 20 chars x 400; test 1,000 = 50 x 20
 VAL_PER_CLASS = 20  # not the paper's: a validation set per trial, for choosing the recipe (lenet/config.py)
 SEED_TEST, SEED_TRAIN, SEED_SOURCE = 1, 2, 3  # purposes, mixed into the seeds
+
+
+def class_key(c: str) -> int:
+    """A class's number in the seeds: its code point (one character, as EMNIST's), else a stable
+    hash of its name (Omniglot's "Korean/character05")."""
+    return ord(c) if len(c) == 1 else zlib.crc32(c.encode())
 
 
 @dataclass
@@ -93,7 +100,7 @@ def source_split(ds: CharacterSet, source_classes, per_class: int = 400, heldout
         rows = rows_of(ds, c)
         if len(rows) < per_class + heldout_per_class:
             raise DataError(f"class {c!r} has {len(rows)} samples, need {per_class} + {heldout_per_class} held out")
-        rows = np.random.default_rng([seed, SEED_SOURCE, ord(c)]).permutation(rows)
+        rows = np.random.default_rng([seed, SEED_SOURCE, class_key(c)]).permutation(rows)
         train.append(rows[:per_class])
         test.append(rows[per_class:per_class + heldout_per_class])
     return Split(relabel(ds, train, chars), relabel(ds, test, chars), chars)
@@ -125,9 +132,9 @@ def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, see
         if len(rows) < test_per_class + k + val_per_class:
             raise DataError(f"class {c!r} has {len(rows)} samples: too few for {test_per_class} test + "
                             f"{val_per_class} validation + k={k}")
-        rows = np.random.default_rng([seed, SEED_TEST, ord(c)]).permutation(rows)
+        rows = np.random.default_rng([seed, SEED_TEST, class_key(c)]).permutation(rows)
         test.append(np.sort(rows[:test_per_class]))
-        pool = np.random.default_rng([seed, SEED_TRAIN, trial, ord(c)]).permutation(np.sort(rows[test_per_class:]))
+        pool = np.random.default_rng([seed, SEED_TRAIN, trial, class_key(c)]).permutation(np.sort(rows[test_per_class:]))
         train.append(pool[:k])
         val.append(np.sort(pool[len(pool) - val_per_class:]))
     return Split(relabel(ds, train, chars), relabel(ds, test, chars), chars,

@@ -34,7 +34,7 @@ from lenet import config
 from lenet.config import LEVELS, Recipe
 from lenet.data import to_net_input
 from lenet.data.base import CharacterSet
-from lenet.data.protocol import SEED_TEST, Split, relabel, rows_of
+from lenet.data.protocol import SEED_TEST, Split, class_key, relabel, rows_of
 from lenet.grid.cells import TEST_PER_CLASS, Cell, run_seed
 from lenet.report.figures import LAYOUT
 from lenet.core.model import LeNet5
@@ -103,9 +103,9 @@ def in_domain_split(ds: CharacterSet, targets, seed: int, per_class: int) -> Spl
     up to per_class of each, to train the in-domain net; its test set is the grid's."""
     train, test = [], []
     for c in targets:
-        rows = np.random.default_rng([seed, SEED_TEST, ord(c)]).permutation(rows_of(ds, c))
+        rows = np.random.default_rng([seed, SEED_TEST, class_key(c)]).permutation(rows_of(ds, c))
         test.append(np.sort(rows[:TEST_PER_CLASS]))
-        train.append(np.random.default_rng([seed, IN_DOMAIN_PURPOSE, ord(c)]).permutation(rows[TEST_PER_CLASS:])[:per_class])
+        train.append(np.random.default_rng([seed, IN_DOMAIN_PURPOSE, class_key(c)]).permutation(rows[TEST_PER_CLASS:])[:per_class])
     per = min(len(r) for r in train)
     return Split(relabel(ds, [r[:per] for r in train], targets), relabel(ds, test, targets), list(targets))
 

@@ -1,0 +1,147 @@
+"""Omniglot's reader: archives read in memory, framed like EMNIST, alphabets as groups, one clear
+error for a bad archive; the one-shot runs paired as the dataset's demo pairs them."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from lenet.cli import main
+from lenet.config import STROKE_WIDTH
+from lenet.data import DataError, info, load
+from lenet.data import omniglot as O
+from lenet.ink.strokes import width
+
+
+def _drawing(seed: int, pen: int) -> bytes:
+    """A 105x105 one-bit PNG, black ink on white, as Omniglot stores it: a seeded polyline."""
+    im = Image.new("1", (105, 105), 1)
+    pts = [tuple(int(v) for v in p) for p in np.random.default_rng(seed).integers(15, 90, (4, 2))]
+    ImageDraw.Draw(im).line(pts, fill=0, width=pen)
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _zip(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _background(path, root="images_background_small1", alphabets=("Korean", "Latin"), chars=2, drawers=3,
+                pen=3):
+    return _zip(path, {f"{root}/{a}/character{c:02d}/{100 + c:04d}_{d:02d}.png": _drawing(hash((a, c, d)) % 999, pen)
+                       for a in alphabets for c in range(1, chars + 1) for d in range(1, drawers + 1)})
+
+
+def test_background_archive_gives_named_characters_grouped_by_alphabet(tmp_path):
+    _background(tmp_path / "images_background_small1.zip")
+    _background(tmp_path / "images_background_small2.zip", "images_background_small2", ("Latin", "Tagalog"))
+    ds = load("omniglot", tmp_path)
+    # Latin is in both archives (as Greek and Latin are in the real small1 and small2): counted once
+    assert ds.classes == ["Korean/character01", "Korean/character02", "Latin/character01", "Latin/character02",
+                          "Tagalog/character01", "Tagalog/character02"]
+    assert O.alphabets(ds) == {"Korean": ds.classes[:2], "Latin": ds.classes[2:4], "Tagalog": ds.classes[4:]}
+    assert list(ds.counts().values()) == [3] * 6
+    assert ds.images.shape == (18, 28, 28) and ds.images.dtype == np.uint8
+    assert ds.source == "omniglot-background_small1+background_small2"
+    d = info("omniglot", tmp_path)
+    assert d["active"] == "Omniglot background" and d["n"] == 18
+
+
+def test_framing_is_emnists_whatever_the_pen(tmp_path):
+    """Ink high on black, 28x28, the character filling the frame, and EMNIST's stroke width from a thin or
+    a thick pen (the raw framing of the thick pen is far thicker)."""
+    thin = load("omniglot", _background(tmp_path / "images_background_a.zip", pen=2))
+    thick = load("omniglot", _background(tmp_path / "images_background_b.zip", pen=9))
+    for ds in (thin, thick):
+        assert ds.images.max(axis=(1, 2)).min() == 255
+        assert ds.images[:, 0, :].max() < 64 and ds.images[:, :, 0].max() < 64  # the border is (nearly) paper
+        assert np.mean([width(im) for im in ds.images]) == pytest.approx(STROKE_WIDTH, abs=0.6)
+    raw = O.frame_character(np.asarray(Image.open(io.BytesIO(_drawing(1, 9))).convert("L"), np.float32),
+                            ink_is_dark=True)
+    assert width(raw) > STROKE_WIDTH + 1.0
+
+
+@pytest.mark.parametrize("case, message", [
+    ("corrupt", "not a readable zip archive"),
+    ("empty", "no character images"),
+    ("layout", "not laid out as ALPHABET/characterNN/NNNN_MM.png"),
+    ("png", "is damaged"),
+    ("unsafe", "unsafe member name"),
+])
+def test_bad_archives_get_one_clear_error(tmp_path, case, message):
+    path = tmp_path / "images_background_small1.zip"
+    if case == "corrupt":
+        good = _background(tmp_path / "good.zip").read_bytes()
+        path.write_bytes(good[:len(good) // 2])
+    elif case == "empty":
+        _zip(path, {"images_background_small1/README.txt": b"nothing here"})
+    elif case == "layout":
+        _zip(path, {"images_background_small1/Korean/0101_01.png": _drawing(0, 3)})
+    elif case == "png":
+        _zip(path, {"images_background_small1/Korean/character01/0101_01.png": b"\x89PNG\r\n\x1a\nbroken"})
+    else:
+        _zip(path, {"../Korean/character01/0101_01.png": _drawing(0, 3)})
+    with pytest.raises(DataError, match=message):
+        load("omniglot", tmp_path)
+
+
+def test_no_archive_is_a_data_error_and_the_cli_says_so(tmp_path, capsys):
+    with pytest.raises(DataError, match="no Omniglot archive"):
+        load("omniglot", tmp_path)
+    assert main(["data", "info", "--data", "omniglot", "--data-dir", str(tmp_path)]) == 2
+    assert "error: no Omniglot archive" in capsys.readouterr().err
+
+
+def test_cli_data_info_reads_omniglot(tmp_path, capsys):
+    _background(tmp_path / "images_background_small1.zip")
+    assert main(["data", "info", "--data", "omniglot", "--data-dir", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["classes"][0] == "Korean/character01" and out["n"] == 12
+
+
+def _runs_zip(path, labels: dict[str, list[tuple[str, str]]]):
+    members = {}
+    for run, pairs in labels.items():
+        members[f"{run}/class_labels.txt"] = "\n".join(f"{t} {c}" for t, c in pairs).encode()
+        for t, c in pairs:
+            members[c] = _drawing(int(c[-6:-4]), 3)  # a test drawing is its class's drawing
+            members[t] = _drawing(int(c[-6:-4]), 3)
+    return _zip(path, members)
+
+
+def test_runs_pair_each_test_drawing_with_its_class(tmp_path):
+    pairs = [("run01/test/item01.png", "run01/training/class03.png"),
+             ("run01/test/item02.png", "run01/training/class01.png"),
+             ("run01/test/item03.png", "run01/training/class02.png")]
+    _runs_zip(tmp_path / O.RUNS, {"run01": pairs})
+    (run,) = O.load_runs(tmp_path)
+    assert run.answers.tolist() == [2, 0, 1]
+    assert run.train_files == ["run01/training/class01.png", "run01/training/class02.png",
+                               "run01/training/class03.png"]
+    assert np.array_equal(run.test[0], run.train[2]) and run.train.shape == (3, 28, 28)
+
+
+def test_runs_naming_a_missing_file_get_a_clear_error(tmp_path):
+    path = _runs_zip(tmp_path / O.RUNS, {"run01": [("run01/test/item01.png", "run01/training/class01.png")]})
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("run02/class_labels.txt", "run02/test/item01.png run02/training/class01.png")
+        z.writestr("run02/test/item01.png", _drawing(0, 3))
+    with pytest.raises(DataError, match="names run02/training/class01.png, which is not in the archive"):
+        O.load_runs(tmp_path)
+
+
+def test_shipped_benchmark_has_twenty_runs_of_twenty():
+    runs = O.load_runs(O.SHIPPED_DIR)
+    assert len(runs) == O.N_RUNS
+    for r in runs:
+        assert r.train.shape == r.test.shape == (20, 28, 28)
+        assert sorted(r.answers.tolist()) == list(range(20))  # one test drawing per class
+        assert r.train_ink[0].shape == (105, 105) and r.train_ink[0].dtype == bool
