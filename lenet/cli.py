@@ -113,6 +113,12 @@ def cmd_train_source(args) -> None:
         _chars(args.classes, "--classes") or default_class_split(ds, args.seed)[0]
     check_classes(ds, classes, "--classes")
     split = source_split(ds, classes, args.per_class, args.heldout, args.seed)
+    if args.distort:  # distorted copies of the training drawings only: the held-out ones stay unseen
+        from lenet.data.protocol import Split
+        from lenet.ink.distort import distorted_copies
+        images, labels = distorted_copies(split.train.images, split.train.labels, args.distort, args.seed)
+        split = Split(type(split.train)(images, labels, split.train.classes, split.train.source,
+                                        split.train.description), split.test, split.classes)
     _err(f"source net: {len(classes)} characters {''.join(classes)} x {args.per_class} from {ds.source}")
 
     def on_epoch(s):
@@ -381,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=SOURCE_RECIPE.batch_size, help="mini-batch size")
     s.add_argument("--per-class", type=int, default=400, help="training samples per character (paper: 400)")
     s.add_argument("--heldout", type=int, default=100, help="held-out samples per character for testing")
+    s.add_argument("--distort", type=int, default=0, metavar="COPIES",
+                   help="add this many random affine distortions of each training drawing (lenet.ink.distort; "
+                        "for Omniglot's 20 drawers; default 0: none, the paper's)")
     _device_arg(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=cmd_train_source)
@@ -471,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:2] == ["bench", "drawn"]:  # the drawn-characters benchmark (lenet.drawing.drawn)
             from lenet.drawing import drawn
             return drawn.main(argv[2:])
+        if argv[:2] == ["bench", "oneshot"]:  # Omniglot's one-shot benchmark (lenet.studies.oneshot)
+            from lenet.studies import oneshot
+            return oneshot.main(argv[2:])
         if argv[:1] == ["bench"]:  # everything after `bench` belongs to lenet.bench's own parser
             return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
         args = build_parser().parse_args(argv)

@@ -147,3 +147,10 @@ STROKE_WIDTH_SD = 0.80
 # redrawing EMNIST skeletons (tests/test_strokes.py checks the measured width).
 STROKE_PEN = 2.85
 STROKE_PEN_RANGE = (2.3, 3.4)
+
+# The linear probe readout (lenet.core.readouts.probe): multinomial logistic regression on
+# standardised frozen features, loss = mean cross-entropy + PROBE_L2 * |W|^2, PROBE_STEPS L-BFGS
+# iterations. Chosen on one-shot episodes drawn from the Omniglot background alphabets (never the
+# evaluation runs): docs/omniglot.md.
+PROBE_L2 = 1e-3
+PROBE_STEPS = 100

@@ -19,10 +19,11 @@ def check_levels(n: int) -> int:
     return n
 
 
-def transfer(source: LeNet5, n: int, seed: int = 0) -> LeNet5:
-    """A new net whose bottom n levels are frozen copies of the source's."""
+def transfer(source: LeNet5, n: int, seed: int = 0, n_outputs: int | None = None) -> LeNet5:
+    """A new net whose bottom n levels are frozen copies of the source's (F6: n_outputs wide,
+    default the source's)."""
     check_levels(n)
-    net = LeNet5(n_outputs=source.f6.out_features, seed=seed)
+    net = LeNet5(n_outputs=source.f6.out_features if n_outputs is None else n_outputs, seed=seed)
     for name in LEVELS[:n]:
         layer = getattr(net, name)
         layer.load_state_dict(getattr(source, name).state_dict())
