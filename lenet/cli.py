@@ -88,6 +88,12 @@ def _load_data(args):
     return load(args.data, args.data_dir)
 
 
+def _names(classes) -> str:
+    """Classes as one string: characters run together (ABC), names (Omniglot's) comma-separated."""
+    classes = list(classes)
+    return "".join(classes) if all(len(c) == 1 for c in classes) else ",".join(classes)
+
+
 def _chars(text: str | None, what: str) -> list[str] | None:
     if text is None:
         return None
@@ -119,7 +125,7 @@ def cmd_train_source(args) -> None:
         images, labels = distorted_copies(split.train.images, split.train.labels, args.distort, args.seed)
         split = Split(type(split.train)(images, labels, split.train.classes, split.train.source,
                                         split.train.description), split.test, split.classes)
-    _err(f"source net: {len(classes)} characters {''.join(classes)} x {args.per_class} from {ds.source}")
+    _err(f"source net: {len(classes)} characters {_names(classes)} x {args.per_class} from {ds.source}")
 
     def on_epoch(s):
         test = "" if s.test_acc is None else f", held-out acc {s.test_acc:.2%}"
@@ -127,7 +133,7 @@ def cmd_train_source(args) -> None:
 
     net, fit = train_source(split, recipe, on_epoch=on_epoch, device=device)
     path = checkpoint.save(net, args.out)
-    res = {"out": str(Path(args.out)), "model": str(path), "data": ds.source, "classes": "".join(classes),
+    res = {"out": str(Path(args.out)), "model": str(path), "data": ds.source, "classes": _names(classes),
            "train_acc": fit.train_acc, "heldout_acc": fit.test_acc, "epochs": fit.epochs,
            "min_hamming": net.meta["min_hamming"], "seconds": round(fit.seconds, 1)}
     _emit(args, res, f"saved {path}\nclasses: {res['classes']}\n"
@@ -163,7 +169,7 @@ def _source_for(args, ds, seed: int | None = None, out: Path | None = None, devi
     if (where / checkpoint.WEIGHTS).exists():
         return checkpoint.load(where), str(where)
     classes = default_class_split(ds, seed)[0]
-    _err(f"training a source net on {''.join(classes)} (no --source given); it is saved in {where}")
+    _err(f"training a source net on {_names(classes)} (no --source given); it is saved in {where}")
     net, _ = train_source(source_split(ds, classes, seed=seed), SOURCE_RECIPE.replace(seed=seed), device=device,
                           on_epoch=lambda s: _err(f"  source epoch {s.epoch}: train acc {s.train_acc:.2%}"))
     checkpoint.save(net, where)
@@ -184,6 +190,10 @@ def cmd_reproduce(args) -> None:
     if seeds is not None and any(s < 0 for s in seeds):
         raise ValueError(f"--seeds must be >= 0 (got {' '.join(map(str, args.seeds))})")
     targets = _chars(args.target_classes, "--target-classes")
+    kinds = None
+    if args.readouts is not None:
+        from lenet.core.readouts import check_readouts
+        kinds = check_readouts(args.readouts.split(","))
     device = _device(args)
     if args.ray and args.plain:
         raise ValueError("--ray sends the fast path's task groups to a cluster; it cannot go with --plain")
@@ -191,14 +201,14 @@ def cmd_reproduce(args) -> None:
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
         E.check_targets(ds, targets, [], max(samples))
-    by_seed, results = {}, []
+    by_seed, results, readouts_table = {}, [], {}
     for seed in seeds or [args.seed]:
         where = out if seeds is None else E.seed_dir(out, seed)
         source, source_path = _source_for(args, ds, seed, where, device)
         chars = targets or new_characters(ds, source.classes, seed)
         E.check_targets(ds, chars, source.classes, max(samples))
         header = (f"{'' if seeds is None else f'seed {seed}: '}source net: {source_path} "
-                  f"({''.join(source.classes)})\ntarget classes: {''.join(chars)}")
+                  f"({_names(source.classes)})\ntarget classes: {_names(chars)}")
         stop = threading.Event()
         try:
             results = E.reproduce(source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed,
@@ -209,25 +219,47 @@ def cmd_reproduce(args) -> None:
             stop.set()
             raise KeyboardInterrupt(f"interrupted; finished runs are kept in {where / E.RUNS}, rerun to resume")
         by_seed[seed] = results
+        if kinds is not None:
+            readouts_table[seed] = _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, where,
+                                             results, kinds, device)
     if seeds is None:
         summary = E.summarize(results)
         meta = json.loads((out / E.META).read_text())
         res = {"out": str(out), "runs": len(results), "complete": meta["complete"], "engine": meta["engine"],
-               "source": source_path, "source_classes": "".join(source.classes),
-               "target_classes": "".join(chars), "summary": summary}
+               "source": source_path, "source_classes": _names(source.classes),
+               "target_classes": _names(chars), "summary": summary}
         table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  min {r['min']:.2%}  "
                           f"max {r['max']:.2%}  ({r['runs']} runs)" for r in summary)
+        if kinds is not None:
+            res["readouts"] = readouts_table[args.seed]
+            table += "\nreadouts side by side (mean test accuracy; readouts.csv, readouts.html):\n" + \
+                "\n".join(f"  n={r['n']} k={r['k']:<3} " + "  ".join(f"{k} {r[k]:.2%}" for k in kinds)
+                          for r in res["readouts"])
         _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
         return
     from lenet.report.claims import verdict
     rows, claims = E.write_seed_outputs(out, by_seed)
     res = {"out": str(out), "seeds": seeds, "runs": sum(map(len, by_seed.values())), "across_seeds": rows,
            "claims": claims, "summary": {str(s): E.summarize(r) for s, r in by_seed.items()}}
+    if kinds is not None:
+        res["readouts"] = {str(s): t for s, t in readouts_table.items()}
     table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  sd {100 * r['sd']:.1f}  "
                       f"range {r['lo']:.2%}-{r['hi']:.2%}  ({r['seeds']} seeds, {r['runs']} runs)" for r in rows)
     ctext = "\n".join(f"  seed {c['seed']} {c['claim']:<9} {verdict(c['holds'])}: {c['evidence']}" for c in claims)
     _emit(args, res, f"{res['runs']} runs in {out}/seed-* ({E.SEEDS}, {E.CLAIMS} across them)\n{table}\n"
                      f"claims:\n{ctext}")
+
+
+def _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, where, results, kinds, device):
+    """The other readouts on the grid's cells (lenet.grid.readouts); the side-by-side table, also written."""
+    from lenet.grid import readouts as R
+    from lenet.grid.cells import grid
+
+    rows = R.run_readouts(source, ds, chars, grid(levels, samples, trials), kinds, seed=seed, recipe=recipe,
+                          out_dir=where, progress=Progress("readouts"), device=device)
+    table = R.side_by_side(results, rows, kinds)
+    R.write_outputs(where, table, kinds)
+    return table
 
 
 def cmd_recipes(args) -> None:
@@ -283,7 +315,7 @@ def cmd_study(args) -> None:
     command = command_line(args.name, quick=args.quick, seed=args.seed, data=args.data, data_dir=args.data_dir,
                            out=str(out), source=args.source)
     header = (f"study {args.name}{' (quick)' if args.quick else ''}: {mod.QUESTION}\n"
-              f"source net: {source_path} ({''.join(source.classes)}); new characters: {''.join(targets)}")
+              f"source net: {source_path} ({_names(source.classes)}); new characters: {_names(targets)}")
     stop = threading.Event()
     try:
         rows = studies.run(args.name, settings, source, ds, targets, out_dir=out, command=command, stop=stop,
@@ -407,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net)")
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
     r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.grid.fast")
+    r.add_argument("--readouts", metavar="LIST",
+                   help="also read the new characters out another way on the same cells, comma-separated: mse "
+                        "(the paper's, the grid itself), ce, centroid, probe (lenet/core/readouts.py); written to "
+                        "readouts.csv, readouts-summary.csv and readouts.html (default: mse only, as before)")
     r.add_argument("--out", required=True, help="output folder: runs.csv, summary.csv, report.html, meta.json")
     _device_arg(r)
     _ray_arg(r)
