@@ -145,3 +145,14 @@ def test_shipped_benchmark_has_twenty_runs_of_twenty():
         assert r.train.shape == r.test.shape == (20, 28, 28)
         assert sorted(r.answers.tolist()) == list(range(20))  # one test drawing per class
         assert r.train_ink[0].shape == (105, 105) and r.train_ink[0].dtype == bool
+
+
+def test_new_characters_from_an_alphabet_set_without_a_default_split(tmp_path):
+    """20 drawers per class is too few for the default source half: the new characters are a seeded pick
+    of the classes the source net does not know; a source that knows them all gets a clear error."""
+    from lenet.data.protocol import new_characters
+    ds = load("omniglot", _background(tmp_path / "images_background_small1.zip", chars=3, drawers=2))
+    picked = new_characters(ds, list("ABC"), seed=0, n=4)
+    assert len(picked) == 4 and set(picked) <= set(ds.classes)
+    with pytest.raises(DataError, match="knows every class"):
+        new_characters(ds, ds.classes, seed=0)

@@ -85,3 +85,17 @@ def test_bench_oneshot_json(capsys):
 def test_bench_oneshot_refuses_bad_arguments(capsys):
     assert main(["bench", "oneshot", "--readouts", "knn"]) == 2
     assert "readouts must be some of" in capsys.readouterr().err
+
+
+def test_the_docs_table_is_the_shipped_result():
+    """docs/omniglot.md's table is generated from the shipped `bench oneshot --json` output, which is the
+    full benchmark and reproduces the demo's baseline."""
+    from pathlib import Path
+    from lenet.studies.oneshot import SHIPPED_RESULT, markdown
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / SHIPPED_RESULT).read_text())
+    assert result["runs"] == 20 and result["test_drawings"] == 400 and not result["quick"]
+    assert markdown(result) in (root / "docs" / "omniglot.md").read_text()
+    (mhd,) = [r for r in result["rows"] if r["method"] == "modified Hausdorff NN"]
+    assert mhd["error"] == pytest.approx(DEMO_MHD_ERROR, abs=0.5)
+    assert all(not p.startswith("/") for p in result["sources"].values())  # no machine paths shipped

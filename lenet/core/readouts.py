@@ -51,8 +51,10 @@ def centroid(f: torch.Tensor, y: torch.Tensor, ft: torch.Tensor) -> torch.Tensor
 def probe(f: torch.Tensor, y: torch.Tensor, ft: torch.Tensor, l2: float = PROBE_L2,
           steps: int = PROBE_STEPS) -> torch.Tensor:
     """Labels of ft by multinomial logistic regression fitted on (f, y): features standardised by the
-    training set's mean and sd, loss = mean cross-entropy + l2 * |W|^2, full-batch L-BFGS."""
-    mu, sd = f.mean(0), f.std(0, unbiased=False).clamp_min(1e-6)
+    training set's mean and sd (dividing by the sd of a feature that barely varies over a few samples
+    would blow up its noise on new ones), loss = mean cross-entropy + l2 * |W|^2, full-batch L-BFGS."""
+    mu, sd = f.mean(0), f.std(0, unbiased=False)
+    sd = torch.where(sd > 1e-3, sd, torch.ones_like(sd))  # a feature (nearly) constant on the training set stays unscaled
     z, zt = (f - mu) / sd, (ft - mu) / sd
     classes = int(y.max()) + 1
     w = torch.zeros(z.shape[1], classes, requires_grad=True)

@@ -59,11 +59,15 @@ def default_class_split(classes, seed: int = 0, n: int = 20,
 def new_characters(ds: CharacterSet, source_classes, seed: int = 0, n: int = 20) -> list[str]:
     """The target half of the seed's default class split, or (for a source net on other
     characters) a seeded pick of n characters the source net does not know, in class order."""
-    if 2 * n <= len(ds.classes):
-        targets = default_class_split(ds, seed, n)[1]
-        if not set(targets) & set(source_classes):
-            return targets
+    try:
+        targets = default_class_split(ds, seed, n)[1] if 2 * n <= len(ds.classes) else []
+    except DataError:  # too few samples per class for a source half (Omniglot's 20 drawers): no default split
+        targets = []
+    if targets and not set(targets) & set(source_classes):
+        return targets
     rest = [c for c in ds.classes if c not in set(source_classes)]
+    if not rest:
+        raise DataError(f"the source net knows every class of {ds.source}: no new characters to transfer to")
     pick = np.random.default_rng(seed).permutation(len(rest))[:n]
     return [rest[i] for i in sorted(pick)]
 

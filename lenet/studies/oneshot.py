@@ -13,6 +13,7 @@ of a source net with every readout (lenet.core.readouts).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -95,6 +96,26 @@ def oneshot(runs: list[Run], sources: dict, levels=(0, 1, 2, 3, 4, 5), readouts=
     return rows
 
 
+SHIPPED_RESULT = "assets/results-oneshot/oneshot.json"  # `bench oneshot --json`'s output, as it ships
+
+
+def markdown(result: dict) -> str:
+    """The benchmark's result (`bench oneshot --json`) as docs/omniglot.md's table: % error, a row per
+    source net and n, a column per readout, the baselines below."""
+    nets = [r for r in result["rows"] if r["method"] == "LeNet-5"]
+    kinds = list(dict.fromkeys(r["readout"] for r in nets))
+    cell = {(r["source"], r["n"], r["readout"]): r["error"] for r in nets}
+    lines = [f"| source net | n | {' | '.join(kinds)} |", "| --- | --- |" + " --- |" * len(kinds)]
+    for source in dict.fromkeys(r["source"] for r in nets):
+        for n in sorted({r["n"] for r in nets if r["source"] == source}):
+            lines.append(f"| {source} | {n} | " + " | ".join(
+                f"{cell[source, n, k]:.2f}%" if (source, n, k) in cell else "" for k in kinds) + " |")
+    for r in result["rows"]:
+        if r["method"] != "LeNet-5":
+            lines.append(f"| {r['method']} | - | " + " | ".join([f"{r['error']:.2f}%"] + [""] * (len(kinds) - 1)) + " |")
+    return "\n".join(lines)
+
+
 def default_sources() -> dict[str, str]:
     """The shipped source nets whose background is allowed: EMNIST's, and the Omniglot background one."""
     from lenet.core import checkpoint
@@ -142,7 +163,10 @@ def main(argv=None) -> int:
     rows = oneshot(runs, sources, levels, kinds, recipe, progress=progress)
     n_test = sum(len(r.answers) for r in runs)
     best = min((r for r in rows if r["method"] == "LeNet-5"), key=lambda r: r["error"], default=None)
-    out = {"runs": len(runs), "test_drawings": n_test, "quick": args.quick, "sources": dict(pairs), "rows": rows,
+    from lenet.files import PROJECT_ROOT
+    shown = {name: str(Path(path).resolve().relative_to(PROJECT_ROOT)) if Path(path).resolve().is_relative_to(PROJECT_ROOT)
+             else str(path) for name, path in pairs}  # the shipped nets by their place in the project, not this machine's
+    out = {"runs": len(runs), "test_drawings": n_test, "quick": args.quick, "sources": shown, "rows": rows,
            "best": best, "demo_mhd_error": DEMO_MHD_ERROR,
            "published": [dict(zip(("method", "error", "background", "reference"), p)) for p in PUBLISHED]}
     if args.json:
