@@ -8,20 +8,30 @@ from lenet.config import LEVELS, N_CLASSES, TRANSFER_RECIPE
 from lenet.report.figures import architecture_figure, compare_runs, training_curves
 from lenet.core.model import architecture
 from lenet.core.transfer import trainable_fraction
+from lenet.data.omniglot import alphabet_split, alphabets
 
 st.title("Transfer to new characters")
 source = ui.require_source()
 ds = ui.require_dataset()
 
+# New characters from the active set, or from an Omniglot alphabet the source net never saw (docs/omniglot.md).
+from_omniglot = st.radio("New characters from", ("the active set", "an Omniglot alphabet"), horizontal=True,
+                         key="tr-from") == "an Omniglot alphabet"
+chars_key = "tr-chars"
+if from_omniglot:
+    ds = ui.check_data(ui.dataset, "omniglot") or st.stop()
+    groups = alphabets(ds)
+    alphabet = st.selectbox("Alphabet (Omniglot's background alphabets)", list(groups), key="tr-alphabet")
+    chars_key = f"tr-chars-{alphabet}"
 # The source net's characters are never offered, so the two sets cannot overlap.
-options = [c for c in ds.classes if c not in source.classes]
+options = [c for c in (groups[alphabet] if from_omniglot else ds.classes) if c not in source.classes]
 if len(options) < 2:
     st.error(f"The dataset has only {len(options)} characters the source net does not know; need at least 2.")
     st.stop()
 
 
 def pick_random() -> None:
-    st.session_state["tr-chars"] = sorted(random.sample(options, min(N_CLASSES, len(options))))
+    st.session_state[chars_key] = sorted(random.sample(options, min(N_CLASSES, len(options))))
 
 
 def shipped_means() -> dict[tuple[int, int], float]:
@@ -43,16 +53,16 @@ def run_chart(meta: dict):
     return chart
 
 
-if "tr-chars" not in st.session_state:
-    st.session_state["tr-chars"] = ui.default_targets(ds, source)
-st.session_state["tr-chars"] = [c for c in st.session_state["tr-chars"] if c in options]
+if chars_key not in st.session_state:
+    st.session_state[chars_key] = options[:N_CLASSES] if from_omniglot else ui.default_targets(ds, source)
+st.session_state[chars_key] = [c for c in st.session_state[chars_key] if c in options]
 
 # Controls on the left, the live run on the right: the chart stays in view beside what made it.
 row = st.container(horizontal=True, gap="large")  # side by side; stacked when the page is narrow
 left, right = row.container(width=380), row.container()
 with left:
     chars = st.multiselect("New characters (the paper uses 20; the source net's are excluded)", options,
-                           key="tr-chars", help="The characters the new net learns; it never saw them. "
+                           key=chars_key, help="The characters the new net learns; it never saw them. "
                                                 "With 20 of them, guessing is right 5% of the time.")
     st.button("Random 20", on_click=pick_random, help="Pick 20 new characters at random.")
     n = st.slider("Retained levels n (copied from the source net and frozen)", 0, len(LEVELS), 4, key="tr-n",
@@ -64,7 +74,8 @@ with left:
     c1, c2 = st.columns(2)
     c3, c4 = st.columns(2)
     k = c1.number_input("Samples per class k", 1, 1000, 5, key="tr-k",
-                        help="Training images of each new character (the paper: 1 to 40).")
+                        help="Training images of each new character (the paper: 1 to 40; Omniglot: 1 to 19 "
+                             "of its 20 drawers, the other drawers test).")
     trials = c2.number_input("Trials", 1, 10, 1, key="tr-trials",
                              help="Independent runs, each on other samples and another initialisation.")
     epochs = c3.number_input("Max epochs", 1, 1000, TRANSFER_RECIPE.max_epochs, key="tr-epochs",
@@ -79,7 +90,9 @@ with left:
         if len(chars) < 2:
             st.error(f"Pick at least 2 new characters (you picked {len(chars)}).")
         else:
-            splits = [ui.check_data(ui.make_transfer_split, ds, source, chars, int(k), t, int(seed))
+            splits = [ui.check_data(alphabet_split, ds, source.classes, chars, int(k), t, int(seed))
+                      if from_omniglot else ui.check_data(ui.make_transfer_split, ds, source, chars, int(k), t,
+                                                          int(seed))
                       for t in range(int(trials))]
             if all(sp is not None for sp in splits):
                 batch = len(ui.session_jobs("transfer"))  # the runs of one Start are shown together

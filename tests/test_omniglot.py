@@ -36,7 +36,8 @@ def _zip(path, members: dict[str, bytes]):
 
 def _background(path, root="images_background_small1", alphabets=("Korean", "Latin"), chars=2, drawers=3,
                 pen=3):
-    return _zip(path, {f"{root}/{a}/character{c:02d}/{100 + c:04d}_{d:02d}.png": _drawing(hash((a, c, d)) % 999, pen)
+    return _zip(path, {f"{root}/{a}/character{c:02d}/{100 + c:04d}_{d:02d}.png":
+                       _drawing(sum(map(ord, a)) * 1000 + c * 20 + d, pen)  # a drawing per drawer, deterministic
                        for a in alphabets for c in range(1, chars + 1) for d in range(1, drawers + 1)})
 
 
@@ -156,3 +157,15 @@ def test_new_characters_from_an_alphabet_set_without_a_default_split(tmp_path):
     assert len(picked) == 4 and set(picked) <= set(ds.classes)
     with pytest.raises(DataError, match="knows every class"):
         new_characters(ds, ds.classes, seed=0)
+
+
+def test_alphabet_split_trains_on_k_drawers_and_tests_on_the_rest(tmp_path):
+    ds = load("omniglot", _background(tmp_path / "images_background_small1.zip", drawers=5))
+    chars = O.alphabets(ds)["Korean"]
+    split = O.alphabet_split(ds, list("ABC"), chars, k=2, trial=0, seed=0)
+    assert split.classes == chars and len(split.train) == 2 * 2 and len(split.test) == 3 * 2
+    train = {im.tobytes() for im in split.train.images}
+    assert not train & {im.tobytes() for im in split.test.images}  # different drawers
+    for k in (0, 5):
+        with pytest.raises(DataError, match="k must be 1..4 for Omniglot characters"):
+            O.alphabet_split(ds, [], chars, k=k)

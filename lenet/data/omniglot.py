@@ -187,3 +187,17 @@ def load_runs(data_dir: str | Path | None = None) -> list[Run]:
                         np.array([train_files.index(answer_of[f]) for f in test_files], np.int64),
                         train_ink, test_ink, train_files, test_files))
     return runs
+
+
+def alphabet_split(ds: CharacterSet, source_classes, chars, k: int, trial: int = 0, seed: int = 0):
+    """A transfer split for Omniglot characters: k drawers of each to train (1..19), the other 20 - k to
+    test (drawn as transfer_split draws them: the test drawers by seed, the training ones by trial), no
+    validation set; the grid's 50 test characters per class do not exist here."""
+    from lenet.data.protocol import transfer_split
+
+    per = min(ds.counts()[c] for c in chars) if chars else 0
+    if not 1 <= k < per:
+        raise DataError(f"k must be 1..{per - 1} for Omniglot characters: each has {per} drawings and at least "
+                        f"one must be left to test on (got k = {k})")
+    return transfer_split(ds, chars, k, trial, seed, test_per_class=per - k, source_classes=source_classes,
+                          val_per_class=0)

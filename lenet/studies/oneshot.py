@@ -164,8 +164,9 @@ def main(argv=None) -> int:
     n_test = sum(len(r.answers) for r in runs)
     best = min((r for r in rows if r["method"] == "LeNet-5"), key=lambda r: r["error"], default=None)
     from lenet.files import PROJECT_ROOT
-    shown = {name: str(Path(path).resolve().relative_to(PROJECT_ROOT)) if Path(path).resolve().is_relative_to(PROJECT_ROOT)
-             else str(path) for name, path in pairs}  # the shipped nets by their place in the project, not this machine's
+    # the shipped nets by their place in the project, not by this machine's path
+    shown = {name: str(p.relative_to(PROJECT_ROOT)) if (p := Path(path).resolve()).is_relative_to(PROJECT_ROOT)
+             else str(path) for name, path in pairs}
     out = {"runs": len(runs), "test_drawings": n_test, "quick": args.quick, "sources": shown, "rows": rows,
            "best": best, "demo_mhd_error": DEMO_MHD_ERROR,
            "published": [dict(zip(("method", "error", "background", "reference"), p)) for p in PUBLISHED]}

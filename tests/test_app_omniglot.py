@@ -1,0 +1,65 @@
+"""The Transfer page takes its new characters from an Omniglot alphabet (AppTest, a real job)."""
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lenet.core import checkpoint
+from lenet.data.emnist import SUBSET_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+SID = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module", autouse=True)
+def env(tmp_path_factory):
+    """LENET_HOME in tmp, the shipped EMNIST subset and source net."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LENET_HOME", str(tmp_path_factory.mktemp("home")))
+    mp.setenv("LENET_DATA", str(SUBSET_DIR))
+    mp.setenv("LENET_SOURCE", str(checkpoint.shipped("emnist")))
+    mp.setenv("LENET_WORKERS", "1")
+    yield
+    mp.undo()
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+def test_transfer_page_takes_new_characters_from_an_omniglot_alphabet():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["sid"] = SID
+    at.run()
+    at.switch_page("app_pages/transfer.py")
+    at.run()
+    at.radio(key="tr-from").set_value("an Omniglot alphabet").run()
+    at.selectbox(key="tr-alphabet").set_value("Korean").run()
+    assert not at.exception, [e.value for e in at.exception]
+    chars = at.multiselect(key="tr-chars-Korean")
+    assert len(chars.options) == 40 and all(c.startswith("Korean/character") for c in chars.options)
+    assert len(chars.value) == 20  # the alphabet's first 20 by default
+    picked = chars.value[:3]
+    chars.set_value(picked).run()
+    at.number_input(key="tr-k").set_value(20).run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert "k must be 1..19 for Omniglot characters" in texts(at.error)
+    at.number_input(key="tr-k").set_value(3)
+    at.number_input(key="tr-epochs").set_value(3).run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    end = time.monotonic() + 90
+    while "Done" not in texts(at.success):
+        assert time.monotonic() < end, "the transfer job did not finish in time"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    import ui
+    (run_id,) = ui.sessions()[SID].runs  # this session's one run
+    job = ui.pool().get(run_id)
+    tests = [r["test_acc"] for r in job.snapshot().records if r.get("kind") == "epoch" and r.get("test_acc") is not None]
+    assert tests and 0 <= tests[-1] <= 1  # scored on the other 17 drawers of each character
+    assert ui.sessions()[SID].runs[run_id]["classes"] == picked  # the net reads these Korean characters
