@@ -1,15 +1,20 @@
-"""The Transfer page takes its new characters from an Omniglot alphabet (AppTest, a real job)."""
+"""The Transfer page takes its new characters from an Omniglot alphabet (AppTest, a real job), and Draw reads them."""
 from __future__ import annotations
 
+import io
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lenet.core import checkpoint
 from lenet.data.emnist import SUBSET_DIR
+from lenet.data.omniglot import SHIPPED_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = uuid.uuid4().hex
@@ -63,3 +68,17 @@ def test_transfer_page_takes_new_characters_from_an_omniglot_alphabet():
     tests = [r["test_acc"] for r in job.snapshot().records if r.get("kind") == "epoch" and r.get("test_acc") is not None]
     assert tests and 0 <= tests[-1] <= 1  # scored on the other 17 drawers of each character
     assert ui.sessions()[SID].runs[run_id]["classes"] == picked  # the net reads these Korean characters
+    # Draw reads the new characters: the page offers the net, and a drawing of one is ranked among them
+    net = job.snapshot().result
+    assert net.classes == picked
+    at.switch_page("app_pages/draw.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.selectbox(key="draw-net").options) == 2  # the source net and the Korean one
+    alphabet, character = picked[0].split("/")
+    with zipfile.ZipFile(SHIPPED_DIR / "images_background_small1.zip") as z:
+        name = next(n for n in z.namelist() if f"/{alphabet}/{character}/" in n and n.endswith("_01.png"))
+        ink = np.asarray(Image.open(io.BytesIO(z.read(name))).convert("L").resize((280, 280)))
+    rgba = np.dstack([ink, ink, ink, np.full_like(ink, 255)])  # black ink on a white canvas
+    image, ranking = ui.classify(net, rgba)
+    assert image.shape == (28, 28) and {c for c, _ in ranking} <= set(picked)
