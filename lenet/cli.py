@@ -120,11 +120,12 @@ def cmd_train_source(args) -> None:
     check_classes(ds, classes, "--classes")
     split = source_split(ds, classes, args.per_class, args.heldout, args.seed)
     if args.distort:  # distorted copies of the training drawings only: the held-out ones stay unseen
+        from lenet.data import CharacterSet
         from lenet.data.protocol import Split
         from lenet.ink.distort import distorted_copies
         images, labels = distorted_copies(split.train.images, split.train.labels, args.distort, args.seed)
-        split = Split(type(split.train)(images, labels, split.train.classes, split.train.source,
-                                        split.train.description), split.test, split.classes)
+        split = Split(CharacterSet(images, labels, split.train.classes, split.train.source, split.train.description),
+                      split.test, split.classes)
     _err(f"source net: {len(classes)} characters {_names(classes)} x {args.per_class} from {ds.source}")
 
     def on_epoch(s):

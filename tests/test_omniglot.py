@@ -169,3 +169,28 @@ def test_alphabet_split_trains_on_k_drawers_and_tests_on_the_rest(tmp_path):
     for k in (0, 5):
         with pytest.raises(DataError, match="k must be 1..4 for Omniglot characters"):
             O.alphabet_split(ds, [], chars, k=k)
+
+
+def test_distorted_copies_are_seeded_affine_variants():
+    from lenet.ink.distort import distorted_copies
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[0, 6:22, 13:15] = 255  # a bar
+    images[1, 13:15, 6:22] = 255  # a dash
+    x, y = distorted_copies(images, np.array([0, 1]), copies=3, seed=5)
+    assert x.shape == (8, 28, 28) and y.tolist() == [0, 1] * 4
+    assert np.array_equal(x[:2], images)  # the originals first, unchanged
+    assert all(not np.array_equal(x[i], images[i % 2]) for i in range(2, 8))  # every copy moved
+    mass = x.reshape(8, -1).sum(1) / images.reshape(2, -1).sum(1)[np.arange(8) % 2]  # ink of copy / original
+    assert ((mass > 0.5) & (mass < 1.6)).all()  # scaled by 0.8-1.2 per axis, nothing lost off the frame
+    assert np.array_equal(distorted_copies(images, np.array([0, 1]), 3, seed=5)[0], x)  # seeded
+
+
+def test_train_source_on_omniglot_names_with_distorted_copies(tmp_path, capsys):
+    data = _background(tmp_path / "images_background_small1.zip", chars=2, drawers=6)
+    out = tmp_path / "net"
+    assert main(["train-source", "--data", "omniglot", "--data-dir", str(data.parent), "--classes", "all",
+                 "--per-class", "4", "--heldout", "2", "--distort", "2", "--epochs", "1", "--out", str(out),
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["classes"] == "Korean/character01,Korean/character02,Latin/character01,Latin/character02"
+    assert json.loads((out / "config.json").read_text())["meta"]["train_per_class"] == 4 * 3
