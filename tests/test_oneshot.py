@@ -99,3 +99,10 @@ def test_the_docs_table_is_the_shipped_result():
     (mhd,) = [r for r in result["rows"] if r["method"] == "modified Hausdorff NN"]
     assert mhd["error"] == pytest.approx(DEMO_MHD_ERROR, abs=0.5)
     assert all(not p.startswith("/") for p in result["sources"].values())  # no machine paths shipped
+
+
+def test_wilson_interval_matches_a_worked_value():
+    from lenet.studies.oneshot import wilson
+    lo, hi = wilson(80, 400)  # 20% of 400, worked by hand: centre 20.285%, half-width 3.912 points
+    assert lo == pytest.approx(16.37, abs=0.01) and hi == pytest.approx(24.20, abs=0.01)
+    assert wilson(0, 400)[0] == pytest.approx(0.0, abs=1e-9)

@@ -50,6 +50,14 @@ def error(runs: list[Run], predictions: list[np.ndarray]) -> tuple[float, list[f
     return 100.0 * wrong / sum(len(r.answers) for r in runs), per_run
 
 
+def wilson(errors: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval (%) of an error rate of errors / n: the 400 drawings are one sample."""
+    p = errors / n
+    shrink = 1 + z * z / n
+    centre, half = (p + z * z / (2 * n)) / shrink, z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / shrink
+    return 100.0 * (centre - half), 100.0 * (centre + half)
+
+
 def mhd_predict(run: Run) -> np.ndarray:
     """Each test drawing's class: the training drawing at the least modified Hausdorff distance."""
     d = modified_hausdorff_matrix([points(i) for i in run.test_ink], [points(i) for i in run.train_ink])
@@ -91,7 +99,10 @@ def oneshot(runs: list[Run], sources: dict, levels=(0, 1, 2, 3, 4, 5), readouts=
             if progress is not None:
                 progress(j * len(runs) + i + 1, total)
         err, per_run = error(runs, preds)
-        rows.append({**row, "error": round(err, 2), "per_run": [round(e, 1) for e in per_run],
+        n_test = sum(len(r.answers) for r in runs)
+        lo, hi = wilson(round(err * n_test / 100), n_test)
+        rows.append({**row, "error": round(err, 2), "ci95": [round(lo, 1), round(hi, 1)],
+                     "per_run": [round(e, 1) for e in per_run],
                      "seconds": round(time.perf_counter() - t0, 2)})
     return rows
 
@@ -100,19 +111,20 @@ SHIPPED_RESULT = "assets/results-oneshot/oneshot.json"  # `bench oneshot --json`
 
 
 def markdown(result: dict) -> str:
-    """The benchmark's result (`bench oneshot --json`) as docs/omniglot.md's table: % error, a row per
-    source net and n, a column per readout, the baselines below."""
+    """The benchmark's result (`bench oneshot --json`) as docs/omniglot.md's table: % error (its 95%
+    interval), a row per source net and n, a column per readout, the baselines below."""
     nets = [r for r in result["rows"] if r["method"] == "LeNet-5"]
     kinds = list(dict.fromkeys(r["readout"] for r in nets))
-    cell = {(r["source"], r["n"], r["readout"]): r["error"] for r in nets}
+    show = lambda r: f"{r['error']:.2f}%" + (f" ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f})" if "ci95" in r else "")
+    cell = {(r["source"], r["n"], r["readout"]): show(r) for r in nets}
     lines = [f"| source net | n | {' | '.join(kinds)} |", "| --- | --- |" + " --- |" * len(kinds)]
     for source in dict.fromkeys(r["source"] for r in nets):
         for n in sorted({r["n"] for r in nets if r["source"] == source}):
             lines.append(f"| {source} | {n} | " + " | ".join(
-                f"{cell[source, n, k]:.2f}%" if (source, n, k) in cell else "" for k in kinds) + " |")
+                cell.get((source, n, k), "") for k in kinds) + " |")
     for r in result["rows"]:
         if r["method"] != "LeNet-5":
-            lines.append(f"| {r['method']} | - | " + " | ".join([f"{r['error']:.2f}%"] + [""] * (len(kinds) - 1)) + " |")
+            lines.append(f"| {r['method']} | - | " + " | ".join([show(r)] + [""] * (len(kinds) - 1)) + " |")
     return "\n".join(lines)
 
 
@@ -174,10 +186,10 @@ def main(argv=None) -> int:
         print(json.dumps(out))
         return 0
     print(f"one-shot classification, {len(runs)} runs x 20-way, error over {n_test} test drawings")
-    print(f"  {'method':<22} {'source':<9} {'n':>2} {'readout':<9} {'error':>7}")
+    print(f"  {'method':<22} {'source':<9} {'n':>2} {'readout':<9} {'error':>7}  (Wilson interval over the drawings)")
     for r in rows:
         print(f"  {r['method']:<22} {r['source']:<9} {'' if r['n'] is None else r['n']:>2} {r['readout']:<9} "
-              f"{r['error']:6.2f}%")
+              f"{r['error']:6.2f}%  (95% {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f})")
     print("published, on the same 20 runs (background: minimal = 5 alphabets, full = 30):")
     for method, err, background, ref in PUBLISHED:
         print(f"  {method:<26} {err:5.1f}%  {background:<8} {ref}")
