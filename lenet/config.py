@@ -37,6 +37,8 @@ class Recipe:
     momentum: float = 0.9         # SGD momentum
     batch_size: int = 16          # mini-batch; LeCun used per-sample updates, 10-16 is close and far faster
     max_epochs: int = 15          # hard cap on passes over the training set
+    max_steps: int = 0            # budget in SGD steps (0 disables): a run stops at the end of the epoch in
+                                  # which its step count reaches it, so a small training set is not starved
     target_train_acc: float = 1.01  # stop once training accuracy reaches this (> 1 disables)
     patience: int = 0             # stop after this many epochs without a lower training loss (0 disables)
     min_delta: float = 1e-4       # what counts as a lower training loss for `patience`
@@ -57,6 +59,8 @@ class Recipe:
             problems.append(f"batch_size must be >= 1 (got {self.batch_size})")
         if self.max_epochs < 1:
             problems.append(f"max_epochs must be >= 1 (got {self.max_epochs})")
+        if self.max_steps < 0:
+            problems.append(f"max_steps must be >= 0 (got {self.max_steps})")
         if self.patience < 0:
             problems.append(f"patience must be >= 0 (got {self.patience})")
         if not self.target_train_loss >= 0:

@@ -25,6 +25,48 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
 
 
+@dataclass(frozen=True)
+class StoppingRule:
+    """The one stopping rule of `fit`, the fast path's groups and the fused grid, from a Recipe.
+
+    Checked at the end of each epoch on the whole training set. A run stops at its budget
+    (`epochs`: recipe.max_epochs, or fewer where recipe.max_steps SGD steps are reached
+    first), once it has fitted its training set (accuracy >= target_train_acc or MSE <=
+    target_train_loss), after `patience` epochs without a lower training loss, or after
+    `val_patience` epochs without a better validation accuracy. The tests take floats
+    (fit, groups) or per-run tensors (the fused grid) alike.
+    """
+    recipe: Recipe
+
+    def epochs(self, n_train: int) -> int:
+        """The budget in epochs of a training set of n_train samples."""
+        r = self.recipe
+        if not r.max_steps:
+            return r.max_epochs
+        return min(r.max_epochs, max(1, math.ceil(r.max_steps / math.ceil(n_train / r.batch_size))))
+
+    def fitted(self, train_acc, train_loss):
+        return (train_acc >= self.recipe.target_train_acc) | (train_loss <= self.recipe.target_train_loss)
+
+    def stops(self, epoch, budget, train_acc, train_loss, since_best, since_val=0):
+        """Whether a run stops after `epoch` (budget: `epochs(n_train)`); since_best and since_val
+        count the epochs since its last lower training loss and better validation accuracy."""
+        r = self.recipe
+        stop = (epoch >= budget) | self.fitted(train_acc, train_loss)
+        if r.patience > 0:
+            stop = stop | (since_best >= r.patience)
+        if r.val_patience > 0:
+            stop = stop | (since_val >= r.val_patience)
+        return stop
+
+    def capped(self, epoch, budget, train_acc, train_loss):
+        """Whether a run that stopped after `epoch` ended at its budget without fitting its training set."""
+        fitted = self.fitted(train_acc, train_loss)
+        if isinstance(fitted, torch.Tensor):
+            return (epoch >= budget) & ~fitted
+        return epoch >= budget and not fitted
+
+
 @dataclass
 class EpochStats:
     epoch: int
@@ -44,6 +86,8 @@ class FitResult:
     test_acc: float | None
     seconds: float
     stopped: bool                 # the stop event ended training early
+    steps: int = 0                # SGD steps taken
+    capped: bool = False          # ended at the budget without fitting its training set (StoppingRule)
     history: list[EpochStats] = field(default_factory=list)
     val_acc: float | None = None  # of the returned weights, when a validation set was given
     best_epoch: int | None = None  # the epoch whose weights were kept (recipe.val_patience > 0)
@@ -89,11 +133,9 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
         stop: threading.Event | None = None, cache_frozen: bool = True, device=None) -> FitResult:
     """Train the model's trainable parameters with SGD + momentum on MSE to the codes.
 
-    Stops at `recipe.max_epochs`, when training accuracy reaches `recipe.target_train_acc`,
-    when the training loss falls to `recipe.target_train_loss`, when the training loss has
-    not fallen for `recipe.patience` epochs, when the validation accuracy has not risen for
-    `recipe.val_patience` epochs (then the best validation epoch's weights are kept), or when
-    `stop` is set. The validation set is evaluated every epoch only for `val_patience`;
+    Stops by `StoppingRule(recipe)` (the budget, a fitted training set, patience on the
+    training loss or the validation accuracy; with `val_patience` the best validation epoch's
+    weights are kept), or when `stop` is set. The validation set is evaluated every epoch only for `val_patience`;
     otherwise once, at the end. `cache_frozen` runs the frozen bottom levels once instead of
     every step (same result). `device` (see lenet.device; None reads LENET_DEVICE) is where
     it trains; the model is handed back on the device it came from.
@@ -149,11 +191,13 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
     n = len(h_train)
     t0 = time.perf_counter()
     history: list[EpochStats] = []
+    rule = StoppingRule(recipe)
+    budget = rule.epochs(len(h_train))
     step, best_loss, since_best, stopped = 0, math.inf, 0, False
     best_val, since_val, best_epoch, best_weights = -1.0, 0, None, None
     test_acc = None
     model.train()
-    for epoch in range(1, recipe.max_epochs + 1):
+    for epoch in range(1, budget + 1):
         order = torch.randperm(n, generator=g).to(h_train.device)  # the CPU stream: the same order on every device
         for i in range(0, n, recipe.batch_size):
             if stop is not None and stop.is_set():
@@ -174,13 +218,10 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
         if not math.isfinite(train_loss):
             raise TrainingError(f"the training loss became {train_loss} at epoch {epoch}; "
                                 f"try a smaller learning rate (lr={recipe.lr})")
-        done = (stopped or epoch == recipe.max_epochs or train_acc >= recipe.target_train_acc
-                or train_loss <= recipe.target_train_loss)
         if train_loss < best_loss - recipe.min_delta:
             best_loss, since_best = train_loss, 0
         else:
             since_best += 1
-            done = done or (recipe.patience > 0 and since_best >= recipe.patience)
         val_acc = None
         if use_val:
             val_acc = evaluate(model, h_val, y_val, codes, level)[1]
@@ -189,7 +230,7 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
                 best_weights = [p.detach().clone() for p in params]
             else:
                 since_val += 1
-                done = done or since_val >= recipe.val_patience
+        done = stopped or bool(rule.stops(epoch, budget, train_acc, train_loss, since_best, since_val))
         evaluated = h_test is not None and (done or epoch % recipe.eval_every == 0)
         if evaluated:
             test_acc = evaluate(model, h_test, y_test, codes, level)[1]
@@ -214,7 +255,8 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
         (evaluate(model, h_val, y_val, codes, level)[1] if h_val is not None and history else None)
     return FitResult(epochs=last.epoch, train_loss=train_loss, train_acc=train_acc,
                      test_acc=test_acc, seconds=time.perf_counter() - t0, stopped=stopped,
-                     history=history, val_acc=val_final, best_epoch=best_epoch)
+                     history=history, val_acc=val_final, best_epoch=best_epoch, steps=step,
+                     capped=not stopped and rule.capped(last.epoch, budget, last.train_acc, last.train_loss))
 
 
 def warm_kernels() -> None:

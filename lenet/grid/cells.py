@@ -35,6 +35,9 @@ class RunResult:
     epochs: int
     seconds: float
     val_acc: float = math.nan  # on the trial's validation set (VAL_PER_CLASS per class): for choosing recipes
+    train_loss: float = math.nan  # final MSE to the codes on its training set
+    steps: int = 0         # SGD steps taken
+    capped: bool = False   # ended at the training budget without fitting its training set (StoppingRule)
     stopped: bool = False  # the stop event cut the run short: not a result, never written
 
     @property
@@ -67,4 +70,5 @@ def run_cell(source: Net, ds: CharacterSet, target_classes, cell: Cell, recipe: 
                             cache_frozen=cache_frozen, device=device)
     return RunResult(cell.n, cell.k, cell.trial, s, float(fit.train_acc), float(fit.test_acc),
                      int(fit.epochs), round(float(fit.seconds), 3),
-                     float("nan") if fit.val_acc is None else float(fit.val_acc), stopped=fit.stopped)
+                     float("nan") if fit.val_acc is None else float(fit.val_acc), float(fit.train_loss),
+                     int(fit.steps), bool(fit.capped), stopped=fit.stopped)

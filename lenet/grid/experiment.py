@@ -204,12 +204,16 @@ def read_runs(path: Path, cells: list[Cell], seed: int) -> list[RunResult]:
         if len(row) != len(FIELDS):
             raise RunsFileError(f"{where}: expected {len(FIELDS)} values, found {len(row)}")
         try:
-            n, k, trial, s, epochs = (int(row[FIELDS.index(f)]) for f in ("n", "k", "trial", "seed", "epochs"))
-            train_acc, test_acc, seconds, val_acc = (float(row[FIELDS.index(f)])
-                                                     for f in ("train_acc", "test_acc", "seconds", "val_acc"))
+            n, k, trial, s, epochs, steps = (int(row[FIELDS.index(f)])
+                                             for f in ("n", "k", "trial", "seed", "epochs", "steps"))
+            train_acc, test_acc, seconds, val_acc, train_loss = (
+                float(row[FIELDS.index(f)]) for f in ("train_acc", "test_acc", "seconds", "val_acc", "train_loss"))
+            capped = {"True": True, "False": False}[row[FIELDS.index("capped")]]
         except ValueError as e:
             raise RunsFileError(f"{where}: {e}") from None
-        r = RunResult(n, k, trial, s, train_acc, test_acc, epochs, seconds, val_acc)
+        except KeyError:
+            raise RunsFileError(f"{where}: capped must be True or False") from None
+        r = RunResult(n, k, trial, s, train_acc, test_acc, epochs, seconds, val_acc, train_loss, steps, capped)
         if r.cell not in known:
             raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} is not a cell of this grid")
         if r.cell in seen:
@@ -219,8 +223,8 @@ def read_runs(path: Path, cells: list[Cell], seed: int) -> list[RunResult]:
         if not all(math.isfinite(a) and 0 <= a <= 1 for a in (train_acc, test_acc)) or \
                 not (math.isnan(val_acc) or 0 <= val_acc <= 1):
             raise RunsFileError(f"{where}: accuracies must be fractions in [0, 1]")
-        if epochs < 1 or not (math.isfinite(seconds) and seconds >= 0):
-            raise RunsFileError(f"{where}: epochs must be >= 1 and seconds >= 0")
+        if epochs < 1 or steps < 0 or not (math.isfinite(seconds) and seconds >= 0):
+            raise RunsFileError(f"{where}: epochs must be >= 1, steps and seconds >= 0")
         seen.add(r.cell)
         out.append(r)
     return out

@@ -123,7 +123,7 @@ def _collect(cells: list[Cell], seed: int, finished, on_result) -> list[RunResul
     for fin in finished:
         c = cells[fin.key]
         res = RunResult(c.n, c.k, c.trial, run_seed(seed, c), fin.train_acc, fin.test_acc, fin.epochs,
-                        round(fin.seconds, 3), fin.val_acc)
+                        round(fin.seconds, 3), fin.val_acc, fin.train_loss, fin.steps, bool(fin.capped))
         results[fin.key] = res
         if on_result is not None:
             on_result(res)

@@ -32,7 +32,7 @@ from lenet.config import LAYERS, N_CLASSES, Recipe
 from lenet.data import to_net_input
 from lenet.config import TANH_A, TANH_S
 from lenet.core.model import LeNet5
-from lenet.core.train import TrainingError, sgd_momentum
+from lenet.core.train import StoppingRule, TrainingError, sgd_momentum
 from lenet.core.transfer import transfer
 from lenet.grid.fast.group import Finished
 from lenet.grid.fast.stacked import PARAMS
@@ -162,6 +162,7 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
               should_stop: Callable[[], bool]) -> Iterator[Finished]:
     """Train every (n, spec) run as one FusedGrid on `device`; yield each run's result once its stop is seen."""
     recipe = Recipe.from_dict(shared.recipe)
+    rule = StoppingRule(recipe)
     t0 = time.perf_counter()
     source = LeNet5(n_outputs=shared.n_outputs)
     source.load_state_dict(shared.source_state)
@@ -174,7 +175,7 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
         levels.append(n)
         codes.append(transfer_codes(recipe.code_kind, shared.n_classes, spec.seed, N_CLASSES))
         sizes.append(len(spec.labels))
-        sched = _schedule(len(spec.labels), recipe.batch_size, recipe.max_epochs,
+        sched = _schedule(len(spec.labels), recipe.batch_size, rule.epochs(len(spec.labels)),
                           torch.Generator().manual_seed(spec.seed))
         scheds.append(np.where(sched >= 0, sched + offset, -1))
         offsets.append(offset)
@@ -209,7 +210,9 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
     state = {"active": torch.ones(R, device=dev), "epoch": torch.zeros(R, dtype=torch.long, device=dev),
              "best": torch.full((R,), math.inf, **f64), "since": torch.zeros(R, dtype=torch.long, device=dev),
              "train_acc": torch.full((R,), math.nan, **f64), "bad": torch.zeros(R, dtype=torch.bool, device=dev),
-             "best_val": torch.full((R,), -1.0, **f64), "since_val": torch.zeros(R, dtype=torch.long, device=dev)}
+             "best_val": torch.full((R,), -1.0, **f64), "since_val": torch.zeros(R, dtype=torch.long, device=dev),
+             "train_loss": torch.full((R,), math.nan, **f64),
+             "budget": torch.tensor([rule.epochs(s) for s in sizes], device=dev)}
     B, step = recipe.batch_size, 0
     while ids:
         # the next SYNC_STEPS steps of every run: row indexes (S, R, B) and per-row loss weights
@@ -233,8 +236,8 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
             model.sgd_step(loss, recipe.lr, recipe.momentum, state["active"])
             step += 1
             for js, g, data, codes_g, vdata in ends.values():
-                if step % spe[ids[js[0]]] == 0 and step // spe[ids[js[0]]] <= recipe.max_epochs:
-                    _epoch_end(model, recipe, state, g, X[data], Y[data], codes_g,
+                if step % spe[ids[js[0]]] == 0 and step // spe[ids[js[0]]] <= rule.epochs(sizes[ids[js[0]]]):
+                    _epoch_end(model, rule, state, g, X[data], Y[data], codes_g,
                                None if vdata is None else (XV[vdata], YV[vdata]))
         if bool(state["bad"].any()):
             j = int(state["bad"].nonzero()[0, 0])
@@ -257,37 +260,39 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
                 val_acc = torch.full((len(js),), math.nan)
             _, test_acc = _scores(model, done, X_test.expand(len(js), *X_test.shape), y_test.expand(len(js), -1),
                                   codes_d, model.best)
-            for j, acc, tr, ep, va in zip(js, test_acc.tolist(), train_acc.tolist(), state["epoch"][done].tolist(),
-                                          val_acc.tolist()):
-                yield Finished(keys[ids[j]], tr, acc, ep, seconds, va)
+            capped = rule.capped(state["epoch"][done], state["budget"][done], state["train_acc"][done],
+                                 state["train_loss"][done])
+            for j, acc, tr, ep, va, loss, cap in zip(js, test_acc.tolist(), train_acc.tolist(),
+                                                     state["epoch"][done].tolist(), val_acc.tolist(),
+                                                     state["train_loss"][done].tolist(), capped.tolist()):
+                yield Finished(keys[ids[j]], tr, acc, ep, seconds, va, loss, ep * spe[ids[j]], cap)
             keep = (state["active"] > 0).nonzero().flatten()
             model.select(keep)
             state = {k: v.index_select(0, keep) for k, v in state.items()}
             ids = [ids[j] for j in keep.tolist()]
 
 
-def _epoch_end(model: FusedGrid, recipe: Recipe, state: dict[str, torch.Tensor], g: torch.Tensor,
+def _epoch_end(model: FusedGrid, rule: StoppingRule, state: dict[str, torch.Tensor], g: torch.Tensor,
                x: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, val) -> None:
     """fit's end of epoch for runs `g` (positions in the group), as tensor operations: evaluate the
-    training set (and validation set), apply the stopping rules, keep the best validation epoch."""
+    training set (and validation set), apply the stopping rule, keep the best validation epoch."""
     loss, acc = (t.double() for t in _scores(model, g, x, y, codes))
     old = {k: v.index_select(0, g) for k, v in state.items()}
     on = old["active"] > 0
     ep = old["epoch"] + 1
-    improved = loss < old["best"] - recipe.min_delta
+    improved = loss < old["best"] - rule.recipe.min_delta
     since = torch.where(improved, 0, old["since"] + 1)
-    stop = (ep == recipe.max_epochs) | (acc >= recipe.target_train_acc) | (loss <= recipe.target_train_loss)
-    if recipe.patience > 0:
-        stop |= ~improved & (since >= recipe.patience)
     bad = on & ~torch.isfinite(loss)
-    new = {"epoch": ep, "best": torch.where(improved, loss, old["best"]), "since": since, "train_acc": acc}
+    new = {"epoch": ep, "best": torch.where(improved, loss, old["best"]), "since": since, "train_acc": acc,
+           "train_loss": loss}
+    since_val = old["since_val"]
     if val is not None:
         val_acc = _scores(model, g, *val, codes)[1].double()
         better = on & (val_acc > old["best_val"])
         since_val = torch.where(better, 0, old["since_val"] + 1)
-        stop |= ~better & (since_val >= recipe.val_patience)
         new.update(best_val=torch.where(better, val_acc, old["best_val"]), since_val=since_val)
         model.keep_best(g, better)
+    stop = rule.stops(ep, old["budget"], acc, loss, since, since_val)
     for k, v in new.items():
         state[k].index_copy_(0, g, torch.where(on, v, old[k]))
     state["bad"].index_copy_(0, g, old["bad"] | bad)

@@ -19,7 +19,7 @@ import torch
 
 from lenet.core.codes import decode
 from lenet.config import Recipe
-from lenet.core.train import TrainingError
+from lenet.core.train import StoppingRule, TrainingError
 from lenet.grid.fast.stacked import StackedUpper
 
 EVAL_CHUNK = 4096  # rows (runs x samples) per evaluation forward, to bound memory
@@ -45,6 +45,7 @@ class RunState:
     best_val: float = -1.0   # recipe.val_patience: best validation accuracy so far, and epochs since
     since_val: int = 0
     best_epoch: int = 0
+    budget: int = 0          # StoppingRule.epochs of its training set
 
 
 @dataclass
@@ -55,6 +56,9 @@ class Finished:
     epochs: int
     seconds: float           # wall time of the group until this run stopped
     val_acc: float = math.nan
+    train_loss: float = math.nan
+    steps: int = 0
+    capped: bool = False     # ended at its budget without fitting its training set
 
 
 @torch.no_grad()
@@ -87,6 +91,9 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
     """Yield each run's result as it stops. h_train: every run's cached training inputs, concatenated;
     h_val likewise their validation inputs (rows val_offset.. of each run, len(run.y_val))."""
     recipe.validate()
+    rule = StoppingRule(recipe)
+    for r in runs:
+        r.budget = rule.epochs(r.n_train)
     t0 = time.perf_counter()
     B = recipe.batch_size
     targets = torch.cat([r.codes[r.y] for r in runs])  # (sum n_train, 20) aligned with h_train
@@ -131,13 +138,10 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
             if not math.isfinite(r.train_loss):
                 raise TrainingError(f"the training loss became {r.train_loss} at epoch {r.epoch}; "
                                     f"try a smaller learning rate (lr={recipe.lr})")
-            stop_now = (r.epoch == recipe.max_epochs or r.train_acc >= recipe.target_train_acc
-                        or r.train_loss <= recipe.target_train_loss)
             if r.train_loss < r.best_loss - recipe.min_delta:
                 r.best_loss, r.since_best = r.train_loss, 0
             else:
                 r.since_best += 1
-                stop_now = stop_now or (recipe.patience > 0 and r.since_best >= recipe.patience)
             if use_val:
                 val_acc = _acc(vout, r.codes, r.y_val)
                 if val_acc > r.best_val:
@@ -146,7 +150,7 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
                         best[k][j] = v.detach()[j]
                 else:
                     r.since_val += 1
-                    stop_now = stop_now or r.since_val >= recipe.val_patience
+            stop_now = rule.stops(r.epoch, r.budget, r.train_acc, r.train_loss, r.since_best, r.since_val)
             if stop_now:
                 done.append(j)
         if not done:
@@ -166,7 +170,9 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
         seconds = time.perf_counter() - t0
         for j, out, val_acc in zip(done, test_outs, val_accs):
             r = active[j]
-            yield Finished(r.key, r.train_acc, _acc(out, r.codes, y_test), r.epoch, seconds, val_acc)
+            yield Finished(r.key, r.train_acc, _acc(out, r.codes, y_test), r.epoch, seconds, val_acc,
+                           r.train_loss, r.epoch * math.ceil(r.n_train / B),
+                           rule.capped(r.epoch, r.budget, r.train_acc, r.train_loss))
         keep = [j for j in range(len(active)) if j not in set(done)]
         if keep:
             model.keep(keep)
