@@ -7,13 +7,13 @@ import streamlit as st
 
 import ui
 from lenet.grid import experiment
-from lenet.report.claims import check, verdict
+from lenet.report.claims import CLAIMS, check_splits
+from lenet.report.claims import describe as describe_claim
 from lenet.config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, TRANSFER_RECIPE
 from lenet.data.protocol import new_characters
 from lenet.report.figures import accuracy_vs_levels, min_avg_max
 
-SHIPPED_COMMAND = ("python -m lenet reproduce --data emnist --seeds 0 1 2 --out assets/results-emnist "
-                   "(seed 0 uses the shipped source net, assets/source-emnist)")
+SHIPPED_COMMAND = "python -m lenet reproduce --data emnist --seeds 0 1 2 3 4 5 6 7 8 9 --out assets/results-emnist"
 FIG_K = (1, 10, 40)  # the paper's Figures 3, 4 and 5
 
 st.title("Experiments: the paper's Figures 2-5")
@@ -28,31 +28,51 @@ def figures_3_to_5(summary: list[dict], key: str) -> None:
         col.plotly_chart(min_avg_max(summary, k), key=f"fig-{key}-{k}")
 
 
-def claims_table(summary: list[dict]) -> None:
-    rows = [{"the paper says": c["text"], "here": verdict(c["holds"]), "evidence": c["evidence"]}
-            for c in check(summary) if c["holds"] is not None]
+def claims_table(claims: list[dict]) -> None:
+    rows = [{"the paper says": CLAIMS[c["claim"]], "here": c["verdict"],
+             "statistic and 95% interval": describe_claim(c)} for c in claims if c["verdict"] != "not checked"]
+    ui.table(rows)
+
+
+def claims_of(runs: list) -> list[dict]:
+    """Each claim per split, or pooled over the splits where there are several."""
+    rows = check_splits(experiment.by_split(runs))
+    return [c for c in rows if c["seed"] == "pooled"] or rows
+
+
+def capped_table(summary: list[dict]) -> None:
+    """Runs that ended at the training budget without fitting their training set, per (n, k)."""
+    ks = sorted({r["k"] for r in summary})
+    rows = [{"n": n, **{f"k = {k}": next((f"{r['capped']} of {r['runs']}" for r in summary
+                                          if (r["n"], r["k"]) == (n, k)), "") for k in ks}}
+            for n in sorted({r["n"] for r in summary})]
+    st.caption(f"Runs that ended at the training budget ({TRANSFER_RECIPE.max_steps:,} SGD steps) without "
+               f"fitting their training set:")
     ui.table(rows)
 
 
 shipped = ui.shipped_results(ds)
 reference = shipped[2] if shipped else None
 if shipped:
-    made_on, splits, across = shipped
+    made_on, splits, across, outputs = shipped
     runs = sum(len(r) for r in splits.values())
     # open for a newcomer; closed once a grid of one's own runs, so its live figure is in view
     with st.expander(f"Shipped results: {len(splits)} class splits, {runs} runs",
                      expanded=not ui.session_jobs("experiment")):
         st.caption(f"Made on {made_on} with this project's transfer recipe by `{SHIPPED_COMMAND}`. "
                    f"Figure 2: the mean over "
-                   f"the class splits (seeds {', '.join(map(str, splits))}), error bars one standard deviation "
-                   f"across them; Figures 3-5: min, average and max over every trial of every split.")
+                   f"the class splits (seeds {', '.join(map(str, splits))}), error bars its 95% interval "
+                   f"(splits resampled); Figures 3-5: min, average and max over every trial of every split.")
         st.plotly_chart(accuracy_vs_levels(across), key="shipped-fig2")
         pooled = experiment.summarize([r for rs in splits.values() for r in rs])
         figures_3_to_5(pooled, "shipped")
-        st.markdown("**The paper's claims, per class split**")
-        for seed, rs in splits.items():
-            st.caption(f"seed {seed}")
-            claims_table(experiment.summarize(rs))
+        capped_table(pooled)
+        if outputs["margins"]:
+            st.markdown("**Transfer margin over no transfer (n = 0), test accuracy, pooled over the splits**")
+            ui.table([{"k": m["k"], "transfer net": m["n"], "margin": f"{100 * m['margin']:+.1f} points",
+                       "95% interval": f"{100 * m['lo']:+.1f} to {100 * m['hi']:+.1f}"} for m in outputs["margins"]])
+        st.markdown("**The paper's claims, pooled over the splits** (per split: claims.csv)")
+        claims_table([c for c in outputs["claims"] if c["seed"] == "pooled"])
 
 st.subheader("Run the grid")
 c1, c2, c3 = st.columns(3)
@@ -64,9 +84,9 @@ samples = c2.multiselect("Samples per class k", PAPER_SAMPLES, default=[1, 5, 10
 trials = c3.number_input("Trials", 1, 20, 2, key="ex-trials",
                          help=f"Runs per cell (n, k), each on other samples and another start; the paper uses "
                               f"{PAPER_TRIALS}.")
-epochs = c1.number_input("Max epochs per run", 1, 1000, TRANSFER_RECIPE.max_epochs, key="ex-epochs",
-                         help="The most passes over a run's training samples; a run stops earlier once its "
-                              f"training loss is at most {TRANSFER_RECIPE.target_train_loss:g}.")
+steps = c1.number_input("Training budget (SGD steps per run)", 1, 100_000, TRANSFER_RECIPE.max_steps, key="ex-steps",
+                        help="The most SGD steps a run takes; it stops earlier once it classifies all its training "
+                             f"samples and its training loss is at most {TRANSFER_RECIPE.target_train_loss:g}.")
 seeds = c2.multiselect("Class splits (seeds)", list(range(10)), default=[0], key="ex-seeds",
                        help="Each seed draws its own 20 new characters, samples and initialisations; several "
                             "show how much the result depends on which characters are new.")
@@ -84,7 +104,7 @@ if st.button("Run the grid", type="primary"):
     else:
         out = ui.lenet_home() / "experiments" / ui.session_id() / time.strftime("%Y%m%d-%H%M%S")
         ui.check_data(ui.start_experiment, source, ds, seeds, sorted(levels), sorted(samples), int(trials),
-                      TRANSFER_RECIPE.replace(max_epochs=int(epochs)), out,
+                      TRANSFER_RECIPE.replace(max_steps=int(steps)), out,
                       f"grid of {cells} runs" + (f" on {len(seeds)} class splits" if len(seeds) > 1 else ""))
 
 jobs = ui.session_jobs("experiment")
@@ -121,8 +141,9 @@ else:
             summary = experiment.summarize(runs)
             st.plotly_chart(accuracy_vs_levels(summary, reference), key="reopen-fig2")
             figures_3_to_5(summary, "reopen")
-            claims_table(summary)
-        files = [p for name in ("runs.csv", "summary.csv", "report.html", "seeds.csv", "claims.csv")
+            capped_table(summary)
+            claims_table(claims_of(runs))
+        files = [p for name in ("runs.csv", "summary.csv", "report.html", "seeds.csv", "margins.csv", "claims.csv")
                  for p in [pick / name] if p.exists()]
         cols = st.columns(max(1, len(files)))
         for col, f in zip(cols, files):

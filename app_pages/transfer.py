@@ -78,9 +78,11 @@ with left:
                              "of its 20 drawers, the other drawers test).")
     trials = c2.number_input("Trials", 1, 10, 1, key="tr-trials",
                              help="Independent runs, each on other samples and another initialisation.")
-    epochs = c3.number_input("Max epochs", 1, 1000, TRANSFER_RECIPE.max_epochs, key="tr-epochs",
-                             help="The most passes over the training samples; a run stops earlier once its "
-                                  f"training loss is at most {TRANSFER_RECIPE.target_train_loss:g}.")
+    epochs = c3.number_input("Max epochs", 1, TRANSFER_RECIPE.max_epochs, TRANSFER_RECIPE.max_epochs, key="tr-epochs",
+                             help="The most passes over the training samples; a run stops earlier once it "
+                                  "classifies all of them and its training loss is at most "
+                                  f"{TRANSFER_RECIPE.target_train_loss:g}, or after "
+                                  f"{TRANSFER_RECIPE.max_steps:,} SGD steps.")
     seed = c4.number_input("Seed", 0, 10_000, 0, key="tr-seed",
                            help="Which samples are drawn and how the net starts; the same seed gives the same run.")
     baseline = st.checkbox("Also train n = 0 beside it", key="tr-baseline", value=False, disabled=n == 0,

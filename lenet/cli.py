@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from lenet import settings
-from lenet.data.protocol import new_characters
+from lenet.data.protocol import TWIN_RULES, new_characters
 from lenet.config import (
     PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE,
 )
@@ -206,7 +206,7 @@ def cmd_reproduce(args) -> None:
     for seed in seeds or [args.seed]:
         where = out if seeds is None else E.seed_dir(out, seed)
         source, source_path = _source_for(args, ds, seed, where, device)
-        chars = targets or new_characters(ds, source.classes, seed)
+        chars = targets or new_characters(ds, source.classes, seed, twins=args.twins)
         E.check_targets(ds, chars, source.classes, max(samples))
         header = (f"{'' if seeds is None else f'seed {seed}: '}source net: {source_path} "
                   f"({_names(source.classes)})\ntarget classes: {_names(chars)}")
@@ -238,15 +238,16 @@ def cmd_reproduce(args) -> None:
                           for r in res["readouts"])
         _emit(args, res, f"{len(results)} runs in {out} ({E.RUNS}, {E.SUMMARY}, {E.REPORT})\n{table}")
         return
-    from lenet.report.claims import verdict
+    from lenet.report.claims import describe
     rows, claims = E.write_seed_outputs(out, by_seed)
     res = {"out": str(out), "seeds": seeds, "runs": sum(map(len, by_seed.values())), "across_seeds": rows,
            "claims": claims, "summary": {str(s): E.summarize(r) for s, r in by_seed.items()}}
     if kinds is not None:
         res["readouts"] = {str(s): t for s, t in readouts_table.items()}
-    table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  sd {100 * r['sd']:.1f}  "
-                      f"range {r['lo']:.2%}-{r['hi']:.2%}  ({r['seeds']} seeds, {r['runs']} runs)" for r in rows)
-    ctext = "\n".join(f"  seed {c['seed']} {c['claim']:<9} {verdict(c['holds'])}: {c['evidence']}" for c in claims)
+    table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  95% {r['ci_lo']:.2%}-{r['ci_hi']:.2%}  "
+                      f"range {r['lo']:.2%}-{r['hi']:.2%}  ({r['seeds']} seeds, {r['runs']} runs, "
+                      f"{r['capped']} capped)" for r in rows)
+    ctext = "\n".join(f"  seed {c['seed']} {c['claim']:<9} {c['verdict']}: {describe(c)}" for c in claims)
     _emit(args, res, f"{res['runs']} runs in {out}/seed-* ({E.SEEDS}, {E.CLAIMS} across them)\n{table}\n"
                      f"claims:\n{ctext}")
 
@@ -438,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "in OUT/seed-S/source unless --source), then seeds.csv and claims.csv across them")
     r.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
     r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net)")
+    r.add_argument("--twins", choices=TWIN_RULES, default="avoid",
+                   help="avoid (default): no new character is a twin of a source character (lenet.data.twins); "
+                        "allow: the older pick that ignores twins, to measure their effect")
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
     r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.grid.fast")
     r.add_argument("--readouts", metavar="LIST",

@@ -285,7 +285,7 @@ def test_experiments_page_runs_a_small_grid(env):
     at.multiselect(key="ex-k").set_value([1])
     at.multiselect(key="ex-seeds").set_value([0, 3])
     at.number_input(key="ex-trials").set_value(1)
-    at.number_input(key="ex-epochs").set_value(3).run()
+    at.number_input(key="ex-steps").set_value(6).run()
     assert "4 runs." in texts(at.caption)
     button(at, "Run the grid").click().run()
     until(at, lambda a: "Done" in texts(a.success), timeout=90)

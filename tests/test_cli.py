@@ -69,7 +69,8 @@ def test_reproduce_writes_outputs_and_json(reproduction, source):
     assert not set(res["target_classes"]) & set(source[1].classes)
     assert "target classes:" in err and "2/2" in err  # the progress bar went to stderr
     lines = (out / "runs.csv").read_text().splitlines()
-    assert lines[0] == "n,k,trial,seed,train_acc,test_acc,epochs,seconds,val_acc" and len(lines) == 3
+    assert lines[0] == "n,k,trial,seed,train_acc,test_acc,epochs,seconds,val_acc,train_loss,steps,capped" \
+        and len(lines) == 3
     html = (out / "report.html").read_text()
     assert html.count("<script type=\"text/javascript\">/**") <= 1 and "94.38%" in html
 
@@ -90,7 +91,9 @@ def test_reproduce_on_several_class_splits(tmp_path, source):
         assert row["seeds"] == 2 and row["mean"] == pytest.approx(sum(means) / 2)
         assert (row["lo"], row["hi"]) == (pytest.approx(min(means)), pytest.approx(max(means)))
     assert {(c["seed"], c["claim"]) for c in res["claims"]} >= {(3, "small-k"), (4, "small-k")}
-    assert (out / "claims.csv").read_text().startswith("seed,claim,holds,evidence")
+    assert (out / "claims.csv").read_text().startswith("seed,claim,statistic,lo,hi,verdict,chosen")
+    assert (out / "margins.csv").read_text().startswith("k,n,margin,lo,hi,splits")
+    assert all(r["ci_lo"] <= r["mean"] <= r["ci_hi"] for r in res["across_seeds"])
 
 
 def test_rerun_skips_finished_cells(reproduction, source):

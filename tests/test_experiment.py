@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lenet.core import checkpoint
@@ -168,17 +169,91 @@ def test_a_script_without_a_main_guard_runs_the_fast_path(tmp_path):
     assert p.stdout.split("\n").count("finished 2") == 1, p.stdout
 
 
-def test_claims_are_checked_on_the_means():
+PAPER_LIKE = {(n, k): a for k, row in {
+    1: (.20, .26, .27, .33, .34, .45), 5: (.45, .48, .50, .56, .57, .62), 10: (.60, .62, .63, .66, .67, .66),
+    20: (.70, .72, .73, .75, .75, .68), 40: (.78, .79, .80, .81, .81, .69)}.items() for n, a in enumerate(row)}
+
+
+def claim_runs(acc=PAPER_LIKE, splits=3, trials=5, train=None, steps=None):
+    """{seed: runs} of a constructed grid: test (and validation) accuracy acc[n, k] plus a trial effect
+    shared by every n of the trial (pairing) and a little independent noise; training accuracy 1 and
+    steps 1000 for n = 0, 300 for transfer nets, unless given."""
+    from lenet.grid.cells import RunResult
+
+    out = {}
+    for seed in range(splits):
+        rng = np.random.default_rng(seed)
+        effect = rng.normal(0, 0.03, trials)
+        runs = []
+        for (n, k), a in acc.items():
+            for t in range(trials):
+                test = float(np.clip(a + effect[t] + rng.normal(0, 0.005), 0, 1))
+                tr = 1.0 if train is None else train(n, k, test)
+                st = (1000 if n == 0 else 300) if steps is None else steps(n, k)
+                runs.append(RunResult(n, k, t, t, tr, test, 10, 0.1, test, 0.01, st, False))
+        out[seed] = runs
+    return out
+
+
+def verdicts(by_seed) -> dict[str, set[str]]:
+    from lenet.report.claims import check_splits
+
+    got: dict[str, set[str]] = {}
+    for c in check_splits(by_seed):
+        got.setdefault(c["claim"], set()).add(c["verdict"])
+    return got
+
+
+def test_every_claim_holds_on_data_where_it_is_true():
+    got = verdicts(claim_runs())
+    assert got == {c: {"holds"} for c in ("small-k", "capacity", "n5-flat", "c1-s2", "gap", "effort")}
+
+
+@pytest.mark.parametrize("claim, change", [
+    ("small-k", dict(acc={**PAPER_LIKE, (3, 1): .15, (4, 1): .15, (5, 1): .15})),  # no upper n beats n=0 at k=1
+    ("capacity", dict(acc={**PAPER_LIKE, (5, 40): .95})),                       # n=5 is the best at k=40
+    ("n5-flat", dict(acc={**PAPER_LIKE, (3, 40): .67})),    # n=3 is flatter than n=5 (the old check passed)
+    ("c1-s2", dict(acc={**PAPER_LIKE, (1, 1): .15})),                           # retaining C1 hurts at k=1
+    ("gap", dict(train=lambda n, k, test: test if n == 0 else 1.0)),           # n=0 has no gap at all
+    ("effort", dict(steps=lambda n, k: 1000 if n == 0 else 3000)),             # transfer takes longer
+])
+def test_each_claim_check_fails_on_data_where_the_claim_is_false(claim, change):
+    """Every claim's check can fail: on a grid built so the claim is false it says "fails" on every
+    split and pooled, while the other claims keep their verdicts or lose them only where they share
+    the changed cells."""
+    got = verdicts(claim_runs(**change))
+    assert got[claim] == {"fails"}, got
+
+
+def test_a_claim_is_inconclusive_when_the_interval_straddles_zero():
+    even = {**PAPER_LIKE, (1, 1): PAPER_LIKE[0, 1], (2, 1): PAPER_LIKE[0, 1]}  # n=1, 2 no better than n=0
+    assert verdicts(claim_runs(even))["c1-s2"] <= {"inconclusive", "fails"}
+    assert "inconclusive" in verdicts(claim_runs(even))["c1-s2"]
+
+
+def test_the_best_n_is_chosen_on_validation_not_on_test():
+    """A claim compares the n the validation set picks: where validation prefers n=3 at k=1 and k=5 but
+    the test set prefers n=5, the statistic is n=3's margin."""
     from lenet.report.claims import check
 
-    def summary(m):
-        return [{"n": n, "k": k, "mean": v} for (n, k), v in m.items()]
-    paper_like = {(0, 1): .2, (1, 1): .22, (2, 1): .23, (3, 1): .3, (4, 1): .3, (5, 1): .4,
-                  (0, 5): .4, (3, 5): .5, (5, 5): .55, (0, 10): .55, (5, 10): .58,
-                  (0, 40): .72, (3, 40): .74, (4, 40): .75, (5, 40): .65}
-    got = {c["claim"]: c["holds"] for c in check(summary(paper_like))}
-    assert got == {"small-k": True, "capacity": True, "n5-flat": True, "c1-s2": True}
-    flipped = {**paper_like, (5, 40): .9, (1, 1): .1, (0, 5): .6}  # n=5 best at k=40; n=1 hurts; n=0 wins at k=5
-    got = {c["claim"]: c["holds"] for c in check(summary(flipped))}
-    assert got == {"small-k": False, "capacity": False, "n5-flat": False, "c1-s2": False}
-    assert {c["holds"] for c in check(summary({(0, 1): .2}))} == {None}
+    runs = claim_runs(splits=1)[0]
+    for r in runs:
+        if r.n == 3 and r.k in (1, 5):
+            r.val_acc = 0.99
+    row = next(c for c in check(runs) if c["claim"] == "small-k")
+    assert row["chosen"] == "k=1: n=3; k=5: n=3"
+    t = {(r.n, r.k, r.trial): r.test_acc for r in runs}
+    want = min(np.mean([t[3, k, i] - t[0, k, i] for i in range(5)]) for k in (1, 5))
+    assert row["statistic"] == pytest.approx(want)
+
+
+def test_seed_outputs_give_every_cell_and_margin_an_interval(tmp_path):
+    from lenet.grid import experiment as E
+
+    by_seed = claim_runs(splits=4)
+    rows, claims = E.write_seed_outputs(tmp_path, by_seed)
+    assert all(r["ci_lo"] <= r["mean"] <= r["ci_hi"] and r["seeds"] == 4 for r in rows)
+    got = E.read_seed_outputs(tmp_path)
+    assert {(c["seed"], c["claim"]) for c in got["claims"]} >= {("pooled", "small-k"), (0, "gap")}
+    k1 = next(m for m in got["margins"] if m["k"] == 1 and m["n"] == 5)
+    assert k1["lo"] < k1["margin"] < k1["hi"] and k1["margin"] == pytest.approx(.25, abs=0.01)

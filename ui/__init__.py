@@ -13,7 +13,7 @@ from .session import (dataset, lenet_home, pool, session_dir, session_id, sessio
 from .background import (epoch_records, job_label, job_panel, job_title, session_jobs)
 from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
     current_dataset, data_label, emnist_download_panel, net_bytes, require_dataset, require_source)
-from .training import (default_targets, experiment_chart, experiment_dirs, experiment_summary, finished_nets,
+from .training import (default_targets, experiment_chart, experiment_dirs, experiment_runs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
@@ -25,7 +25,7 @@ __all__ = ['ASSETS', 'sessions', 'lenet_home', 'pool', 'session_dir', 'session_i
     'browser_data_path',
     'browser_data_roots', 'current_dataset', 'data_label', 'dataset', 'emnist_download_panel', 'net_bytes',
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
-    'experiment_dirs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
+    'experiment_dirs', 'experiment_runs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
     'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',

@@ -121,16 +121,22 @@ def read_experiment(out_dir: Path) -> list:
     return [r for _, runs in experiment.read_splits(out_dir).values() for r in runs]
 
 
+def experiment_runs(snap) -> list:
+    from lenet.grid import experiment
+    return [experiment.RunResult(**{k: v for k, v in r.items() if k != "kind"})
+            for r in snap.records if r.get("kind") == "result"]
+
+
 def experiment_summary(snap) -> list[dict]:
     from lenet.grid import experiment
-    runs = [experiment.RunResult(**{k: v for k, v in r.items() if k != "kind"})
-            for r in snap.records if r.get("kind") == "result"]
+    runs = experiment_runs(snap)
     return experiment.summarize(runs) if runs else []
 
 
-def shipped_results(ds: CharacterSet) -> tuple[str, dict, list[dict]] | None:
-    """(the data they were made on, {seed: runs}, across-seed summary) of the results shipped for
-    this kind of data (EMNIST's for the full set and the shipped subset alike), if any."""
+def shipped_results(ds: CharacterSet) -> tuple[str, dict, list[dict], dict] | None:
+    """(the data they were made on, {seed: runs}, across-seed summary with 95% intervals, the
+    shipped claims and margins {"claims", "margins"}) of the results shipped for this kind of
+    data (EMNIST's for the full set and the shipped subset alike), if any."""
     from lenet.grid import experiment
     folder = ASSETS / f"results-{ds.source.split('-')[0]}"
     if not folder.is_dir():
@@ -140,7 +146,10 @@ def shipped_results(ds: CharacterSet) -> tuple[str, dict, list[dict]] | None:
         return None
     splits = {seed: runs for seed, (_, runs) in found.items()}
     made_on = next(iter(found.values()))[0].get("data_description", "?")
-    return made_on, splits, experiment.across_seeds(splits)
+    if (folder / experiment.CLAIMS).exists():  # what the command wrote: no bootstrap at every page load
+        out = experiment.read_seed_outputs(folder)
+        return made_on, splits, out["seeds"], out
+    return made_on, splits, experiment.across_seeds(splits), {"claims": [], "margins": []}
 
 
 def experiment_chart(snap, reference: list[dict] | None = None):

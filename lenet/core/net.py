@@ -55,6 +55,21 @@ class Net:
         return evaluate(self.model, to_net_input(data.images), y, self.codes)[1]
 
 
+def confusions(net: Net, ds: CharacterSet, per_class: int = 300) -> dict[tuple[str, str], float]:
+    """{(new character b, source character a): share of b's images (the first per_class) that the
+    source net reads as a}, for every character b of ds the net does not know: which unseen glyphs
+    it takes for its own (the evidence behind lenet.data.twins)."""
+    out = {}
+    for b in ds.classes:
+        if b in net.classes:
+            continue
+        rows = np.flatnonzero(ds.labels == ds.classes.index(b))[:per_class]
+        read = net.predict(ds.images[rows])
+        for a in net.classes:
+            out[b, a] = read.count(a) / len(read)
+    return out
+
+
 def _tensors(split: Split):
     return (to_net_input(split.train.images), torch.from_numpy(split.train.labels),
             to_net_input(split.test.images), torch.from_numpy(split.test.labels))

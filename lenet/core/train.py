@@ -31,8 +31,8 @@ class StoppingRule:
 
     Checked at the end of each epoch on the whole training set. A run stops at its budget
     (`epochs`: recipe.max_epochs, or fewer where recipe.max_steps SGD steps are reached
-    first), once it has fitted its training set (accuracy >= target_train_acc or MSE <=
-    target_train_loss), after `patience` epochs without a lower training loss, or after
+    first), once it has fitted its training set (accuracy >= target_train_acc, or MSE <=
+    target_train_loss with accuracy >= loss_needs_acc), after `patience` epochs without a lower training loss, or after
     `val_patience` epochs without a better validation accuracy. The tests take floats
     (fit, groups) or per-run tensors (the fused grid) alike.
     """
@@ -46,7 +46,9 @@ class StoppingRule:
         return min(r.max_epochs, max(1, math.ceil(r.max_steps / math.ceil(n_train / r.batch_size))))
 
     def fitted(self, train_acc, train_loss):
-        return (train_acc >= self.recipe.target_train_acc) | (train_loss <= self.recipe.target_train_loss)
+        r = self.recipe
+        return (train_acc >= r.target_train_acc) | ((train_loss <= r.target_train_loss)
+                                                    & (train_acc >= r.loss_needs_acc))
 
     def stops(self, epoch, budget, train_acc, train_loss, since_best, since_val=0):
         """Whether a run stops after `epoch` (budget: `epochs(n_train)`); since_best and since_val

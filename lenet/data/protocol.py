@@ -12,6 +12,7 @@ import numpy as np
 
 from lenet.data.base import CharacterSet
 from lenet.errors import DataError
+from lenet.data.twins import twins_of
 
 PAPER = dict(n_classes=20, source_per_class=400, test_per_class=50)  # 20 chars x 400; test 1,000 = 50 x 20
 VAL_PER_CLASS = 20  # not the paper's: a validation set per trial, for choosing the recipe (lenet/config.py)
@@ -32,14 +33,22 @@ class Split:
     val: CharacterSet | None = None  # validation set, disjoint from both (transfer splits only)
 
 
+TWIN_RULES = ("avoid", "allow")
+
+
 def default_class_split(classes, seed: int = 0, n: int = 20,
-                        source_need: int = PAPER["source_per_class"] + 100) -> tuple[list[str], list[str]]:
+                        source_need: int = PAPER["source_per_class"] + 100,
+                        twins: str = "avoid") -> tuple[list[str], list[str]]:
     """Two disjoint random sets of n characters (source, target), each in class order.
 
     `classes` is a class list or a CharacterSet; given a CharacterSet, the source characters
     are drawn only from classes with at least `source_need` samples (400 to train + 100 held
-    out), since EMNIST's test split has 20 classes with fewer than 500.
+    out), since EMNIST's test split has 20 classes with fewer than 500. With twins="avoid"
+    (the default) no target character is a twin of a source character (lenet.data.twins);
+    "allow" is the older pick, which ignores twins. The source characters are the same either way.
     """
+    if twins not in TWIN_RULES:
+        raise DataError(f"twins must be one of {', '.join(TWIN_RULES)} (got {twins!r})")
     counts = classes.counts() if isinstance(classes, CharacterSet) else None
     names = list(classes.classes) if counts is not None else list(classes)
     if 2 * n > len(names):
@@ -51,23 +60,32 @@ def default_class_split(classes, seed: int = 0, n: int = 20,
         raise DataError(f"only {len(rich)} classes have the {source_need} samples a source character needs; "
                         f"need {n}")
     source = rich[:n]
-    target = [c for c in order if c not in source][:n]
+    taken = set(source) | (set().union(*(twins_of(c) for c in source)) if twins == "avoid" else set())
+    target = [c for c in order if c not in taken][:n]
+    if len(target) < n:
+        raise DataError(f"only {len(target)} characters are neither source characters nor their twins; need {n}")
     pos = {c: i for i, c in enumerate(names)}
     return sorted(source, key=pos.get), sorted(target, key=pos.get)
 
 
-def new_characters(ds: CharacterSet, source_classes, seed: int = 0, n: int = 20) -> list[str]:
+def new_characters(ds: CharacterSet, source_classes, seed: int = 0, n: int = 20, twins: str = "avoid") -> list[str]:
     """The target half of the seed's default class split, or (for a source net on other
-    characters) a seeded pick of n characters the source net does not know, in class order."""
+    characters) a seeded pick of n characters the source net does not know (nor, with
+    twins="avoid", their twins where enough others are left), in class order."""
+    known = set(source_classes)
     try:
-        targets = default_class_split(ds, seed, n)[1] if 2 * n <= len(ds.classes) else []
+        targets = default_class_split(ds, seed, n, twins=twins)[1] if 2 * n <= len(ds.classes) else []
     except DataError:  # too few samples per class for a source half (Omniglot's 20 drawers): no default split
         targets = []
-    if targets and not set(targets) & set(source_classes):
+    if targets and not set(targets) & known and \
+            (twins == "allow" or not any(twins_of(c) & known for c in targets)):
         return targets
-    rest = [c for c in ds.classes if c not in set(source_classes)]
+    rest = [c for c in ds.classes if c not in known]
     if not rest:
         raise DataError(f"the source net knows every class of {ds.source}: no new characters to transfer to")
+    if twins == "avoid":
+        free = [c for c in rest if not twins_of(c) & known]
+        rest = free if len(free) >= n else rest
     pick = np.random.default_rng(seed).permutation(len(rest))[:n]
     return [rest[i] for i in sorted(pick)]
 

@@ -32,7 +32,8 @@ from lenet.core.net import Net
 from lenet.core.transfer import check_levels
 
 RUNS, SUMMARY, REPORT, META = "runs.csv", "summary.csv", "report.html", "meta.json"
-SEEDS, CLAIMS = "seeds.csv", "claims.csv"  # several class splits: OUT/seed-S/ each, and these across them
+SEEDS, CLAIMS, MARGINS = "seeds.csv", "claims.csv", "margins.csv"  # several class splits: OUT/seed-S/ each,
+                                                                    # and these across them
 FORMAT = "lenet-transfer-lab/reproduction/1"
 
 
@@ -40,9 +41,18 @@ class RunsFileError(ValueError):
     """An existing runs.csv / meta.json that cannot be trusted or does not match this reproduction."""
 
 
+def by_split(results: list[RunResult]) -> dict[int, list[RunResult]]:
+    """Runs of several class splits, grouped by their split's seed (the inverse of run_seed)."""
+    out: dict[int, list[RunResult]] = {}
+    for r in results:
+        out.setdefault((r.seed - r.trial) // 1000, []).append(r)
+    return out
+
+
 def summarize(results: list[RunResult]) -> list[dict]:
     """Mean, min and max test accuracy over the trials of each (n, k), sorted by k then n;
-    `val` is the mean validation accuracy (what recipes are compared on)."""
+    `val` is the mean validation accuracy (what recipes are compared on), `train` the mean
+    training accuracy, `capped` how many runs ended at the budget without fitting their set."""
     groups: dict[tuple[int, int], list[RunResult]] = {}
     for r in results:
         groups.setdefault((r.n, r.k), []).append(r)
@@ -50,22 +60,33 @@ def summarize(results: list[RunResult]) -> list[dict]:
     for (n, k), rs in sorted(groups.items(), key=lambda item: (item[0][1], item[0][0])):
         a = [r.test_acc for r in rs]
         out.append({"n": n, "k": k, "mean": float(np.mean(a)), "min": float(min(a)), "max": float(max(a)),
-                    "runs": len(a), "val": float(np.mean([r.val_acc for r in rs]))})
+                    "runs": len(a), "val": float(np.mean([r.val_acc for r in rs])),
+                    "train": float(np.mean([r.train_acc for r in rs])), "capped": sum(r.capped for r in rs)})
     return out
 
 
 def across_seeds(by_seed: dict[int, list[RunResult]]) -> list[dict]:
     """Per (n, k): the mean over class splits (seeds) of each split's mean test accuracy, its standard
-    deviation and range across the splits, and the number of splits and runs."""
+    deviation, range and 95% interval (splits resampled, lenet.report.claims) across the splits, the number
+    of splits and runs, and how many runs ended at the budget (capped) or below 100% training accuracy."""
+    from lenet.report.claims import cell_interval
+
     means: dict[tuple[int, int], list[float]] = {}
-    runs: dict[tuple[int, int], int] = {}
+    runs: dict[tuple[int, int], list[RunResult]] = {}
     for results in by_seed.values():
         for r in summarize(results):
             means.setdefault((r["n"], r["k"]), []).append(r["mean"])
-            runs[r["n"], r["k"]] = runs.get((r["n"], r["k"]), 0) + r["runs"]
-    return [{"n": n, "k": k, "mean": float(np.mean(a)), "sd": float(np.std(a, ddof=1)) if len(a) > 1 else 0.0,
-             "lo": float(min(a)), "hi": float(max(a)), "seeds": len(a), "runs": runs[n, k]}
-            for (n, k), a in sorted(means.items(), key=lambda item: (item[0][1], item[0][0]))]
+        for r in results:
+            runs.setdefault((r.n, r.k), []).append(r)
+    out = []
+    for (n, k), a in sorted(means.items(), key=lambda item: (item[0][1], item[0][0])):
+        lo, hi = cell_interval(a)
+        rs = runs[n, k]
+        out.append({"n": n, "k": k, "mean": float(np.mean(a)), "sd": float(np.std(a, ddof=1)) if len(a) > 1 else 0.0,
+                    "lo": float(min(a)), "hi": float(max(a)), "ci_lo": lo, "ci_hi": hi, "seeds": len(a),
+                    "runs": len(rs), "capped": sum(r.capped for r in rs),
+                    "unfitted": sum(r.train_acc < 1 for r in rs)})
+    return out
 
 
 def seed_dir(out_dir, seed: int) -> Path:
@@ -100,25 +121,44 @@ def read_splits(folder) -> dict[int, tuple[dict, list[RunResult]]]:
 
 
 def write_seed_outputs(out_dir, by_seed: dict[int, list[RunResult]]) -> tuple[list[dict], list[dict]]:
-    """seeds.csv (across_seeds) and claims.csv (each claim per seed) in out_dir."""
-    from lenet.report.claims import check
+    """seeds.csv (across_seeds), claims.csv (each claim per seed and pooled, lenet.report.claims.check_splits)
+    and margins.csv (transfer margin over n = 0 per k, lenet.report.claims.margins) in out_dir."""
+    from lenet.report.claims import check_splits, margins
 
     rows = across_seeds(by_seed)
+    cols = ("n", "k", "mean", "sd", "lo", "hi", "ci_lo", "ci_hi", "seeds", "runs", "capped", "unfitted")
+    claims = check_splits(by_seed)
+    marg = margins(by_seed) + margins(by_seed, 5)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_text(Path(out_dir) / SEEDS, _csv(cols, rows))
+    write_text(Path(out_dir) / CLAIMS, _csv(("seed", "claim", "statistic", "lo", "hi", "verdict", "chosen"), claims))
+    write_text(Path(out_dir) / MARGINS, _csv(("k", "n", "margin", "lo", "hi", "splits"), marg))
+    return rows, claims
+
+
+def _csv(cols, rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(("n", "k", "mean", "sd", "lo", "hi", "seeds", "runs"))
+    w.writerow(cols)
     for r in rows:
-        w.writerow((r["n"], r["k"], *(f"{r[c]:.6f}" for c in ("mean", "sd", "lo", "hi")), r["seeds"], r["runs"]))
-    claims = [{"seed": seed, **c} for seed, results in sorted(by_seed.items()) for c in check(summarize(results))]
-    cbuf = io.StringIO()
-    cw = csv.writer(cbuf, lineterminator="\n")
-    cw.writerow(("seed", "claim", "holds", "evidence"))
-    for c in claims:
-        cw.writerow((c["seed"], c["claim"], c["holds"], c["evidence"]))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    write_text(Path(out_dir) / SEEDS, buf.getvalue())
-    write_text(Path(out_dir) / CLAIMS, cbuf.getvalue())
-    return rows, claims
+        w.writerow([f"{r[c]:.6f}" if isinstance(r[c], float) else r[c] for c in cols])
+    return buf.getvalue()
+
+
+def read_seed_outputs(folder) -> dict[str, list[dict]]:
+    """{"seeds", "claims", "margins"}: the rows of a multi-split folder's CSVs, numbers parsed."""
+    def parse(v: str):
+        for f in (int, float):
+            try:
+                return f(v)
+            except ValueError:
+                pass
+        return v
+    out = {}
+    for key, name in (("seeds", SEEDS), ("claims", CLAIMS), ("margins", MARGINS)):
+        with open(Path(folder) / name, newline="") as f:
+            out[key] = [{c: parse(v) for c, v in row.items()} for row in csv.DictReader(f)]
+    return out
 
 
 # --- checks before anything runs -------------------------------------------------------------

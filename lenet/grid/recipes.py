@@ -43,10 +43,11 @@ def describe(recipe: Recipe) -> str:
     if recipe.target_train_acc <= 1:
         stop.append(f"train acc {recipe.target_train_acc:.0%}")
     if recipe.target_train_loss > 0:
-        stop.append(f"train loss <= {recipe.target_train_loss:g}")
+        stop.append(f"train loss <= {recipe.target_train_loss:g}" +
+                    (f" at train acc >= {recipe.loss_needs_acc:.0%}" if recipe.loss_needs_acc else ""))
     if recipe.val_patience:
         stop.append(f"best validation epoch (patience {recipe.val_patience})")
-    stop.append(f"max {recipe.max_epochs} epochs")
+    stop.append(f"max {recipe.max_steps} steps" if recipe.max_steps else f"max {recipe.max_epochs} epochs")
     return f"batch {recipe.batch_size}, lr {recipe.lr:g}; stop: {', '.join(stop)}"
 
 
@@ -55,7 +56,11 @@ def candidate_row(name: str, recipe: Recipe, runs: list[RunResult], seconds: flo
     return {"candidate": name, "recipe": describe(recipe), "runs": len(runs),
             "val_mean": float(np.mean([r.val_acc for r in runs])),
             **{f"val_k{k}": float(np.mean([r.val_acc for r in runs if r.k == k])) for k in ks},
-            "epochs_mean": float(np.mean([r.epochs for r in runs])), "seconds": round(seconds, 1)}
+            "epochs_mean": float(np.mean([r.epochs for r in runs])),
+            "steps_mean": float(np.mean([r.steps for r in runs])),
+            "capped": sum(r.capped for r in runs),
+            "n0_unfitted": sum(r.n == 0 and r.train_acc < 1 for r in runs),  # a fair baseline fits its set
+            "seconds": round(seconds, 1)}
 
 
 def comparison_csv(rows: list[dict]) -> str:

@@ -1,67 +1,198 @@
-"""The paper's claims about Figures 2-5, checked on a reproduction's summary (mean test accuracy per (n, k)).
+"""The paper's claims about Figures 2-5, each a stated test with a statistic and a 95% interval.
 
-Each check compares means only, and says what it compared, so a reader can judge the margin
-against the spread over trials and class splits (summary.csv, seeds.csv).
+Every claim is a statistic that is > 0 when the claim is true, computed from the runs of one
+class split. Within a split the trials are paired (trial t of every (n, k) shares its training
+draw and initialisation, `run_seed`), so the split's interval resamples whole trials; pooled
+over splits, the statistic is the mean of the splits' statistics and its interval resamples
+whole splits (percentile bootstrap, BOOT resamples, seeded). Any "best n" is chosen on the
+validation set of that split; the test set only reports. Verdicts: "holds" when the interval
+lies above 0, "fails" when it lies below, "inconclusive" otherwise.
 """
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+
+BOOT = 2000
+LEVEL = 0.95
+UPPER = (3, 4, 5)        # "retaining more levels" in the paper's small-k claim
+TRANSFER = (1, 2, 3, 4, 5)
+
 CLAIMS = {
     "small-k": "With few samples per class (k = 1 and k = 5), retaining more levels wins: the best of "
-               "n = 3, 4, 5 beats no transfer (n = 0).",
-    "capacity": "As k grows, capacity matters more: the gain of the best n >= 3 over n = 0 is smaller at "
-                "k = 40 than at k = 1, and the least-capacity net (n = 5) is not the best at k = 40.",
-    "n5-flat": "With C1-C5 retained (n = 5) the net learns little beyond about 10 samples: its accuracy "
-               "rises less from k = 10 to k = 40 than n = 0's.",
-    "c1-s2": "Retaining only C1 (n = 1) or C1-S2 (n = 2) already helps at k = 1 (the paper's Figure 2).",
+               "n = 3, 4, 5 (chosen on validation) beats no transfer (n = 0). Statistic: the smaller of the "
+               "two test-accuracy margins.",
+    "capacity": "As k grows, capacity matters: at k = 40 the least-capacity net (n = 5) is not the best; the "
+                "best of n = 0..4 (chosen on validation) beats it. Statistic: that margin at k = 40.",
+    "n5-flat": "With C1-C5 retained (n = 5) the net learns little beyond about 10 samples: its accuracy rises "
+               "less from k = 10 to k = 40 than that of every other n. Statistic: the smallest other rise minus "
+               "n = 5's.",
+    "c1-s2": "Retaining only C1 (n = 1) or C1-S2 (n = 2) already helps at k = 1 (Figure 2). Statistic: the "
+             "smaller of n = 1's and n = 2's margins over n = 0 at k = 1.",
+    "gap": "Transfer nets generalise better: their train-test accuracy gap is smaller than n = 0's. Statistic: "
+           "n = 0's gap minus that of the best transfer net (n >= 1, chosen on validation), mean over k.",
+    "effort": "Transfer needs less training: the best transfer net (n >= 1, chosen on validation) takes fewer "
+              "SGD steps than n = 0. Statistic: mean over k of log(steps of n = 0 / steps of the transfer net).",
 }
+VERDICTS = ("holds", "fails", "inconclusive")
 
 
-def _means(summary: list[dict]) -> dict[tuple[int, int], float]:
-    return {(r["n"], r["k"]): r["mean"] for r in summary}
+class Table:
+    """Per (n, k): the trials' test accuracy, training accuracy and steps (arrays in trial order),
+    and the mean validation accuracy (for choosing n)."""
+
+    def __init__(self, runs):
+        cells: dict[tuple[int, int], dict[int, object]] = {}
+        for r in runs:
+            r = SimpleNamespace(**r) if isinstance(r, dict) else r  # RunResults or their dicts (report.html)
+            cells.setdefault((r.n, r.k), {})[r.trial] = r
+        trials = sorted({t for c in cells.values() for t in c})
+        self.cells = {nk: c for nk, c in cells.items() if sorted(c) == trials}  # complete cells only
+        self.trials = trials
+        self.test = {nk: np.array([c[t].test_acc for t in trials]) for nk, c in self.cells.items()}
+        self.train = {nk: np.array([c[t].train_acc for t in trials]) for nk, c in self.cells.items()}
+        self.steps = {nk: np.array([max(c[t].steps, 1) for t in trials], float) for nk, c in self.cells.items()}
+        self.val = {nk: float(np.nanmean([c[t].val_acc for t in trials])) if any(
+            math.isfinite(c[t].val_acc) for t in trials) else math.nan for nk, c in self.cells.items()}
+
+    def has(self, *cells) -> bool:
+        return all(c in self.cells for c in cells)
+
+    def best(self, k: int, levels) -> int | None:
+        """The n of `levels` with the highest mean validation accuracy at k (None without validation)."""
+        have = [n for n in levels if (n, k) in self.cells and math.isfinite(self.val[n, k])]
+        return max(have, key=lambda n: (self.val[n, k], -n)) if have else None
 
 
-def check(summary: list[dict]) -> list[dict]:
-    """One row per claim: holds (True / False, or None when the grid lacks the cells) and the evidence."""
-    m = _means(summary)
-    have = lambda *cells: all(c in m for c in cells)  # noqa: E731
+# Each statistic: (needs(table) -> bool, stat(table, idx) -> float); idx resamples the trials.
+def _small_k(t: Table):
+    ns = {k: t.best(k, UPPER) for k in (1, 5)}
+    ok = all(ns[k] is not None and t.has((0, k), (ns[k], k)) for k in (1, 5))
+    return ok, lambda i: min(t.test[ns[k], k][i].mean() - t.test[0, k][i].mean() for k in (1, 5)), \
+        "; ".join(f"k={k}: n={ns[k]}" for k in (1, 5)) if ok else ""
+
+
+def _capacity(t: Table):
+    n = t.best(40, (0, 1, 2, 3, 4))
+    ok = n is not None and t.has((5, 40), (n, 40))
+    return ok, lambda i: t.test[n, 40][i].mean() - t.test[5, 40][i].mean(), f"k=40: n={n} vs n=5" if ok else ""
+
+
+def _n5_flat(t: Table):
+    others = [n for n in range(5) if t.has((n, 10), (n, 40))]
+    ok = bool(others) and t.has((5, 10), (5, 40))
+
+    def rise(n, i):
+        return t.test[n, 40][i].mean() - t.test[n, 10][i].mean()
+    return ok, lambda i: min(rise(n, i) for n in others) - rise(5, i), \
+        f"k=10->40, n=5 vs n={','.join(map(str, others))}" if ok else ""
+
+
+def _c1_s2(t: Table):
+    ok = t.has((0, 1), (1, 1), (2, 1))
+    return ok, lambda i: min(t.test[1, 1][i].mean(), t.test[2, 1][i].mean()) - t.test[0, 1][i].mean(), "k=1"
+
+
+def _per_k(t: Table, f: Callable[[int, int, np.ndarray], float]):
+    ks = sorted({k for (_, k) in t.cells if (0, k) in t.cells and t.best(k, TRANSFER) is not None})
+    ns = {k: t.best(k, TRANSFER) for k in ks}
+    return bool(ks), lambda i: float(np.mean([f(ns[k], k, i) for k in ks])), \
+        "; ".join(f"k={k}: n={ns[k]}" for k in ks)
+
+
+def _gap(t: Table):
+    def gap(n, k, i):
+        return t.train[n, k][i].mean() - t.test[n, k][i].mean()
+    return _per_k(t, lambda n, k, i: gap(0, k, i) - gap(n, k, i))
+
+
+def _effort(t: Table):
+    return _per_k(t, lambda n, k, i: math.log(t.steps[0, k][i].mean() / t.steps[n, k][i].mean()))
+
+
+STATISTICS = {"small-k": _small_k, "capacity": _capacity, "n5-flat": _n5_flat, "c1-s2": _c1_s2,
+              "gap": _gap, "effort": _effort}
+
+
+def bootstrap(stat: Callable[[np.ndarray], float], n: int, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval (LEVEL) of stat over BOOT resamples of range(n) with replacement."""
+    rng = np.random.default_rng(seed)
+    vals = np.array([stat(rng.integers(0, n, n)) for _ in range(BOOT)])
+    a = (1 - LEVEL) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+
+
+def verdict(lo: float, hi: float) -> str:
+    return "holds" if lo > 0 else "fails" if hi < 0 else "inconclusive"
+
+
+def describe(c: dict) -> str:
+    """A claim row in a few words: statistic, interval and what the validation set chose."""
+    if c["verdict"] == "not checked":
+        return "the grid lacks the cells it compares"
+    return (f"{100 * c['statistic']:+.1f} points, 95% interval {100 * c['lo']:+.1f} to {100 * c['hi']:+.1f}"
+            if c["claim"] != "effort" else
+            f"{c['statistic']:+.2f} (log ratio), 95% interval {c['lo']:+.2f} to {c['hi']:+.2f}") + \
+        (f" ({c['chosen']})" if c["chosen"] else "")
+
+
+def check(runs) -> list[dict]:
+    """One row per claim for the runs of one class split: statistic, interval (trials resampled,
+    paired), verdict, and which n the validation set chose (None where the grid lacks cells)."""
+    t = Table(runs)
     out = []
-
-    def row(cid: str, holds, evidence: str) -> None:
-        out.append({"claim": cid, "text": CLAIMS[cid], "holds": holds, "evidence": evidence})
-
-    def best_upper(k: int) -> tuple[int, float]:
-        n = max((n for n in (3, 4, 5) if (n, k) in m), key=lambda n: m[n, k])
-        return n, m[n, k]
-
-    if have((0, 1), (0, 5)) and all(any((n, k) in m for n in (3, 4, 5)) for k in (1, 5)):
-        parts, ok = [], True
-        for k in (1, 5):
-            n, v = best_upper(k)
-            ok &= v > m[0, k]
-            parts.append(f"k={k}: n={n} {v:.1%} vs n=0 {m[0, k]:.1%} ({100 * (v - m[0, k]):+.1f})")
-        row("small-k", ok, "; ".join(parts))
-    else:
-        row("small-k", None, "needs n=0 and n>=3 at k=1 and k=5")
-    if have((0, 1), (0, 40), (5, 40)) and any((n, 1) in m for n in (3, 4, 5)):
-        (n1, v1), (n40, v40) = best_upper(1), best_upper(40)
-        g1, g40 = v1 - m[0, 1], v40 - m[0, 40]
-        best40 = max((n for n in range(6) if (n, 40) in m), key=lambda n: m[n, 40])
-        row("capacity", g40 < g1 and best40 != 5,
-            f"gain of the best n>=3: k=1 {100 * g1:+.1f}, k=40 {100 * g40:+.1f}; best n at k=40: {best40}")
-    else:
-        row("capacity", None, "needs n=0 and n>=3 at k=1 and k=40, and n=5 at k=40")
-    if have((5, 10), (5, 40), (0, 10), (0, 40)):
-        d5, d0 = m[5, 40] - m[5, 10], m[0, 40] - m[0, 10]
-        row("n5-flat", d5 < d0, f"k=10 -> 40: n=5 {100 * d5:+.1f}, n=0 {100 * d0:+.1f}")
-    else:
-        row("n5-flat", None, "needs n=0 and n=5 at k=10 and k=40")
-    if have((0, 1), (1, 1), (2, 1)):
-        row("c1-s2", m[1, 1] > m[0, 1] and m[2, 1] > m[0, 1],
-            f"k=1: n=1 {m[1, 1]:.1%}, n=2 {m[2, 1]:.1%} vs n=0 {m[0, 1]:.1%}")
-    else:
-        row("c1-s2", None, "needs n=0, 1, 2 at k=1")
+    for cid, f in STATISTICS.items():
+        ok, stat, chosen = f(t)
+        if not ok or not t.trials:
+            out.append({"claim": cid, "text": CLAIMS[cid], "statistic": math.nan, "lo": math.nan, "hi": math.nan,
+                        "verdict": "not checked", "chosen": ""})
+            continue
+        every = np.arange(len(t.trials))
+        lo, hi = bootstrap(stat, len(t.trials))
+        s = stat(every)
+        out.append({"claim": cid, "text": CLAIMS[cid], "statistic": s, "lo": lo, "hi": hi,
+                    "verdict": verdict(lo, hi), "chosen": chosen})
     return out
 
 
-def verdict(holds) -> str:
-    return {True: "holds", False: "does not hold", None: "not checked"}[holds]
+def check_splits(by_seed: dict[int, list]) -> list[dict]:
+    """check() per split (rows with "seed"), then a pooled row per claim ("seed": "pooled"): the mean of
+    the splits' statistics with its interval over resampled splits."""
+    rows = [{"seed": seed, **c} for seed, runs in sorted(by_seed.items()) for c in check(runs)]
+    for cid in CLAIMS:
+        s = np.array([r["statistic"] for r in rows if r["claim"] == cid and r["verdict"] != "not checked"])
+        if len(s) < 2:
+            continue
+        lo, hi = bootstrap(lambda i: s[i].mean(), len(s))
+        rows.append({"seed": "pooled", "claim": cid, "text": CLAIMS[cid], "statistic": float(s.mean()),
+                     "lo": lo, "hi": hi, "verdict": verdict(lo, hi), "chosen": f"{len(s)} splits"})
+    return rows
+
+
+def margins(by_seed: dict[int, list], levels=None) -> list[dict]:
+    """Per k: the test-accuracy margin of a transfer net over n = 0, paired within each split, pooled over
+    splits with an interval over resampled splits. levels=None: the best n >= 1 of each split on
+    validation; an int: that fixed n (the headline compared n = 5)."""
+    per: dict[int, list[float]] = {}
+    for runs in by_seed.values():
+        t = Table(runs)
+        for k in sorted({k for (_, k) in t.cells}):
+            n = t.best(k, TRANSFER) if levels is None else levels
+            if n is not None and t.has((0, k), (n, k)):
+                per.setdefault(k, []).append(float(t.test[n, k].mean() - t.test[0, k].mean()))
+    out = []
+    for k, v in sorted(per.items()):
+        v = np.array(v)
+        lo, hi = bootstrap(lambda i: v[i].mean(), len(v)) if len(v) > 1 else (math.nan, math.nan)
+        out.append({"k": k, "n": "best on validation" if levels is None else levels, "margin": float(v.mean()),
+                    "lo": lo, "hi": hi, "splits": len(v)})
+    return out
+
+
+def cell_interval(values) -> tuple[float, float]:
+    """95% interval of the mean of one cell's per-split means, over resampled splits."""
+    v = np.asarray(values, float)
+    return bootstrap(lambda i: v[i].mean(), len(v)) if len(v) > 1 else (math.nan, math.nan)

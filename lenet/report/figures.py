@@ -36,8 +36,9 @@ def _levels_axis(fig: go.Figure, ns, short: bool = False, **where) -> None:
 
 def accuracy_vs_levels(summary: list[dict], reference: list[dict] | None = None,
                        reference_name: str = "shipped") -> go.Figure:
-    """Figure 2: mean test accuracy against retained levels n, one line per k. Rows with "sd" (the
-    spread across class splits) get error bars; `reference` rows are drawn dashed and faint beside."""
+    """Figure 2: mean test accuracy against retained levels n, one line per k. Rows with "ci_lo" and
+    "ci_hi" (the 95% interval across class splits) get error bars; `reference` rows are drawn dashed
+    and faint beside."""
     fig = go.Figure()
     for k in sorted({r["k"] for r in reference or []}):
         rows = sorted((r for r in reference if r["k"] == k), key=lambda r: r["n"])
@@ -47,11 +48,12 @@ def accuracy_vs_levels(summary: list[dict], reference: list[dict] | None = None,
             hovertemplate="%{y:.1%}<extra>" + f"{reference_name}, k = {k}" + "</extra>"))
     for k in sorted({r["k"] for r in summary}):
         rows = sorted((r for r in summary if r["k"] == k), key=lambda r: r["n"])
-        spread = all("sd" in r for r in rows)
+        spread = all("ci_lo" in r for r in rows)
         fig.add_trace(go.Scatter(
             x=[r["n"] for r in rows], y=[r["mean"] for r in rows], mode="lines+markers", name=f"k = {k}",
             line=dict(color=k_colour(k)),
-            error_y=dict(type="data", array=[r["sd"] for r in rows], visible=True) if spread else None,
+            error_y=dict(type="data", array=[r["ci_hi"] - r["mean"] for r in rows],
+                         arrayminus=[r["mean"] - r["ci_lo"] for r in rows], visible=True) if spread else None,
             customdata=[[r.get("min", r.get("lo")), r.get("max", r.get("hi")), r["runs"]] for r in rows],
             hovertemplate="mean %{y:.1%} (" + ("range of split means" if spread else "min") +
                           " %{customdata[0]:.1%} - %{customdata[1]:.1%}, %{customdata[2]} runs)<extra>k = "

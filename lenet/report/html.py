@@ -9,7 +9,7 @@ import html
 import json
 
 from lenet.report import figures
-from lenet.report.claims import check, verdict
+from lenet.report.claims import check, describe
 from lenet.config import PAPER_SOURCE_ACCURACY
 
 PAPER_CLAIMS = (
@@ -75,10 +75,10 @@ def report_html(summary: list[dict], runs: list[dict], meta: dict) -> str:
     ours = (f"Our source net: {_pct(src.get('train'))} on its training set, "
             f"{_pct(src.get('heldout'))} held out.")
     summary_rows = [[r["n"], r["k"], f"{r['mean']:.2%}", f"{r['min']:.2%}", f"{r['max']:.2%}", r["runs"],
-                     _pct(r.get("val"))] for r in summary]
-    claim_rows = [[c["text"], verdict(c["holds"]), c["evidence"]] for c in check(summary) if c["holds"] is not None]
+                     _pct(r.get("val")), r.get("capped", "")] for r in summary]
+    claim_rows = [[c["text"], c["verdict"], describe(c)] for c in check(runs) if c["verdict"] != "not checked"]
     run_rows = [[r["n"], r["k"], r["trial"], r["seed"], f"{r['train_acc']:.2%}", f"{r['test_acc']:.2%}",
-                 r["epochs"], f"{r['seconds']:.1f}"]
+                 r["epochs"], r.get("steps", ""), "yes" if r.get("capped") else "", f"{r['seconds']:.1f}"]
                 for r in sorted(runs, key=lambda r: (r["trial"], r["k"], r["n"]))]
     claims = "".join(f"<li>{escape(c)}</li>" for c in PAPER_CLAIMS)
     body = "\n".join([
@@ -92,10 +92,12 @@ def report_html(summary: list[dict], runs: list[dict], meta: dict) -> str:
         "<h2>The paper's claims, checked here</h2>",
         html_table(["the paper says", "here", "evidence"], claim_rows, left=3) if claim_rows else "<p>Not checked: "
         "the grid lacks the cells they compare.</p>",
-        "<h2>Summary (test accuracy over trials; val: mean validation accuracy)</h2>",
-        html_table(["n", "k", "mean", "min", "max", "runs", "val"], summary_rows),
+        "<h2>Summary (test accuracy over trials; val: mean validation accuracy; capped: runs that ended at "
+        "the training budget without fitting their training set)</h2>",
+        html_table(["n", "k", "mean", "min", "max", "runs", "val", "capped"], summary_rows),
         "<h2>Every run</h2>",
-        html_table(["n", "k", "trial", "seed", "train acc", "test acc", "epochs", "seconds"], run_rows),
+        html_table(["n", "k", "trial", "seed", "train acc", "test acc", "epochs", "steps", "ended at the budget",
+                "seconds"], run_rows),
     ])
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>LeNet transfer reproduction — {escape(meta.get('data', ''))}</title>"
