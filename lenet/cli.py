@@ -264,6 +264,21 @@ def _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, wh
     return table
 
 
+def cmd_tables(args) -> None:
+    from lenet.grid import tables
+
+    for d in (args.results,):
+        if not (Path(d) / "claims.csv").exists():
+            raise ValueError(f"--results {d}: no claims.csv (run reproduce with --seeds first)")
+    text = tables.markdown(args.results, args.twins)
+    if args.readme:
+        changed = tables.write_readme(args.readme, text)
+        _emit(args, {"readme": str(args.readme), "changed": changed},
+              f"{args.readme}: results block {'rewritten' if changed else 'already up to date'}")
+    else:
+        _emit(args, {"markdown": text}, text)
+
+
 def cmd_recipes(args) -> None:
     from lenet.grid import experiment as E
     from lenet.grid import recipes
@@ -453,6 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     _ray_arg(r)
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
+
+    tb = sub.add_parser("tables", help="the README's result tables from the shipped CSVs (seeds, margins, claims)")
+    tb.add_argument("--results", default="assets/results-emnist", help="a reproduce --seeds folder (twin-free)")
+    tb.add_argument("--twins", default="assets/results-emnist-twins",
+                    help="the same seeds reproduced with --twins allow, for the with-twins comparison")
+    tb.add_argument("--readme", help="rewrite this file's results block instead of printing the tables")
+    tb.add_argument("--json", action="store_true", help="print one JSON object")
+    tb.set_defaults(fn=cmd_tables)
 
     from lenet.studies import NAMES as STUDIES
     st = sub.add_parser("study", help="a question the paper left open, as a resumable study (lenet.studies)")

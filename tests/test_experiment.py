@@ -257,3 +257,51 @@ def test_seed_outputs_give_every_cell_and_margin_an_interval(tmp_path):
     assert {(c["seed"], c["claim"]) for c in got["claims"]} >= {("pooled", "small-k"), (0, "gap")}
     k1 = next(m for m in got["margins"] if m["k"] == 1 and m["n"] == 5)
     assert k1["lo"] < k1["margin"] < k1["hi"] and k1["margin"] == pytest.approx(.25, abs=0.01)
+
+EMNIST_CLASSES = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"]
+
+
+def test_default_class_splits_are_twin_free_and_the_older_pick_is_kept_as_an_option():
+    from lenet.data.protocol import new_characters
+    from lenet.data.twins import twin_pairs, twins_of
+
+    assert twins_of("o") == {"O", "0"} and twins_of("l") == {"L", "1", "I", "i"} and twins_of("A") == set()
+    with_twins = 0
+    for seed in range(10):
+        src, tgt = default_class_split(EMNIST_CLASSES, seed)
+        assert not twin_pairs(src, tgt) and len(tgt) == 20 and not set(src) & set(tgt)
+        old_src, old_tgt = default_class_split(EMNIST_CLASSES, seed, twins="allow")
+        assert old_src == src  # the same source characters (and source net) either way
+        with_twins += bool(twin_pairs(old_src, old_tgt))
+    assert with_twins >= 8  # the older pick puts twins in nearly every split: that is why it is not the default
+    ds = load("synthetic")
+    src, _ = default_class_split(ds, 0)
+    assert not twin_pairs(src, new_characters(ds, src, 0))
+    assert not twin_pairs(list("0123456789"), new_characters(ds, list("0123456789"), 1))  # another source net
+    with pytest.raises(DataError, match="twins must be one of"):
+        default_class_split(EMNIST_CLASSES, 0, twins="maybe")
+
+
+SHIPPED = ROOT / "assets" / "results-emnist"
+
+
+def test_the_shipped_results_are_twin_free_fair_and_their_tables_come_from_their_runs(tmp_path):
+    """assets/results-emnist: >= 10 twin-free class splits, each with its own source net; every n=0
+    run fitted its training set; seeds.csv, claims.csv and margins.csv are what the runs give; the
+    README's result tables are what `python -m lenet tables` writes from them."""
+    from lenet.grid import tables
+    from lenet.data.twins import twin_pairs
+
+    splits = E.read_splits(SHIPPED)
+    assert len(splits) >= 10
+    assert len({meta["settings"]["source_sha256"] for meta, _ in splits.values()}) == len(splits)
+    for seed, (meta, runs) in splits.items():
+        s = meta["settings"]
+        assert not twin_pairs(s["source_classes"], s["target_classes"]), seed
+        assert meta["complete"] and len(runs) == 150 and s["recipe"]["max_steps"] == TRANSFER_RECIPE.max_steps
+        assert all(r.train_acc == 1.0 and not r.capped for r in runs if r.n == 0), seed
+    E.write_seed_outputs(tmp_path, {seed: runs for seed, (_, runs) in splits.items()})
+    for name in (E.SEEDS, E.CLAIMS, E.MARGINS):
+        assert (tmp_path / name).read_text() == (SHIPPED / name).read_text(), name
+    readme = (ROOT / "README.md").read_text()
+    assert tables.markdown(SHIPPED, ROOT / "assets" / "results-emnist-twins") in readme

@@ -163,36 +163,45 @@ def check_splits(by_seed: dict[int, list]) -> list[dict]:
     the splits' statistics with its interval over resampled splits."""
     rows = [{"seed": seed, **c} for seed, runs in sorted(by_seed.items()) for c in check(runs)]
     for cid in CLAIMS:
-        s = np.array([r["statistic"] for r in rows if r["claim"] == cid and r["verdict"] != "not checked"])
+        s = [r["statistic"] for r in rows if r["claim"] == cid and r["verdict"] != "not checked"]
         if len(s) < 2:
             continue
-        lo, hi = bootstrap(lambda i: s[i].mean(), len(s))
-        rows.append({"seed": "pooled", "claim": cid, "text": CLAIMS[cid], "statistic": float(s.mean()),
+        m, lo, hi = pooled(s)
+        rows.append({"seed": "pooled", "claim": cid, "text": CLAIMS[cid], "statistic": m,
                      "lo": lo, "hi": hi, "verdict": verdict(lo, hi), "chosen": f"{len(s)} splits"})
     return rows
 
 
-def margins(by_seed: dict[int, list], levels=None) -> list[dict]:
-    """Per k: the test-accuracy margin of a transfer net over n = 0, paired within each split, pooled over
-    splits with an interval over resampled splits. levels=None: the best n >= 1 of each split on
-    validation; an int: that fixed n (the headline compared n = 5)."""
-    per: dict[int, list[float]] = {}
-    for runs in by_seed.values():
+def split_margins(by_seed: dict[int, list], levels=None) -> dict[int, dict[int, float]]:
+    """{k: {seed: test-accuracy margin of a transfer net over n = 0 (trials paired, mean)}}.
+    levels=None: the best n >= 1 of each split on validation; an int: that fixed n."""
+    per: dict[int, dict[int, float]] = {}
+    for seed, runs in by_seed.items():
         t = Table(runs)
         for k in sorted({k for (_, k) in t.cells}):
             n = t.best(k, TRANSFER) if levels is None else levels
             if n is not None and t.has((0, k), (n, k)):
-                per.setdefault(k, []).append(float(t.test[n, k].mean() - t.test[0, k].mean()))
+                per.setdefault(k, {})[seed] = float(t.test[n, k].mean() - t.test[0, k].mean())
+    return per
+
+
+def pooled(values) -> tuple[float, float, float]:
+    """(mean, 95% interval) of per-split values, splits resampled."""
+    v = np.asarray(list(values), float)
+    lo, hi = bootstrap(lambda i: v[i].mean(), len(v)) if len(v) > 1 else (math.nan, math.nan)
+    return float(v.mean()), lo, hi
+
+
+def margins(by_seed: dict[int, list], levels=None) -> list[dict]:
+    """Per k: the margin of split_margins pooled over splits, with its 95% interval."""
     out = []
-    for k, v in sorted(per.items()):
-        v = np.array(v)
-        lo, hi = bootstrap(lambda i: v[i].mean(), len(v)) if len(v) > 1 else (math.nan, math.nan)
-        out.append({"k": k, "n": "best on validation" if levels is None else levels, "margin": float(v.mean()),
+    for k, v in sorted(split_margins(by_seed, levels).items()):
+        m, lo, hi = pooled(v.values())
+        out.append({"k": k, "n": "best on validation" if levels is None else levels, "margin": m,
                     "lo": lo, "hi": hi, "splits": len(v)})
     return out
 
 
 def cell_interval(values) -> tuple[float, float]:
     """95% interval of the mean of one cell's per-split means, over resampled splits."""
-    v = np.asarray(values, float)
-    return bootstrap(lambda i: v[i].mean(), len(v)) if len(v) > 1 else (math.nan, math.nan)
+    return pooled(values)[1:]

@@ -1,0 +1,128 @@
+"""The README's result tables, generated from the shipped CSVs, never retyped.
+
+`python -m lenet tables --readme README.md` rewrites the block between BEGIN and END from
+assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
+older picks, for the with-twins comparison); a test checks the README holds what it writes.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lenet.files import write_text
+from lenet.grid import experiment as E
+from lenet.report.claims import CLAIMS, pooled, split_margins
+
+BEGIN = "<!-- results:begin: written by `python -m lenet tables --readme README.md`, do not edit -->"
+END = "<!-- results:end -->"
+
+
+def _pts(v: float) -> str:
+    return f"{100 * v:+.1f}"
+
+
+def _ci(lo: float, hi: float, pct: bool = True) -> str:
+    if math.isnan(lo):
+        return ""
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pct else f"[{_pts(lo)}, {_pts(hi)}]"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)] + \
+        ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
+def cells(folder) -> list[str]:
+    """Mean test accuracy per (n, k) over the splits with its 95% interval, and the capped runs."""
+    rows = E.read_seed_outputs(folder)["seeds"]
+    ns, ks = sorted({r["n"] for r in rows}), sorted({r["k"] for r in rows})
+    at = {(r["n"], r["k"]): r for r in rows}
+    body = []
+    for k in ks:
+        line = [k]
+        for n in ns:
+            r = at[n, k]
+            cap = f" ({r['capped']} capped)" if r["capped"] else ""
+            line.append(f"{100 * r['mean']:.1f} {_ci(r['ci_lo'], r['ci_hi'])}{cap}")
+        body.append(line)
+    first = next(iter(at.values()))
+    return _table(["k \\ n"] + [str(n) for n in ns], body) + [
+        "", f"Mean test accuracy (%) over {first['seeds']} class splits (each split's mean over its trials), "
+            f"95% interval with the splits resampled; \"capped\": runs (of {first['runs']}) that ended at the "
+            f"training budget without fitting their training set. Runs of n = 0 below 100% training accuracy: "
+            f"{sum(r['unfitted'] for r in rows if r['n'] == 0)} of {sum(r['runs'] for r in rows if r['n'] == 0)}."]
+
+
+def margins(folder) -> list[str]:
+    m = E.read_seed_outputs(folder)["margins"]
+    best = {r["k"]: r for r in m if r["n"] == "best on validation"}
+    five = {r["k"]: r for r in m if r["n"] == 5}
+    body = [[k, f"{_pts(best[k]['margin'])} {_ci(best[k]['lo'], best[k]['hi'], False)}",
+             f"{_pts(five[k]['margin'])} {_ci(five[k]['lo'], five[k]['hi'], False)}"] for k in sorted(best)]
+    return _table(["k", "best n >= 1 (on validation) minus n = 0", "n = 5 minus n = 0"], body) + [
+        "", "Test-accuracy margin in points, paired within each split (same trials), mean over the splits, "
+            "95% interval with the splits resampled."]
+
+
+def claims(folder) -> list[str]:
+    rows = E.read_seed_outputs(folder)["claims"]
+    body = []
+    for cid in CLAIMS:
+        p = next((r for r in rows if r["claim"] == cid and r["seed"] == "pooled"), None)
+        per = [r["verdict"] for r in rows if r["claim"] == cid and r["seed"] != "pooled"]
+        if p is None:
+            continue
+        stat = (f"{p['statistic']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]" if cid == "effort"
+                else f"{_pts(p['statistic'])} {_ci(p['lo'], p['hi'], False)}")
+        body.append([f"`{cid}`", stat, f"**{p['verdict']}**",
+                     ", ".join(f"{per.count(v)} {v}" for v in ("holds", "inconclusive", "fails") if per.count(v))])
+    return _table(["claim (lenet/claims.py)", "pooled statistic [95% interval]", "pooled verdict",
+                   "per split"], body)
+
+
+def twins(free, with_twins) -> list[str]:
+    """Margins with twins (the older pick) minus twin-free, on the splits both hold, paired by split."""
+    a, b = E.read_splits(free), E.read_splits(with_twins)
+    common = sorted(set(a) & set(b))
+    fa = {s: a[s][1] for s in common}
+    fb = {s: b[s][1] for s in common}
+    body = []
+    for label, levels in (("n = 5 minus n = 0", 5), ("best n >= 1 minus n = 0", None)):
+        ma, mb = split_margins(fa, levels), split_margins(fb, levels)
+        for k in sorted(ma):
+            d = [mb[k][s] - ma[k][s] for s in common]
+            m, lo, hi = pooled(d)
+            body.append([label, k, _pts(sum(mb[k].values()) / len(common)), _pts(sum(ma[k].values()) / len(common)),
+                         f"{_pts(m)} {_ci(lo, hi, False)}"])
+    pairs = {s: ", ".join(f"{x}/{y}" for x, y in _twin_pairs(b[s][0])) for s in common}
+    return _table(["margin", "k", "with twins", "twin-free", "difference [95% interval]"], body) + [
+        "", f"Splits (seeds) {', '.join(map(str, common))}: the same source nets, new characters picked with "
+            f"and without twins. Twin pairs (source/new) in the older picks: " +
+            "; ".join(f"seed {s}: {p}" for s, p in pairs.items()) + "."]
+
+
+def _twin_pairs(meta: dict) -> list[tuple[str, str]]:
+    from lenet.data.twins import twin_pairs
+    return twin_pairs(meta["settings"]["source_classes"], meta["settings"]["target_classes"])
+
+
+def markdown(results, with_twins=None) -> str:
+    parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",
+             "#### The paper's claims", *claims(results)]
+    if with_twins is not None and Path(with_twins).is_dir():
+        parts += ["", "#### The effect of twin characters", *twins(results, with_twins)]
+    return "\n".join([BEGIN, *parts, END]) + "\n"
+
+
+def write_readme(path, text: str) -> bool:
+    """Replace the block between BEGIN and END in the README at path; True if it changed."""
+    p = Path(path)
+    old = p.read_text()
+    if BEGIN not in old or END not in old:
+        raise ValueError(f"{p}: no results block ({BEGIN} ... {END}) to replace")
+    head, rest = old.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1].lstrip("\n")
+    new = head + text + tail
+    if new != old:
+        write_text(p, new)
+    return new != old
