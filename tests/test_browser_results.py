@@ -36,6 +36,8 @@ def test_experiments_shows_the_shipped_figures_on_open(emnist_server):
         open_page(page, emnist_server, "experiments", uuid.uuid4().hex)  # a brand-new session: nothing run yet
         page.get_by_text("Shipped results:").first.wait_for(timeout=30_000)
         assert page.get_by_text("python -m lenet reproduce --data emnist --seeds 0 1 2").count()
+        assert page.get_by_text("Transfer margin over no transfer").count()  # the margins with their intervals
+        assert page.get_by_text("ended at the training budget").count()     # which runs hit the budget
         page.wait_for_timeout(1500)
         titles = page.evaluate(FIGURE_TITLES)
         page.screenshot(path=str(ARTIFACTS / "experiments-shipped.png"), full_page=True)

@@ -4,7 +4,8 @@ The paper ends: "we will investigate techniques to select an optimal set of clas
 knowledge transfer". Several random source sets of equal size (disjoint from the new
 characters) each train a source net with the source recipe (kept in OUT/sources/). Each set is
 scored by a cheap proxy, the nearest-centroid k-shot accuracy on its net's frozen C5 features
-(no training; lenet.studies.controls.nearest_centroid), and by real transfer at n levels; the
+(no training; lenet.studies.controls.nearest_centroid) on the trial's validation samples (a proxy
+selects, so it never sees the test set), and by real transfer at n levels (test accuracy); the
 report gives the scatter of proxy vs real, their rank correlation and the best, median and
 worst set.
 """
@@ -30,7 +31,7 @@ from lenet.report.html import html_table
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
     SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model,
-    source_settings, train_target, training_set,
+    source_settings, train_target, training_set, validation_set,
 )
 from lenet.studies.controls import nearest_centroid
 from lenet.studies.criteria import spearman
@@ -102,8 +103,8 @@ def run_one(shared: dict, task: dict) -> dict:
     recipe = run_recipe(shared, task)
     src = source_model({**shared, "source_state": shared["sources"][task["set"]]})
     x, y = to_net_input(task["images"]), torch.from_numpy(task["labels"])
-    xt, yt = to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"])
-    proxy = nearest_centroid(src, shared["n"], x, y, xt, yt)
+    xv, yv = to_net_input(task["val_images"]), torch.from_numpy(task["val_labels"])
+    proxy = nearest_centroid(src, shared["n"], x, y, xv, yv)
     net = transfer(src, shared["n"], seed=recipe.seed)
     return dict(proxy_acc=proxy, **train_target(net, shared, task, recipe, t0)[0])
 
@@ -178,7 +179,8 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
             if stop is not None and stop.is_set():
                 return []
         shared = {**shared_for(source, ds, targets, settings.seed, recipe), "sources": nets, "n": settings.n}
-        train = {(k, t): training_set(ds, source, targets, k, t, settings.seed)
+        train = {(k, t): {**training_set(ds, source, targets, k, t, settings.seed),
+                          **validation_set(ds, source, targets, k, t, settings.seed)}
                  for k in settings.samples for t in range(settings.trials)}
         tasks = [{"set": i, "k": k, "trial": t, "classes": "".join(sets[i]),
                   "seed": run_seed(settings.seed, Cell(settings.n, k, t)), **train[k, t]}

@@ -266,6 +266,12 @@ def training_set(ds, source: Net, targets, k: int, trial: int, seed: int) -> dic
     return {"images": train.images, "labels": train.labels}
 
 
+def validation_set(ds, source: Net, targets, k: int, trial: int, seed: int) -> dict:
+    """The trial's validation samples (transfer_split's), for anything that selects or scores a choice."""
+    val = transfer_split(ds, targets, k, trial, seed, TEST_PER_CLASS, source_classes=source.classes).val
+    return {"val_images": val.images, "val_labels": val.labels}
+
+
 def source_model(shared: dict) -> LeNet5:
     model = LeNet5(n_outputs=shared["n_outputs"])
     model.load_state_dict(shared["source_state"])
