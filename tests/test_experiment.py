@@ -305,3 +305,10 @@ def test_the_shipped_results_are_twin_free_fair_and_their_tables_come_from_their
         assert (tmp_path / name).read_text() == (SHIPPED / name).read_text(), name
     readme = (ROOT / "README.md").read_text()
     assert tables.markdown(SHIPPED, ROOT / "assets" / "results-emnist-twins") in readme
+
+
+def test_a_single_trial_gives_no_verdict_either_way():
+    from lenet.report.claims import check
+
+    rows = check(claim_runs(splits=1, trials=1)[0])
+    assert {c["verdict"] for c in rows} == {"inconclusive"} and all(np.isnan(c["lo"]) for c in rows)

@@ -6,7 +6,8 @@ draw and initialisation, `run_seed`), so the split's interval resamples whole tr
 over splits, the statistic is the mean of the splits' statistics and its interval resamples
 whole splits (percentile bootstrap, BOOT resamples, seeded). Any "best n" is chosen on the
 validation set of that split; the test set only reports. Verdicts: "holds" when the interval
-lies above 0, "fails" when it lies below, "inconclusive" otherwise.
+lies above 0, "fails" when it lies below, "inconclusive" otherwise (and without an interval:
+one trial, or one split pooled).
 """
 from __future__ import annotations
 
@@ -133,6 +134,9 @@ def describe(c: dict) -> str:
     """A claim row in a few words: statistic, interval and what the validation set chose."""
     if c["verdict"] == "not checked":
         return "the grid lacks the cells it compares"
+    if math.isnan(c["lo"]):
+        return (f"{100 * c['statistic']:+.1f} points" if c["claim"] != "effort" else f"{c['statistic']:+.2f}") + \
+            " (no interval from a single trial)"
     return (f"{100 * c['statistic']:+.1f} points, 95% interval {100 * c['lo']:+.1f} to {100 * c['hi']:+.1f}"
             if c["claim"] != "effort" else
             f"{c['statistic']:+.2f} (log ratio), 95% interval {c['lo']:+.2f} to {c['hi']:+.2f}") + \
@@ -151,7 +155,7 @@ def check(runs) -> list[dict]:
                         "verdict": "not checked", "chosen": ""})
             continue
         every = np.arange(len(t.trials))
-        lo, hi = bootstrap(stat, len(t.trials))
+        lo, hi = bootstrap(stat, len(t.trials)) if len(t.trials) > 1 else (math.nan, math.nan)  # 1 trial: no interval
         s = stat(every)
         out.append({"claim": cid, "text": CLAIMS[cid], "statistic": s, "lo": lo, "hi": hi,
                     "verdict": verdict(lo, hi), "chosen": chosen})
