@@ -32,8 +32,8 @@ class StoppingRule:
     Checked at the end of each epoch on the whole training set. A run stops at its budget
     (`epochs`: recipe.max_epochs, or fewer where recipe.max_steps SGD steps are reached
     first), once it has fitted its training set (accuracy >= target_train_acc, or MSE <=
-    target_train_loss with accuracy >= loss_needs_acc), after `patience` epochs without a lower training loss, or after
-    `val_patience` epochs without a better validation accuracy. The tests take floats
+    target_train_loss with accuracy >= loss_needs_acc), after `patience` epochs without a
+    lower training loss, or after `val_patience` epochs without a better validation accuracy. The tests take floats
     (fit, groups) or per-run tensors (the fused grid) alike.
     """
     recipe: Recipe
@@ -137,8 +137,8 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
 
     Stops by `StoppingRule(recipe)` (the budget, a fitted training set, patience on the
     training loss or the validation accuracy; with `val_patience` the best validation epoch's
-    weights are kept), or when `stop` is set. The validation set is evaluated every epoch only for `val_patience`;
-    otherwise once, at the end. `cache_frozen` runs the frozen bottom levels once instead of
+    weights are kept), or when `stop` is set. The validation set is evaluated every epoch only
+    for `val_patience`; otherwise once, at the end. `cache_frozen` runs the frozen bottom levels once instead of
     every step (same result). `device` (see lenet.device; None reads LENET_DEVICE) is where
     it trains; the model is handed back on the device it came from.
     """
