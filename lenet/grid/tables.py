@@ -74,10 +74,13 @@ def claims(folder) -> list[str]:
             continue
         stat = (f"{p['statistic']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]" if cid == "effort"
                 else f"{_pts(p['statistic'])} {_ci(p['lo'], p['hi'], False)}")
-        body.append([f"`{cid}`", stat, f"**{p['verdict']}**",
+        body.append([f"`{cid}`: {CLAIMS[cid].split(' Statistic:')[0]}", stat, f"**{p['verdict']}**",
                      ", ".join(f"{per.count(v)} {v}" for v in ("holds", "inconclusive", "fails") if per.count(v))])
-    return _table(["claim (lenet/claims.py)", "pooled statistic [95% interval]", "pooled verdict",
-                   "per split"], body)
+    return _table(["claim (`lenet/report/claims.py`)", "pooled statistic [95% interval]", "pooled verdict",
+                   "per split"], body) + [
+        "", "Statistics in points of test accuracy (`effort`: a log ratio of SGD steps), > 0 when the claim is "
+            "true; per split, the 5 trials resampled (paired); pooled, the mean over the splits with the splits "
+            "resampled. `claims.csv` has every split's row."]
 
 
 def twins(free, with_twins) -> list[str]:
