@@ -267,15 +267,14 @@ def _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, wh
 def cmd_tables(args) -> None:
     from lenet.grid import tables
 
-    for d in (args.results,):
-        if not (Path(d) / "claims.csv").exists():
-            raise ValueError(f"--results {d}: no claims.csv (run reproduce with --seeds first)")
-    text = tables.markdown(args.results, args.twins)
-    if args.readme:
-        changed = tables.write_readme(args.readme, text)
-        _emit(args, {"readme": str(args.readme), "changed": changed},
-              f"{args.readme}: results block {'rewritten' if changed else 'already up to date'}")
+    if not (Path(args.results) / "claims.csv").exists():
+        raise ValueError(f"--results {args.results}: no claims.csv (run reproduce with --seeds first)")
+    if args.write:
+        changed = {str(f): tables.write(f, args.results, args.twins) for f in args.write}
+        _emit(args, {"changed": changed}, "\n".join(f"{f}: {', '.join(c) + ' rewritten' if c else 'up to date'}"
+                                                  for f, c in changed.items()))
     else:
+        text = tables.markdown("results", args.results, args.twins)
         _emit(args, {"markdown": text}, text)
 
 
@@ -469,11 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r.set_defaults(fn=cmd_reproduce)
 
-    tb = sub.add_parser("tables", help="the README's result tables from the shipped CSVs (seeds, margins, claims)")
+    tb = sub.add_parser("tables", help="the result tables of the README and docs from the shipped CSVs")
     tb.add_argument("--results", default="assets/results-emnist", help="a reproduce --seeds folder (twin-free)")
     tb.add_argument("--twins", default="assets/results-emnist-twins",
                     help="the same seeds reproduced with --twins allow, for the with-twins comparison")
-    tb.add_argument("--readme", help="rewrite this file's results block instead of printing the tables")
+    tb.add_argument("--write", nargs="+", metavar="FILE",
+                    help="rewrite the result blocks these files hold (README.md docs/reproduction.md) instead of "
+                         "printing the tables")
     tb.add_argument("--json", action="store_true", help="print one JSON object")
     tb.set_defaults(fn=cmd_tables)
 

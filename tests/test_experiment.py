@@ -288,7 +288,7 @@ SHIPPED = ROOT / "assets" / "results-emnist"
 def test_the_shipped_results_are_twin_free_fair_and_their_tables_come_from_their_runs(tmp_path):
     """assets/results-emnist: >= 10 twin-free class splits, each with its own source net; every n=0
     run fitted its training set; seeds.csv, claims.csv and margins.csv are what the runs give; the
-    README's result tables are what `python -m lenet tables` writes from them."""
+    result tables of the README and docs/reproduction.md are what `python -m lenet tables` writes."""
     from lenet.grid import tables
     from lenet.data.twins import twin_pairs
 
@@ -303,8 +303,9 @@ def test_the_shipped_results_are_twin_free_fair_and_their_tables_come_from_their
     E.write_seed_outputs(tmp_path, {seed: runs for seed, (_, runs) in splits.items()})
     for name in (E.SEEDS, E.CLAIMS, E.MARGINS):
         assert (tmp_path / name).read_text() == (SHIPPED / name).read_text(), name
-    readme = (ROOT / "README.md").read_text()
-    assert tables.markdown(SHIPPED, ROOT / "assets" / "results-emnist-twins") in readme
+    twins = ROOT / "assets" / "results-emnist-twins"
+    assert tables.markdown("headline", SHIPPED, twins) in (ROOT / "README.md").read_text()
+    assert tables.markdown("results", SHIPPED, twins) in (ROOT / "docs" / "reproduction.md").read_text()
 
 
 def test_a_single_trial_gives_no_verdict_either_way():

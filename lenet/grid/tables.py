@@ -1,8 +1,9 @@
-"""The README's result tables, generated from the shipped CSVs, never retyped.
+"""The result tables of the README and docs/reproduction.md, generated from the shipped CSVs, never retyped.
 
-`python -m lenet tables --readme README.md` rewrites the block between BEGIN and END from
+`python -m lenet tables --write README.md docs/reproduction.md` rewrites each block a file holds
+("headline": the cells and margins; "results": those, the claims and the twin comparison) from
 assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
-older picks, for the with-twins comparison); a test checks the README holds what it writes.
+older picks of seeds 0-2); a test checks the files hold what it writes.
 """
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from lenet.files import write_text
 from lenet.grid import experiment as E
 from lenet.report.claims import CLAIMS, pooled, split_margins
 
-BEGIN = "<!-- results:begin: written by `python -m lenet tables --readme README.md`, do not edit -->"
-END = "<!-- results:end -->"
+BLOCKS = ("headline", "results")
+
+
+def begin(name: str) -> str:
+    return f"<!-- {name}: written by python -m lenet tables --write FILE, do not edit -->"
+
+
+def end(name: str) -> str:
+    return f"<!-- {name}: end -->"
 
 
 def _pts(v: float) -> str:
@@ -109,23 +117,31 @@ def _twin_pairs(meta: dict) -> list[tuple[str, str]]:
     return twin_pairs(meta["settings"]["source_classes"], meta["settings"]["target_classes"])
 
 
-def markdown(results, with_twins=None) -> str:
-    parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",
-             "#### The paper's claims", *claims(results)]
-    if with_twins is not None and Path(with_twins).is_dir():
-        parts += ["", "#### The effect of twin characters", *twins(results, with_twins)]
-    return "\n".join([BEGIN, *parts, END]) + "\n"
+def markdown(name: str, results, with_twins=None) -> str:
+    """Block `name` ("headline" or "results"), markers included."""
+    parts = [*cells(results), "", *margins(results)]
+    if name == "results":
+        parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",
+                 "#### The paper's claims", *claims(results)]
+        if with_twins is not None and Path(with_twins).is_dir():
+            parts += ["", "#### The effect of twin characters", *twins(results, with_twins)]
+    return "\n".join([begin(name), *parts, end(name)]) + "\n"
 
 
-def write_readme(path, text: str) -> bool:
-    """Replace the block between BEGIN and END in the README at path; True if it changed."""
+def write(path, results, with_twins=None) -> list[str]:
+    """Rewrite every block the file at path holds; the names of the blocks that changed."""
     p = Path(path)
-    old = p.read_text()
-    if BEGIN not in old or END not in old:
-        raise ValueError(f"{p}: no results block ({BEGIN} ... {END}) to replace")
-    head, rest = old.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1].lstrip("\n")
-    new = head + text + tail
-    if new != old:
-        write_text(p, new)
-    return new != old
+    text = p.read_text()
+    found = [b for b in BLOCKS if begin(b) in text and end(b) in text]
+    if not found:
+        raise ValueError(f"{p}: no result block ({', '.join(begin(b) for b in BLOCKS)} ... end) to rewrite")
+    changed = []
+    for b in found:
+        head, rest = text.split(begin(b), 1)
+        new = head + markdown(b, results, with_twins) + "\n" + rest.split(end(b), 1)[1].lstrip("\n")
+        if new != text:
+            changed.append(b)
+        text = new
+    if changed:
+        write_text(p, text)
+    return changed
