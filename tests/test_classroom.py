@@ -172,7 +172,7 @@ if __name__ == "__main__":
         at.multiselect(key="ex-levels").set_value([4, 5])
         at.multiselect(key="ex-k").set_value([1, 5])
         at.number_input(key="ex-trials").set_value(3)
-        at.number_input(key="ex-epochs").set_value(60).run()
+        at.number_input(key="ex-steps").set_value(400).run()
         next(b for b in at.button if b.label == "Run the grid").click().run()
     else:
         at.switch_page("app_pages/studies.py")
