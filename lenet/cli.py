@@ -181,9 +181,11 @@ def cmd_reproduce(args) -> None:
     from lenet.grid import experiment as E
 
     levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1 (got {args.epochs})")
-    recipe = TRANSFER_RECIPE.replace(**({} if args.epochs is None else {"max_epochs": args.epochs}))
+    for flag, v in (("--epochs", args.epochs), ("--steps", args.steps)):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} must be >= 1 (got {v})")
+    recipe = TRANSFER_RECIPE.replace(**({} if args.epochs is None else {"max_epochs": args.epochs}),
+                                     **({} if args.steps is None else {"max_steps": args.steps}))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
@@ -456,6 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--twins", choices=TWIN_RULES, default="avoid",
                    help="avoid (default): no new character is a twin of a source character (lenet.data.twins); "
                         "allow: the older pick that ignores twins, to measure their effect")
+    r.add_argument("--steps", type=int,
+                   help=f"training budget in SGD steps per run (default {TRANSFER_RECIPE.max_steps})")
     r.add_argument("--epochs", type=int, help=f"max epochs per run (default {TRANSFER_RECIPE.max_epochs})")
     r.add_argument("--plain", action="store_true", help="use the plain reference loop, not lenet.grid.fast")
     r.add_argument("--readouts", metavar="LIST",

@@ -206,3 +206,15 @@ def test_bench_profile_shows_where_a_step_goes(capsys):
     else:
         assert out.count("aten::convolution_backward") >= 2
     assert "ms per step" in out
+
+
+def test_reproduce_takes_a_step_budget_and_refuses_one_below_a_step(tmp_path, source):
+    rc, _, err = lenet("reproduce", "--data", "synthetic", "--steps", 0, "--out", tmp_path / "none")
+    assert rc == 2 and "--steps must be >= 1 (got 0)" in err and not (tmp_path / "none").exists()
+    out = tmp_path / "budget"
+    rc, _, err = lenet("reproduce", "--data", "synthetic", "--source", source[0], "--samples", "1", "--levels", "0",
+                       "--trials", "1", "--steps", "3", "--out", out, "--json")
+    assert rc == 0, err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["recipe"]["max_steps"] == 3
+    assert (out / "runs.csv").read_text().splitlines()[1].split(",")[-2:] == ["4", "True"]  # 2 epochs of 2 steps
