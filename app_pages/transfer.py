@@ -16,12 +16,17 @@ ds = ui.require_dataset()
 
 # New characters from the active set, or from an Omniglot alphabet the source net never saw (docs/omniglot.md).
 from_omniglot = st.radio("New characters from", ("the active set", "an Omniglot alphabet"), horizontal=True,
-                         key="tr-from") == "an Omniglot alphabet"
+                         key="tr-from",
+                         help="The active set's other characters (as in the paper), or the characters of one "
+                              "alphabet the source net never saw (Omniglot: 20 people drew each character once; "
+                              "k of them train, the rest test).") == "an Omniglot alphabet"
 chars_key = "tr-chars"
 if from_omniglot:
     ds = ui.check_data(ui.dataset, "omniglot") or st.stop()
     groups = alphabets(ds)
-    alphabet = st.selectbox("Alphabet (Omniglot's background alphabets)", list(groups), key="tr-alphabet")
+    alphabet = st.selectbox("Alphabet (Omniglot's background alphabets)", list(groups), key="tr-alphabet",
+                            help="The alphabet whose characters the new net learns; none of them is Latin "
+                                 "handwriting the EMNIST source net has seen.")
     chars_key = f"tr-chars-{alphabet}"
 # The source net's characters are never offered, so the two sets cannot overlap.
 options = [c for c in (groups[alphabet] if from_omniglot else ds.classes) if c not in source.classes]
