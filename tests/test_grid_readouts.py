@@ -10,7 +10,7 @@ import torch
 from lenet import cli
 from lenet.core import checkpoint
 from lenet.core.readouts import centroid, features
-from lenet.data import DataError, load, to_net_input
+from lenet.data import load, to_net_input
 from lenet.data.emnist import SUBSET_DIR
 from lenet.data.protocol import new_characters, transfer_split
 from lenet.grid import readouts as R
@@ -59,6 +59,10 @@ def test_grid_centroid_equals_the_controls_study():
 
 
 def test_a_damaged_readouts_file_is_one_clear_error(tmp_path):
+    from lenet.grid.runfolder import RunsFileError
     (tmp_path / R.CSV).write_text("n,k\n1,2\n")
-    with pytest.raises(DataError, match="the header is not n,k,trial,readout"):
-        R.read_rows(tmp_path / R.CSV)
+    with pytest.raises(RunsFileError, match="the header is not n,k,trial,readout"):
+        R.read_readouts(tmp_path / R.CSV)
+    (tmp_path / R.CSV).write_text("n,k,trial,readout,seed,test_acc,seconds\n1,5,0,softmax,0,0.5,1.0\n")
+    with pytest.raises(RunsFileError, match="line 2: unknown readout 'softmax'"):
+        R.read_readouts(tmp_path / R.CSV)

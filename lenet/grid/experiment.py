@@ -2,10 +2,10 @@
 
 A cell trains one target net: the source net's bottom n levels frozen, the rest learned
 from k samples of each target character, scored on the same 1,000 test characters.
-With an out_dir, every finished run is in `runs.csv` the moment it ends (rewritten
-atomically), so a crash or kill loses at most the run in progress and a rerun goes on
-from there. `meta.json` records the settings; a rerun with other settings is refused
-rather than mixing two grids in one table.
+With an out_dir, the grid is a run folder (lenet.grid.runfolder): every finished run is in
+`runs.csv` the moment it ends, so a crash or kill loses at most the run in progress and a
+rerun goes on from there, and a rerun with other settings is refused rather than mixing two
+grids in one table.
 """
 from __future__ import annotations
 
@@ -22,23 +22,26 @@ from typing import Callable
 
 import numpy as np
 
-from lenet.files import FolderLock, write_text
+from lenet.files import write_text
 from lenet.config import PAPER_SOURCE_ACCURACY, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, DataError
 from lenet.data.protocol import VAL_PER_CLASS, check_classes
 from lenet.grid.fast import run_cells
 from lenet.grid.cells import FIELDS, TEST_PER_CLASS, Cell, RunResult, grid, run_cell, run_seed
+from lenet.grid.runfolder import META, REPORT, REPRODUCTION, RUNS, SUMMARY, RunFolder, RunsFileError, Table, csv_text, \
+    read_rows
 from lenet.core.net import Net
 from lenet.core.transfer import check_levels
 
-RUNS, SUMMARY, REPORT, META = "runs.csv", "summary.csv", "report.html", "meta.json"
 SEEDS, CLAIMS, MARGINS = "seeds.csv", "claims.csv", "margins.csv"  # several class splits: OUT/seed-S/ each,
                                                                     # and these across them
 FORMAT = "lenet-transfer-lab/reproduction/1"
 
 
-class RunsFileError(ValueError):
-    """An existing runs.csv / meta.json that cannot be trusted or does not match this reproduction."""
+RUNS_TABLE = Table(key=("n", "k", "trial"), result=FIELDS[3:],
+                   types={f: (bool if f == "capped" else int if f in ("n", "k", "trial", "seed", "epochs", "steps")
+                              else float) for f in FIELDS},
+                   missing=("val_acc",))  # runs.csv: one row per RunResult
 
 
 def by_split(results: list[RunResult]) -> dict[int, list[RunResult]]:
@@ -130,19 +133,11 @@ def write_seed_outputs(out_dir, by_seed: dict[int, list[RunResult]]) -> tuple[li
     claims = check_splits(by_seed)
     marg = margins(by_seed) + margins(by_seed, 5)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    write_text(Path(out_dir) / SEEDS, _csv(cols, rows))
-    write_text(Path(out_dir) / CLAIMS, _csv(("seed", "claim", "statistic", "lo", "hi", "verdict", "chosen"), claims))
-    write_text(Path(out_dir) / MARGINS, _csv(("k", "n", "margin", "lo", "hi", "splits"), marg))
+    write_text(Path(out_dir) / SEEDS, csv_text(cols, rows, ".6f"))
+    write_text(Path(out_dir) / CLAIMS, csv_text(("seed", "claim", "statistic", "lo", "hi", "verdict", "chosen"), claims,
+                                                ".6f"))
+    write_text(Path(out_dir) / MARGINS, csv_text(("k", "n", "margin", "lo", "hi", "splits"), marg, ".6f"))
     return rows, claims
-
-
-def _csv(cols, rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in rows:
-        w.writerow([f"{r[c]:.6f}" if isinstance(r[c], float) else r[c] for c in cols])
-    return buf.getvalue()
 
 
 def read_seed_outputs(folder) -> dict[str, list[dict]]:
@@ -216,58 +211,24 @@ def settings_of(source: Net, ds: CharacterSet, target_classes, levels, samples, 
 
 # --- files ----------------------------------------------------------------------------------
 
-def _fmt(v) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
-
-
 def runs_csv(results: list[RunResult]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(FIELDS)
-    for r in results:
-        w.writerow([_fmt(getattr(r, f)) for f in FIELDS])
-    return buf.getvalue()
+    return csv_text(FIELDS, [asdict(r) for r in results])
 
 
 def read_runs(path: Path, cells: list[Cell], seed: int) -> list[RunResult]:
     """Finished runs from runs.csv, every value checked; anything odd is a RunsFileError."""
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise RunsFileError(f"{path}: not a text file; move it away to start over") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(rows[0]) != FIELDS:
-        raise RunsFileError(f"{path}: the header is not {','.join(FIELDS)}; move the file away to start over")
-    known, out, seen = set(cells), [], set()
-    for line, row in enumerate(rows[1:], start=2):
-        where = f"{path} line {line}"
-        if len(row) != len(FIELDS):
-            raise RunsFileError(f"{where}: expected {len(FIELDS)} values, found {len(row)}")
-        try:
-            n, k, trial, s, epochs, steps = (int(row[FIELDS.index(f)])
-                                             for f in ("n", "k", "trial", "seed", "epochs", "steps"))
-            train_acc, test_acc, seconds, val_acc, train_loss = (
-                float(row[FIELDS.index(f)]) for f in ("train_acc", "test_acc", "seconds", "val_acc", "train_loss"))
-            capped = {"True": True, "False": False}[row[FIELDS.index("capped")]]
-        except ValueError as e:
-            raise RunsFileError(f"{where}: {e}") from None
-        except KeyError:
-            raise RunsFileError(f"{where}: capped must be True or False") from None
-        r = RunResult(n, k, trial, s, train_acc, test_acc, epochs, seconds, val_acc, train_loss, steps, capped)
-        if r.cell not in known:
-            raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} is not a cell of this grid")
-        if r.cell in seen:
-            raise RunsFileError(f"{where}: n={n}, k={k}, trial={trial} appears twice")
-        if s != run_seed(seed, r.cell):
-            raise RunsFileError(f"{where}: seed {s} is not this reproduction's seed {run_seed(seed, r.cell)}")
-        if not all(math.isfinite(a) and 0 <= a <= 1 for a in (train_acc, test_acc)) or \
-                not (math.isnan(val_acc) or 0 <= val_acc <= 1):
-            raise RunsFileError(f"{where}: accuracies must be fractions in [0, 1]")
-        if epochs < 1 or steps < 0 or not (math.isfinite(seconds) and seconds >= 0):
-            raise RunsFileError(f"{where}: epochs must be >= 1, steps and seconds >= 0")
-        seen.add(r.cell)
-        out.append(r)
-    return out
+    def check(row: dict) -> str | None:
+        cell = Cell(row["n"], row["k"], row["trial"])
+        if row["seed"] != run_seed(seed, cell):
+            return f"seed {row['seed']} is not this reproduction's seed {run_seed(seed, cell)}"
+        if not all(0 <= row[a] <= 1 for a in ("train_acc", "test_acc")) or \
+                not (math.isnan(row["val_acc"]) or 0 <= row["val_acc"] <= 1):
+            return "accuracies must be fractions in [0, 1]"
+        if row["epochs"] < 1 or row["steps"] < 0 or row["seconds"] < 0:
+            return "epochs must be >= 1, steps and seconds >= 0"
+        return None
+    rows = read_rows(path, RUNS_TABLE, {(c.n, c.k, c.trial) for c in cells}, check)
+    return [RunResult(**row) for row in rows]
 
 
 def summary_csv(summary: list[dict]) -> str:
@@ -293,31 +254,6 @@ def write_outputs(out_dir, results: list[RunResult], meta: dict) -> None:
     write_text(out / META, json.dumps(meta, indent=2))
 
 
-def _open_out_dir(out: Path, settings: dict, cells: list[Cell], seed: int) -> tuple[list[RunResult], dict]:
-    """Finished runs and previous meta of out, after checking they belong to these settings."""
-    meta_path, runs_path = out / META, out / RUNS
-    if not meta_path.exists():
-        if runs_path.exists():
-            raise RunsFileError(f"{runs_path} exists without {META}, so its settings are unknown; "
-                                f"use another output folder")
-        return [], {}
-    try:
-        meta = json.loads(meta_path.read_text())
-        old = meta["settings"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise RunsFileError(f"{meta_path}: not a reproduction's meta.json; use another output folder") from None
-    if old != settings:
-        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        raise RunsFileError(f"{out} holds a reproduction with other settings ({', '.join(diff)} differ); "
-                            f"use another output folder or remove it")
-    return (read_runs(runs_path, cells, seed) if runs_path.exists() else []), meta
-
-
-def lock_run_folder(out: Path) -> FolderLock:
-    """An exclusive lock on a run folder, so two processes never interleave their runs.csv writes."""
-    return FolderLock(out, ".reproduce.lock", RunsFileError(f"{out} is in use by another reproduction"))
-
-
 # --- the experiment -------------------------------------------------------------------------
 
 def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2, 3, 4, 5),
@@ -337,20 +273,12 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
     target_classes = check_targets(ds, target_classes, source.classes, max(samples))
     cells = grid(levels, samples, trials)
     settings = settings_of(source, ds, target_classes, levels, samples, trials, seed, recipe)
-    out = Path(out_dir) if out_dir is not None else None
-    lock = None
-    done: list[RunResult] = []
-    if out is not None:
-        if out.exists() and not out.is_dir():
-            raise RunsFileError(f"{out}: exists and is not a folder")
-        out.mkdir(parents=True, exist_ok=True)
-        lock = lock_run_folder(out)
-    try:
+    with RunFolder(out_dir, REPRODUCTION, settings) as folder:
+        out = folder.out
+        done = read_runs(out / RUNS, cells, seed) if out is not None and (out / RUNS).exists() else []
         meta = _meta(source, ds, settings)
-        if out is not None:
-            done, old = _open_out_dir(out, settings, cells, seed)
-            meta["seconds"] = old.get("seconds", 0.0)
-            write_text(out / META, json.dumps(meta, indent=2))  # settings on disk before any run
+        meta["seconds"] = folder.old.get("seconds", 0.0)
+        folder.write(META, json.dumps(meta, indent=2))  # settings on disk before any run
         finished = {r.cell for r in done}
         todo = [c for c in cells if c not in finished]
         t0 = time.perf_counter()
@@ -366,8 +294,7 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
                 return
             with write_lock:  # a fast runner may report from several threads
                 done.append(r)
-                if out is not None:
-                    write_text(out / RUNS, runs_csv(done))
+                folder.write(RUNS, runs_csv(done))
                 if on_result:
                     on_result(r)
                 if progress:
@@ -390,9 +317,6 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
         if out is not None:
             write_outputs(out, done, meta)  # runs.csv keeps finishing order: earlier rows never move
         return results
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _meta(source: Net, ds: CharacterSet, settings: dict) -> dict:

@@ -22,42 +22,23 @@ from lenet.core.net import Net
 from lenet.core.readouts import DEFAULT, READOUTS, check_readouts, readout
 from lenet.data import CharacterSet, to_net_input
 from lenet.data.protocol import transfer_split
-from lenet.errors import DataError
 from lenet.files import write_text
 from lenet.grid.cells import TEST_PER_CLASS, Cell, RunResult, run_seed
+from lenet.grid.runfolder import Table, csv_text, read_rows
 from lenet.report.html import CSS, escape, html_table
 
 CSV, SUMMARY, REPORT = "readouts.csv", "readouts-summary.csv", "readouts.html"
-FIELDS = ("n", "k", "trial", "readout", "seed", "test_acc", "seconds")
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Finished readout runs from readouts.csv ([] when there is none); a damaged file is a DataError."""
+TABLE = Table(key=("n", "k", "trial", "readout"), result=("seed", "test_acc", "seconds"),
+              types=dict(n=int, k=int, trial=int, readout=str, seed=int, test_acc=float, seconds=float))
+
+
+def read_readouts(path: Path) -> list[dict]:
+    """Finished readout runs from readouts.csv ([] when there is none); a damaged file is a RunsFileError."""
     if not path.exists():
         return []
-    rows = list(csv.reader(io.StringIO(path.read_text())))
-    if not rows or tuple(rows[0]) != FIELDS:
-        raise DataError(f"{path}: the header is not {','.join(FIELDS)}; move the file away to start over")
-    out = []
-    for i, r in enumerate(rows[1:], start=2):
-        try:
-            n, k, trial, kind, seed, acc, secs = r
-            out.append({"n": int(n), "k": int(k), "trial": int(trial), "readout": kind, "seed": int(seed),
-                        "test_acc": float(acc), "seconds": float(secs)})
-        except ValueError as e:
-            raise DataError(f"{path}, line {i}: cannot be read ({e}); move the file away to start over") from None
-        if kind not in READOUTS:
-            raise DataError(f"{path}, line {i}: unknown readout {kind!r}")
-    return out
-
-
-def rows_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(FIELDS)
-    for r in rows:
-        w.writerow([f"{r[f]:.6f}" if isinstance(r[f], float) else r[f] for f in FIELDS])
-    return buf.getvalue()
+    return read_rows(path, TABLE, check=lambda r: None if r["readout"] in READOUTS else f"unknown readout {r['readout']!r}")
 
 
 def run_readouts(source: Net, ds: CharacterSet, target_classes, cells: list[Cell], kinds, *, seed: int = 0,
@@ -65,7 +46,7 @@ def run_readouts(source: Net, ds: CharacterSet, target_classes, cells: list[Cell
     """Every (cell, readout) not already in out_dir/readouts.csv, mse excepted (the grid's own runs)."""
     kinds = [k for k in check_readouts(kinds) if k != DEFAULT]
     path = Path(out_dir) / CSV if out_dir is not None else None
-    rows = read_rows(path) if path is not None else []
+    rows = read_readouts(path) if path is not None else []
     done = {(r["n"], r["k"], r["trial"], r["readout"]) for r in rows}
     todo = [(c, kind) for c in cells for kind in kinds if (c.n, c.k, c.trial, kind) not in done]
     for i, (cell, kind) in enumerate(todo):
@@ -82,7 +63,7 @@ def run_readouts(source: Net, ds: CharacterSet, target_classes, cells: list[Cell
                      "test_acc": float((pred.numpy() == split.test.labels).mean()),
                      "seconds": round(time.perf_counter() - t0, 3)})
         if path is not None:
-            write_text(path, rows_csv(rows))
+            write_text(path, csv_text(TABLE.fields, rows, ".6f"))
         if progress is not None:
             progress(i + 1, len(todo))
     return rows

@@ -1,4 +1,4 @@
-"""What every study shares with the paper's grid (`lenet.grid.experiment`): resumable output.
+"""What every study shares with the paper's grid: its run folder (`lenet.grid.runfolder`), its runs.
 
 A study plans a list of independent runs (each a dict whose `key` fields name it), runs those
 not already in OUT/runs.csv on worker processes, and appends each finished run to runs.csv the
@@ -9,14 +9,9 @@ report.html (the question, the command, plotly figures, the tables).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -28,27 +23,12 @@ from lenet.core.net import Net
 from lenet.core.train import FitResult, fit
 from lenet.data import to_net_input
 from lenet.data.protocol import source_split, transfer_split
-from lenet.files import write_text
 from lenet.grid.cells import TEST_PER_CLASS
-from lenet.grid.experiment import META, REPORT, RUNS, SUMMARY, RunsFileError, lock_run_folder, source_fingerprint
+from lenet.grid.experiment import source_fingerprint
+from lenet.grid.runfolder import META, REPORT, RUNS, SUMMARY, RunFolder, Table, csv_text
 from lenet.studies.runner import run_tasks
 
 FORMAT = "lenet-transfer-lab/study/1"
-
-
-@dataclass(frozen=True)
-class Table:
-    """runs.csv's columns: the key fields that name a run, then what the run measured."""
-    key: tuple[str, ...]
-    result: tuple[str, ...]
-    types: dict  # field -> int | float | str
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return self.key + self.result
-
-    def key_of(self, row: dict) -> tuple:
-        return tuple(row[f] for f in self.key)
 
 
 def command_line(name: str, *, quick: bool, seed: int, data: str, data_dir: str | None, out: str,
@@ -66,102 +46,13 @@ def source_settings(source: Net, ds, targets) -> dict:
             "source_sha256": source_fingerprint(source), "target_classes": list(targets)}
 
 
-def _fmt(v) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
-
-
-def _csv(fields, rows: list[dict], floats: str | None = None) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(fields)
-    for r in rows:
-        w.writerow([(format(r[f], floats) if floats and isinstance(r[f], float) else _fmt(r[f])) for f in fields])
-    return buf.getvalue()
-
-
-def read_runs(path: Path, table: Table, planned: set) -> list[dict]:
-    """Finished runs from runs.csv, every value checked; anything odd is a RunsFileError."""
-    try:
-        rows = list(csv.reader(io.StringIO(path.read_text())))
-    except UnicodeDecodeError:
-        raise RunsFileError(f"{path}: not a text file; move it away to start over") from None
-    if not rows or tuple(rows[0]) != table.fields:
-        raise RunsFileError(f"{path}: the header is not {','.join(table.fields)}; move the file away to start over")
-    out, seen = [], set()
-    for line, values in enumerate(rows[1:], start=2):
-        where = f"{path} line {line}"
-        if len(values) != len(table.fields):
-            raise RunsFileError(f"{where}: expected {len(table.fields)} values, found {len(values)}")
-        try:
-            row = {f: table.types[f](v) for f, v in zip(table.fields, values)}
-        except ValueError as e:
-            raise RunsFileError(f"{where}: {e}") from None
-        if any(isinstance(v, float) and not math.isfinite(v) for v in row.values()):
-            raise RunsFileError(f"{where}: every number must be finite")
-        key = table.key_of(row)
-        if key not in planned:
-            raise RunsFileError(f"{where}: {dict(zip(table.key, key))} is not a run of this study")
-        if key in seen:
-            raise RunsFileError(f"{where}: {dict(zip(table.key, key))} appears twice")
-        seen.add(key)
-        out.append(row)
-    return out
-
-
-class StudyDir:
-    """The output folder of one study (or nothing, with out_dir None), locked while it runs."""
+class StudyDir(RunFolder):
+    """The run folder of one study (or nothing, with out_dir None): runs.csv, then summary.csv,
+    report.html and meta.json (which records the study's name)."""
 
     def __init__(self, out_dir, study: str, settings: dict):
-        self.out = Path(out_dir) if out_dir is not None else None
-        self.study, self.old = study, {}
-        self.settings = json.loads(json.dumps(settings))  # as meta.json will hold it (tuples become lists)
-        self.lock = None
-        if self.out is None:
-            return
-        if self.out.exists() and not self.out.is_dir():
-            raise RunsFileError(f"{self.out}: exists and is not a folder")
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.lock = lock_run_folder(self.out)
-        try:
-            self.old = self._old_meta()
-        except Exception:
-            self.close()
-            raise
-
-    def _old_meta(self) -> dict:
-        meta_path = self.out / META
-        if not meta_path.exists():
-            if (self.out / RUNS).exists():
-                raise RunsFileError(f"{self.out / RUNS} exists without {META}, so its settings are unknown; "
-                                    f"use another output folder")
-            return {}
-        try:
-            meta = json.loads(meta_path.read_text())
-            old, study = meta["settings"], meta["study"]
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            raise RunsFileError(f"{meta_path}: not a study's meta.json; use another output folder") from None
-        if study != self.study:
-            raise RunsFileError(f"{self.out} holds the study {study!r}, not {self.study!r}; use another output folder")
-        if old != self.settings:
-            diff = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
-            raise RunsFileError(f"{self.out} holds a {study} study with other settings ({', '.join(diff)} differ); "
-                                f"use another output folder or remove it")
-        return meta
-
-    def close(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
-
-    def __enter__(self) -> "StudyDir":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def write(self, name: str, text: str) -> None:
-        if self.out is not None:
-            write_text(self.out / name, text)
+        super().__init__(out_dir, study, settings)
+        self.study = study
 
     def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
             costs: list[float] | None = None, workers: int | None = None, ray: str | None = None,
@@ -176,7 +67,7 @@ class StudyDir:
         planned = [table.key_of(t) for t in tasks]
         if len(set(planned)) != len(planned):
             raise ValueError("a study planned the same run twice")
-        done = read_runs(self.out / RUNS, table, set(planned)) if self.out and (self.out / RUNS).exists() else []
+        done = self.read(table, set(planned))
         meta.update(format=FORMAT, study=self.study, settings=self.settings, complete=False,
                     seconds=self.old.get("seconds", 0.0), started=self.old.get("started", time.time()))
         self.write(META, json.dumps(meta, indent=2))  # settings on disk before any run
@@ -193,7 +84,7 @@ class StudyDir:
             task = tasks[todo[i]]
             row = {f: result[f] if f in result else task[f] for f in table.fields}  # the task names the run
             done.append(row)
-            self.write(RUNS, _csv(table.fields, done))
+            self.write(RUNS, csv_text(table.fields, done))
             if on_summary:
                 on_summary[1](on_summary[0](done))
             if progress:
@@ -202,11 +93,11 @@ class StudyDir:
         rows = sorted(done, key=lambda r: order[table.key_of(r)])
         meta.update(complete=len(rows) == len(planned), runs=len(rows), total=len(planned),
                     seconds=round(meta["seconds"] + time.perf_counter() - t0, 3), finished=time.time())
-        self.write(RUNS, _csv(table.fields, done))  # finishing order: earlier rows never move
+        self.write(RUNS, csv_text(table.fields, done))  # finishing order: earlier rows never move
         return rows
 
     def finish(self, summary_fields, summary: list[dict], report: str, meta: dict) -> None:
-        self.write(SUMMARY, _csv(summary_fields, summary, floats=".6f"))
+        self.write(SUMMARY, csv_text(summary_fields, summary, floats=".6f"))
         self.write(REPORT, report)
         self.write(META, json.dumps(meta, indent=2))
 
