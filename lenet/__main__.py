@@ -1,4 +1,4 @@
-"""`python -m lenet ...`; see lenet/cli.py."""
+"""`python -m lenet ...`; see lenet/cli/."""
 import sys
 
 from lenet.cli import main

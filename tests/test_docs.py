@@ -243,7 +243,7 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     tree.write_text("## The folder tree\n\n```\nlenet/\n  nowhere.py   x\n```\n")
     problems = tree_problems(tree)
     assert any("lenet/nowhere.py, which does not exist" in p for p in problems)
-    assert any("no line for lenet/cli.py" in p for p in problems)
+    assert any("no line for lenet/cli/parser.py" in p for p in problems)
 
 
 def test_slugs_are_githubs():
