@@ -3,6 +3,7 @@ scoring, its 38.8% baseline reproduced on the shipped runs, and `bench oneshot -
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +107,12 @@ def test_wilson_interval_matches_a_worked_value():
     lo, hi = wilson(80, 400)  # 20% of 400, worked by hand: centre 20.285%, half-width 3.912 points
     assert lo == pytest.approx(16.37, abs=0.01) and hi == pytest.approx(24.20, abs=0.01)
     assert wilson(0, 400)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_readme_table_is_written_from_the_shipped_result():
+    """README's one-shot block is what `python -m lenet tables --write README.md` writes from the shipped JSON."""
+    from lenet.grid import tables
+    root = Path(__file__).resolve().parents[1]
+    block = tables.markdown("oneshot", None)
+    assert block in (root / "README.md").read_text()
+    assert "the paper's readout (mse) | n=4 | 32.00%" in block and "its best readout (centroid) | n=4 | 20.00%" in block

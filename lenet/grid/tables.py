@@ -3,18 +3,22 @@
 `python -m lenet tables --write README.md docs/reproduction.md` rewrites each block a file holds
 ("headline": the cells and margins; "results": those, the claims and the twin comparison) from
 assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
-older picks of seeds 0-2); a test checks the files hold what it writes.
+older picks of seeds 0-2), and "oneshot" (where the paper's method stands on Omniglot's one-shot
+benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`); a test checks the
+files hold what it writes.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
-from lenet.files import write_text
+from lenet.files import ASSETS, write_text
 from lenet.grid import experiment as E
 from lenet.report.claims import CLAIMS, pooled, split_margins
 
-BLOCKS = ("headline", "results")
+BLOCKS = ("headline", "results", "oneshot")
+ONESHOT = ASSETS / "results-oneshot" / "oneshot.json"
 
 
 def begin(name: str) -> str:
@@ -117,8 +121,27 @@ def _twin_pairs(meta: dict) -> list[tuple[str, str]]:
     return twin_pairs(meta["settings"]["source_classes"], meta["settings"]["target_classes"])
 
 
+def oneshot(path=ONESHOT) -> list[str]:
+    """Omniglot's 20 one-shot runs (% error over 400 drawings, 95% Wilson interval): the baselines, and per
+    source net the paper's readout at its best n beside this project's best configuration."""
+    result = json.loads(Path(path).read_text())
+    show = lambda r: f"{r['error']:.2f}% [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]"
+    rows = [[r["method"], "-", show(r)] for r in result["rows"] if r["method"] != "LeNet-5"]
+    nets = [r for r in result["rows"] if r["method"] == "LeNet-5"]
+    for source in dict.fromkeys(r["source"] for r in nets):
+        mine = [r for r in nets if r["source"] == source]
+        paper = min((r for r in mine if r["readout"] == "mse"), key=lambda r: r["error"])
+        best = min(mine, key=lambda r: r["error"])
+        rows.append([f"LeNet-5 from the {source} source net, the paper's readout (mse)", f"n={paper['n']}", show(paper)])
+        rows.append([f"LeNet-5 from the {source} source net, its best readout ({best['readout']})", f"n={best['n']}",
+                     show(best)])
+    return _table(["method", "retained levels", "error"], rows)
+
+
 def markdown(name: str, results, with_twins=None) -> str:
-    """Block `name` ("headline" or "results"), markers included."""
+    """Block `name` ("headline", "results" or "oneshot"), markers included."""
+    if name == "oneshot":
+        return "\n".join([begin(name), *oneshot(), end(name)]) + "\n"
     parts = [*cells(results), "", *margins(results)]
     if name == "results":
         parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",
