@@ -10,6 +10,7 @@ from lenet import studies
 from lenet.data import CharacterSet
 from lenet.runtime.jobs import Job
 from lenet.core.net import Net
+from lenet.grid.runfolder import parse_cell
 from lenet.studies.common import command_line
 from lenet.runtime.tasks import job_function
 
@@ -50,20 +51,11 @@ def study_dirs() -> list[Path]:
                   reverse=True) if root.is_dir() else []
 
 
-def _number(v: str):
-    for kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
-            pass
-    return v
-
-
 def read_study(folder: Path) -> tuple[dict, list[dict]]:
     """(meta.json, summary rows) of a finished study folder."""
     meta = json.loads((folder / "meta.json").read_text())
     with open(folder / "summary.csv", newline="") as f:
-        rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = [{k: parse_cell(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return meta, rows
 
 

@@ -60,6 +60,16 @@ def cell_text(v, floats: str | None = None) -> str:
     return "" if v is None else str(v)
 
 
+def parse_cell(text: str):
+    """A CSV cell read back as a number where it is one (int before float), else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def csv_text(fields, rows: list[dict], floats: str | None = None) -> str:
     """The rows as CSV text, header first."""
     buf = io.StringIO()
