@@ -40,10 +40,14 @@ class StoppingRule:
 
     def epochs(self, n_train: int) -> int:
         """The budget in epochs of a training set of n_train samples."""
+        return self.budget(math.ceil(n_train / self.recipe.batch_size))
+
+    def budget(self, steps_per_epoch: int) -> int:
+        """The budget in epochs at this many SGD steps per epoch."""
         r = self.recipe
         if not r.max_steps:
             return r.max_epochs
-        return min(r.max_epochs, max(1, math.ceil(r.max_steps / math.ceil(n_train / r.batch_size))))
+        return min(r.max_epochs, max(1, math.ceil(r.max_steps / steps_per_epoch)))
 
     def fitted(self, train_acc, train_loss):
         r = self.recipe
@@ -60,6 +64,25 @@ class StoppingRule:
         if r.val_patience > 0:
             stop = stop | (since_val >= r.val_patience)
         return stop
+
+    def reason(self, epoch, budget, train_acc, train_loss, since_best, since_val=0) -> str | None:
+        """The first rule that ends a run after `epoch` (one run, floats), in plain words as a clause;
+        None while it goes on. `stops` is the same test, for many runs at once."""
+        r = self.recipe
+        if train_acc >= r.target_train_acc:
+            return f"training accuracy reached {r.target_train_acc:.1%}, the recipe's target"
+        if train_loss <= r.target_train_loss and train_acc >= r.loss_needs_acc:
+            return (f"the training loss fell to {r.target_train_loss:g}, the recipe's target: the outputs "
+                    f"are close to their codes, so more epochs would only memorise the samples")
+        if epoch >= budget:
+            if epoch >= r.max_epochs:
+                return f"it reached the maximum of {r.max_epochs} epochs"
+            return f"it used its training budget of {r.max_steps:,} SGD steps"
+        if r.patience > 0 and since_best >= r.patience:
+            return f"the training loss had not fallen for {r.patience} epochs"
+        if r.val_patience > 0 and since_val >= r.val_patience:
+            return f"the validation accuracy had not risen for {r.val_patience} epochs"
+        return None
 
     def capped(self, epoch, budget, train_acc, train_loss):
         """Whether a run that stopped after `epoch` ended at its budget without fitting its training set."""
@@ -277,24 +300,18 @@ def warm_kernels() -> None:
 
 def why_stopped(history: list[dict], recipe: Recipe, stopped: bool = False) -> str:
     """Why `fit` ended after these epochs (EpochStats as dicts), as a clause in plain words ("it reached
-    the maximum of 100 epochs"): the first rule of `recipe` that ends training, tested as `_fit` tests them."""
+    the maximum of 100 epochs"): the history replayed through the StoppingRule that `fit` used."""
     if stopped:
         return "it was stopped by hand"
     if not history:
         return "no epoch finished"
+    rule = StoppingRule(recipe)
+    budget = rule.budget(max(1, history[0]["step"]))  # the first epoch's steps: steps per epoch
+    best, since_best, best_val, since_val = math.inf, 0, -1.0, 0
+    for h in history:  # the counters as _fit keeps them
+        best, since_best = (h["train_loss"], 0) if h["train_loss"] < best - recipe.min_delta else (best, since_best + 1)
+        if h.get("val_acc") is not None:
+            best_val, since_val = (h["val_acc"], 0) if h["val_acc"] > best_val else (best_val, since_val + 1)
     last = history[-1]
-    if last["epoch"] >= recipe.max_epochs:
-        return f"it reached the maximum of {recipe.max_epochs} epochs"
-    if last["train_acc"] >= recipe.target_train_acc:
-        return f"training accuracy reached {recipe.target_train_acc:.1%}, the recipe's target"
-    if last["train_loss"] <= recipe.target_train_loss:
-        return (f"the training loss fell to {recipe.target_train_loss:g}, the recipe's target: the outputs "
-                f"are close to their codes, so more epochs would only memorise the samples")
-    best, since = math.inf, 0
-    for r in history:
-        best, since = (r["train_loss"], 0) if r["train_loss"] < best - recipe.min_delta else (best, since + 1)
-    if recipe.patience > 0 and since >= recipe.patience:
-        return f"the training loss had not fallen for {recipe.patience} epochs"
-    if recipe.val_patience > 0:
-        return f"the validation accuracy had not risen for {recipe.val_patience} epochs"
-    return "it stopped early"
+    return rule.reason(last["epoch"], budget, last["train_acc"], last["train_loss"], since_best, since_val) \
+        or "it stopped early"
