@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from lenet import cli
 from lenet.core import checkpoint
-from lenet.core.readouts import centroid, features
-from lenet.data import load, to_net_input
 from lenet.data.emnist import SUBSET_DIR
-from lenet.data.protocol import new_characters, transfer_split
 from lenet.grid import readouts as R
 from lenet.grid.cells import FIELDS
-from lenet.studies.controls import nearest_centroid
 
 GRID = ["--data", "emnist", "--data-dir", str(SUBSET_DIR), "--source", str(checkpoint.shipped("emnist")),
         "--levels", "5", "--samples", "1", "--trials", "1", "--epochs", "2", "--plain"]
@@ -44,18 +39,6 @@ def test_reproduce_with_readouts_adds_them_beside_the_unchanged_grid(tmp_path, c
     before = (out / R.CSV).read_text()
     assert cli.main(["reproduce", *GRID, "--out", str(out), "--readouts", "centroid"]) == 0
     assert (out / R.CSV).read_text() == before  # resumed: nothing run twice
-
-
-def test_grid_centroid_equals_the_controls_study():
-    """The readout, on a grid cell's split, against the controls study's own nearest-centroid arm."""
-    source = checkpoint.load(checkpoint.shipped("emnist"))
-    ds = load("emnist", SUBSET_DIR)
-    split = transfer_split(ds, new_characters(ds, source.classes, 0), 5, 0, 0, 50, source_classes=source.classes)
-    x, y = to_net_input(split.train.images), torch.from_numpy(split.train.labels)
-    xt, yt = to_net_input(split.test.images), torch.from_numpy(split.test.labels)
-    for n in (0, 4):
-        mine = float((centroid(features(source.model, x, n), y, features(source.model, xt, n)) == yt).float().mean())
-        assert mine == pytest.approx(nearest_centroid(source.model, n, x, y, xt, yt))
 
 
 def test_a_damaged_readouts_file_is_one_clear_error(tmp_path):

@@ -38,6 +38,7 @@ from lenet.data.protocol import SEED_TEST, Split, class_key, relabel, rows_of
 from lenet.grid.cells import TEST_PER_CLASS, Cell, run_seed
 from lenet.report.figures import LAYOUT
 from lenet.core.model import LeNet5
+from lenet.core.readouts import centroid, features
 from lenet.core.net import train_source
 from lenet.core.transfer import check_levels, freeze_bottom, transfer
 from lenet.studies.common import (
@@ -160,10 +161,8 @@ def scale_like(net: LeNet5, source: LeNet5, n: int) -> LeNet5:
 
 @torch.no_grad()
 def nearest_centroid(model: LeNet5, n: int, x, y, xt, yt) -> float:
-    """Accuracy of the nearest class mean of the level-n features (no training)."""
-    f, ft = model.forward_to(x, n).flatten(1), model.forward_to(xt, n).flatten(1)
-    centroids = torch.stack([f[y == c].mean(0) for c in range(int(y.max()) + 1)])
-    return float((torch.cdist(ft, centroids).argmin(1) == yt).float().mean())
+    """Accuracy of the nearest class mean of the level-n features (lenet.core.readouts' centroid; no training)."""
+    return float((centroid(features(model, x, n), y, features(model, xt, n)) == yt).float().mean())
 
 
 def summarize(rows: list[dict]) -> list[dict]:
