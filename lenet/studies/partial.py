@@ -30,6 +30,7 @@ from lenet.config import LEVELS, Recipe
 from lenet.data import to_net_input
 from lenet.data.protocol import source_split
 from lenet.grid.cells import Cell, run_seed
+from lenet.report.claims import pooled
 from lenet.report.figures import LAYOUT
 from lenet.core.model import LeNet5
 from lenet.report.html import escape, html_table
@@ -188,7 +189,7 @@ def correlations(settings: Settings, scores: dict) -> dict:
 
 def summarize(rows: list[dict], settings: Settings, chosen: dict[tuple, str]) -> list[dict]:
     """Per (criterion, p, k): accuracy mean/min/max over the trials' map sets, and the paired
-    difference from random (same k, p and trial) with its 95% t-interval over the trials."""
+    difference from random (same k, p and trial) with its 95% interval, trials resampled (claims.pooled)."""
     by_key = {(r["k"], r["trial"], r["kept"]): r for r in rows}
     acc: dict[tuple, dict[int, float]] = {}
     for (c, p, k, t), kept in chosen.items():
@@ -200,24 +201,13 @@ def summarize(rows: list[dict], settings: Settings, chosen: dict[tuple, str]) ->
     for (c, p, k), by_t in sorted(acc.items(), key=lambda i: (i[0][2], order[i[0][0]], i[0][1])):
         a = list(by_t.values())
         base = acc.get(("random", p, k), {})
-        diff = mean_interval([by_t[t] - base[t] for t in by_t if t in base]) if c != "random" else {}
+        paired = [by_t[t] - base[t] for t in by_t if t in base] if c != "random" else []
+        diff = dict(zip(("mean", "low", "high"), pooled(paired))) if paired else {}
         out.append({"level": settings.level, "criterion": c, "kept_fraction": p, "k": k, "target_acc": float(np.mean(a)),
                     "target_acc_min": float(min(a)), "target_acc_max": float(max(a)), "runs": len(a),
                     "vs_random": diff.get("mean", math.nan), "vs_random_low": diff.get("low", math.nan),
                     "vs_random_high": diff.get("high", math.nan)})
     return out
-
-
-def mean_interval(values: list[float], level: float = 0.95) -> dict:
-    """Mean and its two-sided t-interval ({} for no values; an interval needs two)."""
-    if not values:
-        return {}
-    m = float(np.mean(values))
-    if len(values) < 2:
-        return {"mean": m, "low": math.nan, "high": math.nan}
-    from scipy.stats import t as student
-    half = float(student.ppf(0.5 + level / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
-    return {"mean": m, "low": m - half, "high": m + half}
 
 
 def figures(summary: list[dict]) -> list[go.Figure]:
