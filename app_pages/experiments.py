@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 import ui
+from lenet import settings
 from lenet.grid import experiment
 from lenet.report.claims import CLAIMS, check_splits
 from lenet.report.claims import describe as describe_claim
@@ -102,7 +103,7 @@ if st.button("Run the grid", type="primary"):
     if not levels or not samples or not seeds:
         st.error("Choose at least one retained level n, one k and one seed.")
     else:
-        out = ui.lenet_home() / "experiments" / ui.session_id() / time.strftime("%Y%m%d-%H%M%S")
+        out = settings.home() / "experiments" / ui.session_id() / time.strftime("%Y%m%d-%H%M%S")
         ui.check_data(ui.start_experiment, source, ds, seeds, sorted(levels), sorted(samples), int(trials),
                       TRANSFER_RECIPE.replace(max_steps=int(steps)), out,
                       f"grid of {cells} runs" + (f" on {len(seeds)} class splits" if len(seeds) > 1 else ""))

@@ -9,7 +9,7 @@ same jobs, drawings and choices. Per-session state lives server-side in a proces
 
 from lenet.files import ASSETS
 
-from .session import (dataset, lenet_home, pool, session_dir, session_id, sessions, state)
+from .session import (dataset, pool, session_dir, session_id, sessions, state)
 from .background import (epoch_records, job_label, job_panel, job_title, session_jobs)
 from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
     current_dataset, data_label, emnist_download_panel, net_bytes, require_dataset, require_source)
@@ -20,7 +20,7 @@ from .studies import TERMS, live_summary, read_study, start_study, study_dirs, s
 from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
     prediction_panel, show_image28, table)
 
-__all__ = ['ASSETS', 'sessions', 'lenet_home', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
+__all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_label', 'job_panel', 'job_title', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source',
     'browser_data_path',
     'browser_data_roots', 'current_dataset', 'data_label', 'dataset', 'emnist_download_panel', 'net_bytes',

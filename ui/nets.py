@@ -9,7 +9,7 @@ from lenet import settings
 from lenet.core import checkpoint
 from lenet.config import SOURCE_RECIPE
 from lenet.data import CharacterSet, DataError, active_set, find_emnist
-from lenet.data.base import cache_dir
+
 from lenet.data.download import EMNIST_SIZE, EMNIST_URL, download_emnist
 from lenet.data.roots import MAX_UPLOAD_MB, allowed_path, data_roots, store_upload
 from lenet.runtime.jobs import Job
@@ -105,12 +105,12 @@ def emnist_download_panel() -> None:
             bar.progress(min(have / total, 1.0) if total else 0.0,
                          text=f"{have / 1e6:,.1f} of {total / 1e6:,.1f} MB" if total else f"{have / 1e6:,.1f} MB")
     try:
-        path = download_emnist(None, url, EMNIST_SIZE if url == EMNIST_URL else None, progress)
+        download_emnist(None, url, EMNIST_SIZE if url == EMNIST_URL else None, progress)
     except (DataError, OSError) as e:
         bar.empty()
         st.error(f"Could not download EMNIST: {e}. Nothing changed: the active dataset is still "
                  f"{active_data()[0]}. Where this machine cannot reach {url}, fetch gzip.zip elsewhere and put it "
-                 f"in {cache_dir() / 'emnist'}, or give its path above.")
+                 f"in {settings.cache() / 'emnist'}, or give its path above.")
         return
     s = state()
     s.data_kind, s.data_path = "emnist", None

@@ -23,11 +23,6 @@ from lenet.core.net import Net
 QUICK_SOURCE = dict(per_class=100, heldout_per_class=20, max_epochs=3)  # first-start net when none ships
 
 
-def lenet_home() -> Path:
-    """Where the app keeps user work: LENET_HOME, else ~/.local/share/lenet-transfer-lab."""
-    return settings.home()
-
-
 # --- session identity and state ----------------------------------------------------------
 
 @dataclass
@@ -57,7 +52,7 @@ def pool() -> JobPool:
     """
     torch.set_num_threads(1)
     threading.Thread(target=prestart, daemon=True).start()  # the first job need not wait for it
-    return JobPool(store=JobStore(lenet_home() / "jobs"), log=_log)
+    return JobPool(store=JobStore(settings.home() / "jobs"), log=_log)
 
 
 def _log(message: str) -> None:
@@ -87,7 +82,7 @@ def state() -> SessionState:
 
 
 def session_dir(*parts: str) -> Path:
-    return lenet_home().joinpath("sessions", session_id(), *parts)
+    return settings.home().joinpath("sessions", session_id(), *parts)
 
 
 def default_setup() -> tuple[str, str | None, Path | None]:

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from lenet import settings
 from lenet import studies
 from lenet.data import CharacterSet
 from lenet.runtime.jobs import Job
@@ -15,11 +16,11 @@ from lenet.studies.common import command_line
 from lenet.runtime.tasks import job_function
 
 from .background import submit
-from .session import lenet_home, session_id, state
+from .session import session_id, state
 
 
 def studies_root() -> Path:
-    return lenet_home() / "studies" / session_id()
+    return settings.home() / "studies" / session_id()
 
 
 def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet import settings
 from lenet.config import N_CLASSES, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, DataError
 from lenet.data.protocol import Split, default_class_split, source_split, transfer_split
@@ -13,7 +14,7 @@ from lenet.files import ASSETS
 from lenet.runtime.jobs import Job
 from lenet.runtime.tasks import job_function
 
-from .session import dataset, lenet_home, session_id, state
+from .session import dataset, session_id, state
 from .background import job_label, session_jobs, submit
 from .nets import active_source
 
@@ -160,7 +161,7 @@ def experiment_chart(snap, reference: list[dict] | None = None):
 
 def experiment_dirs() -> list[Path]:
     """This session's finished (or partly finished) grids, newest first."""
-    root = lenet_home() / "experiments" / session_id()
+    root = settings.home() / "experiments" / session_id()
     if not root.is_dir():
         return []
     found = {p.parent for p in root.glob("*/runs.csv")} | {p.parent.parent for p in root.glob("*/seed-*/runs.csv")}

@@ -2,19 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from lenet import settings
 
 # EMNIST ByClass order; also the default mapping when a release ships no mapping file.
 BYCLASS = [*"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"]
 
-def cache_dir() -> Path:
-    """Where generated and downloaded data lives; LENET_CACHE overrides (tests, shared machines)."""
-    return settings.cache()
 
 @dataclass
 class CharacterSet:

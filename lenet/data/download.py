@@ -9,7 +9,8 @@ from typing import Callable
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from lenet.data.base import cache_dir
+
+from lenet import settings
 from lenet.errors import DataError
 
 EMNIST_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
@@ -59,7 +60,7 @@ def download_emnist(dest_dir: str | Path | None = None, url: str = EMNIST_URL, e
     """Download the official EMNIST gzip.zip into dest_dir (default: the cache) and check it."""
     from lenet.data.emnist import ZIP_NAME, find_emnist
 
-    dest = Path(dest_dir or cache_dir() / "emnist") / ZIP_NAME
+    dest = Path(dest_dir or settings.cache() / "emnist") / ZIP_NAME
     if not dest.is_file():
         download(url, dest, expected_size, progress)
     if not zipfile.is_zipfile(dest) or find_emnist(dest) is None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from lenet import settings
 from lenet.files import ASSETS, PROJECT_ROOT
-from lenet.data.base import BYCLASS, CharacterSet, cache_dir
+from lenet.data.base import BYCLASS, CharacterSet
 from lenet.errors import DataError
 from lenet.data.idx import read_idx
 
@@ -36,7 +36,7 @@ PROVENANCE = "subset.json"  # what a subset folder says about itself
 def default_dirs() -> list[Path]:
     """Where EMNIST is looked for, best first: the full release (LENET_DATA_DIR, else ../shared/data/emnist
     beside the project, else a download in the cache), then the subset that ships with the project."""
-    return [settings.data_dir(PROJECT_ROOT), cache_dir() / "emnist", SUBSET_DIR]
+    return [settings.data_dir(PROJECT_ROOT), settings.cache() / "emnist", SUBSET_DIR]
 
 
 def is_subset(path: str | Path | None) -> bool:

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from lenet import settings
 from lenet.ink import strokes
 from lenet.config import STROKE_PEN_RANGE
-from lenet.data.base import BYCLASS, CharacterSet, cache_dir
+from lenet.data.base import BYCLASS, CharacterSet
 from lenet.ink.framing import frame_character
 
 VERSION = 3  # bump when the generator changes: it is part of the cache key
@@ -133,7 +134,7 @@ def generate(seed: int = 0, per_class: int = PER_CLASS, batch: int = 2048) -> Ch
 def load_synthetic(seed: int = 0, per_class: int | None = None) -> CharacterSet:
     """generate(), cached as .npz so the second load takes well under a second."""
     per_class = PER_CLASS if per_class is None else per_class
-    path = cache_dir() / f"synthetic-v{VERSION}-seed{seed}-n{per_class}.npz"
+    path = settings.cache() / f"synthetic-v{VERSION}-seed{seed}-n{per_class}.npz"
     if path.is_file():
         try:
             with np.load(path) as z:
