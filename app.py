@@ -21,4 +21,5 @@ if __name__ == "__main__":
         st.Page("app_pages/maps.py", title="Feature maps", icon=":material/grid_view:", url_path="maps"),
         st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
         st.Page("app_pages/teach.py", title="Teach", icon=":material/school:", url_path="teach"),
+        st.Page("app_pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
     ]).run()

@@ -2,6 +2,7 @@
 import streamlit as st
 
 import ui
+from ui import classroom
 from lenet.config import LEVELS
 from lenet.data import DataError
 from lenet.drawing.canvas import BlankImage, canvas_to_image
@@ -42,7 +43,8 @@ def add_sample(char: str, image) -> None:
         return flash("error", "Draw the character on the canvas first.")
     store.add(char, image)
     ui.clear_canvas("teach-canvas")
-    flash("success", f"Added a sample of {char} ({store.count(char)} now).")
+    shared = classroom.share_drawing(char, image)
+    flash("success", f"Added a sample of {char} ({store.count(char)} now)." + (f" {shared}" if shared else ""))
 
 
 chars = sorted(set(store.characters()) | set(named))
@@ -66,7 +68,7 @@ with names:
         for sid, img in samples:
             with gallery.container(width=60, gap="small"):
                 ui.show_image28(img, "", width=56)
-                if st.button("✕", key=f"del-{sid}", help="delete this sample"):
+                if classroom.is_teacher() and st.button("✕", key=f"del-{sid}", help="delete this sample"):
                     store.delete(char, sid)
                     st.rerun()
     for problem in store.problems:
@@ -116,7 +118,7 @@ c1.caption(f"Frozen: {', '.join(l.upper() for l in LEVELS[:n]) or 'none'}; "
 epochs = c2.number_input("Max epochs", 1, 1000, 60, key="teach-epochs",
                          help="An epoch is one pass over your drawings. Training stops earlier once the outputs "
                               "are close to their codes (the status line says why it stopped).")
-if st.button("Train on my drawings", type="primary"):
+if st.button("Train on my drawings", type="primary") and classroom.within_quota(1):
     drawn = store.to_charset()
     split = ui.check_data(ui.teach_split, drawn)
     if split is not None:

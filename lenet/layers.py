@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("lenet.drawing", "lenet.report"),  # canvas reading, Teach's drawings; figures, claims, HTML report
     ("lenet.grid",),       # the paper's grid of transfer runs: cells, fast path, run folders, reproduce
     ("lenet.studies",),    # the paper's open questions, each a function from settings to rows
-    ("lenet.runtime",),    # app-facing jobs, their store on disk, and the tasks workers run
+    ("lenet.runtime", "lenet.classroom"),  # app-facing jobs and their store; the teacher, class codes, class sets
     ("lenet.cli", "lenet.bench", "lenet.__main__", "lenet"),  # entry points
     ("ui",),               # Streamlit glue shared by the pages
     ("app_pages", "app"),  # the pages and the app's navigation

@@ -34,6 +34,10 @@ SETTINGS = {s.name: s for s in (
     Setting("LENET_WORKERS", "the number of cores", "training jobs the app runs at once"),
     Setting("LENET_THREADS", "1", "PyTorch threads per CLI process"),
     Setting("LENET_RAY", "local processes", "a Ray cluster address: the grid and the studies run their runs there"),
+    Setting("LENET_TEACHER_PASSWORD", "unset (an open lab)",
+            "the teacher's password: with it, only the teacher trains source nets, runs grids and studies, "
+            "removes drawings"),
+    Setting("LENET_STUDENT_JOBS", "2", "training jobs a student may have queued or running at once (with a teacher)"),
 )}
 
 
@@ -107,3 +111,12 @@ def threads() -> int:
 
 def ray_address() -> str:
     return get("LENET_RAY")
+
+
+def teacher_password() -> str:
+    """"" when unset: no teacher, an open lab (spaces around it are dropped, as for every setting)."""
+    return get("LENET_TEACHER_PASSWORD")
+
+
+def student_jobs() -> int:
+    return positive_int("LENET_STUDENT_JOBS") or 2

@@ -12,6 +12,7 @@ from lenet.drawing.canvas import BlankImage, canvas_to_image
 
 from .nets import require_source
 from .training import all_nets
+from .classroom import class_nets
 
 
 # --- drawing ----------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def table(rows: list[dict], percent: tuple[str, ...] = ()) -> None:
 
 def net_picker(key: str, label: str = "Net") -> tuple[str, Net]:
     """A selectbox over the session's nets (source first); stops the page until one exists."""
-    nets = all_nets()
+    nets = all_nets() + class_nets()
     if not nets:
         require_source()
     names = [n for n, _ in nets]

@@ -1,0 +1,238 @@
+"""A teacher and students: who may do what, the class a session belongs to, the class net.
+
+With a teacher password (LENET_TEACHER_PASSWORD, or `teacher_password` in Streamlit's secrets)
+only a signed-in teacher trains source nets, runs grids and studies, and removes drawings and
+jobs; every other session is a student, with LENET_STUDENT_JOBS trainings queued or running at
+once. Without one, every session may do everything (an open lab). The teacher's role lives in
+the browser connection's own st.session_state, not in the session id of the URL, so a shared
+URL never passes it on; a reload asks for the password again. A student's class is kept on disk
+(lenet.classroom.store), so a reload or a restart keeps it.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from lenet import settings
+from lenet.classroom import ClassRoom, Classes, Gate, QuotaError, SignIn, check_quota
+from lenet.config import LEVELS
+from lenet.core.net import Net
+from lenet.data import DataError
+from lenet.runtime.jobs import QUEUED, RUNNING
+
+from .session import pool, session_id
+from .training import start_transfer, teach_split, transfer_recipe
+
+TEACHER = "classroom-teacher"   # st.session_state: True once this connection signed in
+RUNNING_CLASS = "classroom-code"  # st.session_state: the class the teacher runs
+CLASS_NET_LEVELS = 4            # n of the class net: as Teach's default
+CLASS_NET_EPOCHS = 60           # as Teach's default: a handful of drawings is learned well within it
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+def teacher_password() -> str:
+    """LENET_TEACHER_PASSWORD, else `teacher_password` in .streamlit/secrets.toml; "" for neither."""
+    password = settings.teacher_password()
+    if password:
+        return password
+    try:
+        return str(st.secrets.get("teacher_password", "") or "").strip()
+    except Exception:  # no secrets file: st.secrets raises instead of being empty
+        return ""
+
+
+def teacher_mode() -> bool:
+    """True when a teacher password is set (students and a teacher); False: an open lab."""
+    return bool(teacher_password())
+
+
+@st.cache_resource
+def _gates() -> dict[str, Gate]:
+    return {}
+
+
+def _gate() -> Gate:
+    """The server's one rate-limited password check (a new one if the operator changes the password)."""
+    password = teacher_password()
+    key = hashlib.sha256(password.encode()).hexdigest()
+    gates = _gates()
+    if key not in gates:
+        gates.clear()
+        gates[key] = Gate(password)
+    return gates[key]
+
+
+def log_tag() -> str:
+    """How the server's log names this session: a short hash, not the id that opens its jobs."""
+    return hashlib.sha256(session_id().encode()).hexdigest()[:10]
+
+
+def sign_in(typed: str) -> SignIn:
+    if not teacher_mode():
+        return SignIn(True, "No teacher password is set: everyone may do everything.")
+    result = _gate().attempt(log_tag(), typed)
+    st.session_state[TEACHER] = result.ok
+    return result
+
+
+def sign_out() -> None:
+    st.session_state[TEACHER] = False
+    st.session_state.pop(RUNNING_CLASS, None)
+
+
+def is_teacher() -> bool:
+    return not teacher_mode() or bool(st.session_state.get(TEACHER))
+
+
+def require_teacher(action: str) -> bool:
+    """True if this session may `action`; else a clear error on the page and False."""
+    if is_teacher():
+        return True
+    st.error(f"Only the teacher can {action}. Students draw, teach and run single transfers "
+             f"(up to {settings.student_jobs()} at once); ask your teacher, who signs in on the Class page.")
+    return False
+
+
+def within_quota(asked: int) -> bool:
+    """True if this session may start `asked` more trainings; else the reason on the page and False."""
+    if is_teacher():
+        return True
+    active = sum(j.state in (QUEUED, RUNNING) for j in pool().jobs(session_id()))
+    try:
+        check_quota(active, asked, settings.student_jobs())
+    except QuotaError as e:
+        st.error(str(e))
+        return False
+    return True
+
+
+# --- classes ----------------------------------------------------------------------------------
+
+def classes() -> Classes:
+    return Classes(settings.home() / "classes")
+
+
+def running_class() -> ClassRoom | None:
+    """The class this (teacher's) connection runs, if any."""
+    code = st.session_state.get(RUNNING_CLASS)
+    if not code or not is_teacher():
+        return None
+    try:
+        return classes().get(code)
+    except DataError:
+        return None
+
+
+def run_class(room: ClassRoom) -> None:
+    st.session_state[RUNNING_CLASS] = room.code
+
+
+def joined_class() -> ClassRoom | None:
+    """The class this session joined as a student (kept on disk: a reload or restart keeps it)."""
+    return classes().joined(session_id())
+
+
+def my_class() -> ClassRoom | None:
+    return running_class() or joined_class()
+
+
+def join(code: str) -> ClassRoom:
+    """Join the class with this code (as typed); DataError with the reason."""
+    room = classes().get(code)
+    room.join(session_id())
+    return room
+
+
+def share_drawing(char: str, image: np.ndarray) -> str | None:
+    """Teach's drawing into the joined class's set too; a line saying so, or why not (None: no class)."""
+    room = joined_class()
+    if room is None:
+        return None
+    try:
+        room.add(session_id(), char, image)
+    except DataError as e:
+        return f"Not added to the class set: {e}."
+    return f"Also in class {room.code}'s set ({room.counts(session_id()).get(char, 0)} of yours)."
+
+
+# --- the class net ----------------------------------------------------------------------------
+
+def start_class_net(room: ClassRoom, source: Net):
+    """Train a transferred net on the class's pooled drawings (a job of this teacher's session)."""
+    pooled = room.to_charset()
+    split = teach_split(pooled)
+    recipe = transfer_recipe(CLASS_NET_EPOCHS, 0).replace(target_train_acc=1.01)  # as Teach: on to the codes
+    n = CLASS_NET_LEVELS
+    return start_transfer(source, split, n, recipe, f"class {room.code} net: {' '.join(split.classes)} n={n}",
+                          kind="class", code=room.code, k=len(split.train), held_out=len(split.test))
+
+
+def class_jobs(room: ClassRoom) -> list:
+    """Every job training this class's net, whoever started it, oldest first."""
+    return sorted((j for j in pool().jobs() if j.meta.get("kind") == "class" and j.meta.get("code") == room.code),
+                  key=lambda j: j.id)
+
+
+def class_nets() -> list[tuple[str, Net]]:
+    """The newest finished net of this session's class, as (label, net) for the Draw page."""
+    room = my_class()
+    if room is None:
+        return []
+    for job in reversed(class_jobs(room)):
+        snap = job.snapshot()
+        if snap.state == "done" and isinstance(snap.result, Net):
+            return [(f"class net ({room.code}: {' '.join(snap.result.classes)})", snap.result)]
+    return []
+
+
+def remove_job(job) -> bool:
+    """A finished job gone from the pool and the disk; only the teacher may."""
+    if not require_teacher("remove jobs"):
+        return False
+    pool().forget(job.id)
+    return True
+
+
+def levels_note() -> str:
+    return ", ".join(level.upper() for level in LEVELS[:CLASS_NET_LEVELS])
+
+
+# --- live panels ------------------------------------------------------------------------------
+
+LIVE_SECONDS = 2.0  # how often the class panels look for new drawings
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def teacher_live(code: str) -> None:
+    """Members and drawings per student and character, as they arrive."""
+    room = classes().get(code)
+    rows, totals = room.contributions(), room.counts()
+    st.markdown(f"**{room.members()} student(s) joined, {sum(totals.values())} drawing(s) of "
+                f"{len(totals)} character(s)**" + ("" if room.is_open else " (closed: no new drawings)"))
+    if totals:
+        st.caption("Pooled: " + ", ".join(f"{c} × {n}" for c, n in totals.items()))
+    if rows:
+        import pandas as pd
+        table = pd.DataFrame(rows).pivot_table(index="student", columns="character", values="drawings",
+                                               fill_value=0, aggfunc="sum")
+        table.index = [f"student {i}" for i in table.index]
+        st.dataframe(table, key=f"cls-contrib-{code}")
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def student_live(code: str) -> None:
+    """The class's totals and this student's own share (never another student's drawings)."""
+    room = classes().get(code)
+    mine, totals = room.counts(session_id()), room.counts()
+    st.markdown(f"**Class {room.code}: {sum(totals.values())} drawing(s) of {len(totals)} character(s) so far**"
+                + ("" if room.is_open else " (closed: no new drawings)"))
+    if totals:
+        ours = ", ".join(f"{c} × {n}" for c, n in totals.items())
+        yours = ", ".join(f"{c} × {n}" for c, n in mine.items()) or "none yet"
+        st.caption(f"The class: {ours}. Yours: {yours}.")
+    nets = class_nets()
+    if nets:
+        st.success(f"The {nets[0][0]} is ready: pick it on Draw and test it.")
