@@ -68,8 +68,14 @@ def _code_on(pg) -> str:
     return re.search(r"Class code:\s*([A-Z0-9]{6})", heading).group(1)
 
 
-def _sign_in(pg) -> None:
+def _sign_in(pg, wrong: str = "") -> None:
     pg.get_by_text("Teacher sign-in").click()
+    if wrong:
+        pg.get_by_label("Teacher password", exact=True).fill(wrong)
+        pg.get_by_role("button", name="Sign in").click()
+        pg.get_by_text("Wrong password.").wait_for(timeout=20_000)
+        settle(pg)
+        assert pg.get_by_role("button", name="Open a new class").count() == 0
     pg.get_by_label("Teacher password", exact=True).fill(PASSWORD)
     pg.get_by_role("button", name="Sign in").click()
     pg.get_by_text("Signed in as the teacher.").wait_for(timeout=20_000)
@@ -97,7 +103,7 @@ def test_a_class_pools_three_students_drawings_trains_and_survives_a_restart(env
         with streamlit_app(home, "synthetic") as base:
             teacher = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
             open_page(teacher, base, "class", uuid.uuid4().hex)
-            _sign_in(teacher)
+            _sign_in(teacher, wrong="chalk and 8 apples")
             teacher.get_by_role("button", name="Open a new class").click()
             teacher.locator("h2", has_text="Class code").wait_for(timeout=20_000)
             code = _code_on(teacher)
@@ -161,6 +167,10 @@ def test_a_class_pools_three_students_drawings_trains_and_survives_a_restart(env
             assert student.get_by_text("Running:").count() == 0 and student.get_by_text("Queued").count() == 0
             _no_exception(student)
 
+        log = (home / "streamlit.log").read_text()  # the first server's (the next one writes its own)
+        assert "Traceback" not in log, log[-2000:]
+        assert "wrong teacher password from session" in log, "the wrong try is in the server's log"
+        assert "apples" not in log, "neither the password nor the wrong one is"
         assert Classes(home / "classes").get(code).counts() == {"○": 3, "∧": 3}
         with streamlit_app(home, "synthetic") as base:  # a new server process on the same LENET_HOME
             teacher = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
