@@ -72,6 +72,19 @@ def test_wrong_passwords_back_off_per_session_and_server_wide_and_are_logged(cap
         Gate("")
 
 
+def test_many_guessing_sessions_are_forgotten_but_a_waiting_one_still_waits(monkeypatch):
+    monkeypatch.setattr(auth, "MAX_KEYS", 8)
+    monkeypatch.setattr(auth, "GLOBAL_LIMIT", 10_000)
+    clock = Clock()
+    gate = Gate(PASSWORD, clock=clock)
+    for _ in range(auth.FREE_TRIES):
+        gate.attempt("locked", "x")
+    for i in range(100):
+        gate.attempt(f"s{i}", "x")
+        assert len(gate._wrong) <= auth.MAX_KEYS
+    assert not gate.attempt("locked", PASSWORD).ok, "forgetting idle sessions frees no waiting one"
+
+
 def _ink(seed: int) -> np.ndarray:
     img = np.zeros((28, 28), np.uint8)
     img[4 + seed % 5:24, 8 + seed % 7] = 255

@@ -25,6 +25,7 @@ BASE_DELAY = 5.0      # seconds after the first wrong try beyond them; doubled a
 MAX_DELAY = 600.0
 GLOBAL_LIMIT = 20     # wrong tries from all sessions together ...
 GLOBAL_WINDOW = 60.0  # ... within this many seconds close every sign-in until the window passes
+MAX_KEYS = 10_000     # sessions remembered; beyond it, those no longer waiting are forgotten
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Gate:
                 self._until.pop(key, None)
                 log.info("teacher signed in from session %s", key)
                 return SignIn(True, "Signed in as the teacher.")
+            if len(self._wrong) >= MAX_KEYS:  # many sessions guessing must not fill the server's memory
+                self._forget_idle(now)
             wrong = self._wrong.get(key, 0) + 1
             self._wrong[key] = wrong
             self._recent.append(now)
@@ -81,3 +84,8 @@ class Gate:
             log.warning("wrong teacher password from session %s (%d in a row%s)", key, wrong,
                         f"; it waits {wait:.0f} s" if wait else "")
             return SignIn(False, "Wrong password." + (f" Try again in {wait:.0f} s." if wait else ""), wait)
+
+    def _forget_idle(self, now: float) -> None:
+        for key in [k for k in self._wrong if self._until.get(k, 0.0) <= now]:
+            self._wrong.pop(key, None)
+            self._until.pop(key, None)
