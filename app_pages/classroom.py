@@ -42,20 +42,11 @@ if kind:
 
 if cls.is_teacher():
     st.subheader("Run a class")
-    rooms = cls.classes().all()
     running = cls.running_class()
     row = st.container(horizontal=True, vertical_alignment="bottom")
-    if row.button("Open a new class", type="primary" if running is None else "secondary",
-                  help="A new class with its own code and an empty set of drawings."):
-        cls.run_class(cls.classes().open())
-        st.rerun()
-    if rooms:
-        codes = [r.code for r in rooms]
-        pick = row.selectbox("Or run a class opened before", codes, key="cls-pick",
-                             index=codes.index(running.code) if running else None, placeholder="its code")
-        if pick and (running is None or pick != running.code):
-            cls.run_class(cls.classes().get(pick))
-            st.rerun()
+    row.button("Open a new class", type="primary" if running is None else "secondary", on_click=cls.open_class,
+               help="A new class with its own code and an empty set of drawings.")
+    cls.class_picker(row)
     if running is not None:
         st.markdown(f"## Class code: `{running.code}`")
         st.caption("Students open Class, type this code and Join; what they then draw on Teach arrives below.")
@@ -65,7 +56,11 @@ if cls.is_teacher():
             running.close(open_now)
             st.rerun()
         with st.expander("Look at and remove drawings"):
-            for d in running.drawings():
+            drawings = running.drawings()
+            # no key: a new member changes the options, and the choice starts again at student 1
+            who = st.selectbox("Whose", sorted({d.student for d in drawings}), format_func=lambda i: f"student {i}",
+                               help="One student's drawings at a time.") if drawings else None
+            for d in (d for d in drawings if d.student == who):
                 c = st.container(horizontal=True, vertical_alignment="center")
                 with c:
                     ui.show_image28(d.image, "", width=42)

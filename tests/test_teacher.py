@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -194,14 +195,31 @@ def test_students_are_refused_teachers_actions_and_the_teacher_opens_a_class(app
     assert "Signed in as the teacher." in _texts(at)
     assert PASSWORD not in _texts(at) and at.session_state["cls-password"] == "", "the password is not kept"
     _click(at, "Open a new class")
-    code = next(p.name for p in (app_env / "classes").iterdir())
-    assert f"Class code: `{code}`" in _texts(at)
+    code = re.search(r"Class code: `([A-Z0-9]{6})`", _texts(at)).group(1)
+    _click(at, "Open a new class")
+    other = re.search(r"Class code: `([A-Z0-9]{6})`", _texts(at)).group(1)
+    assert other != code and {p.name for p in (app_env / "classes").iterdir()} == {code, other}
+    at.selectbox(key="cls-pick").select(code).run()
+    assert f"Class code: `{code}`" in _texts(at), "the picker runs a class opened before"
+    for path in ("app_pages/draw.py", "app_pages/classroom.py"):  # away and back: still signed in, same class
+        at.switch_page(path).run()
+    assert f"Class code: `{code}`" in _texts(at) and at.selectbox(key="cls-pick").value == code
 
     st_at = _page("app_pages/classroom.py", student)
     st_at.text_input(key="cls-join").input(code.lower())
     _click(st_at, "Join")
     assert f"Joined class {code}" in _texts(st_at) and "student 1" in _texts(st_at)
     assert not any(b.label in ("Open a new class", "Remove") for b in st_at.button), "a student runs no class"
+
+    room = Classes(app_env / "classes").get(code)
+    for i in range(2):
+        room.add(student, "∧", _ink(i))
+    at.run()
+    assert "1 student(s) joined, 2 drawing(s) of 1 character(s)" in _texts(at)
+    _click(at, "Remove")
+    assert room.counts() == {"∧": 1}, "the teacher removed one drawing"
+    st_at.run()
+    assert "The class: ∧ × 1. Yours: ∧ × 1." in _texts(st_at)
 
     ex = _page("app_pages/experiments.py", student)
     _click(ex, "Run the grid")

@@ -27,6 +27,7 @@ from .training import start_transfer, teach_split, transfer_recipe
 
 TEACHER = "classroom-teacher"   # st.session_state: True once this connection signed in
 RUNNING_CLASS = "classroom-code"  # st.session_state: the class the teacher runs
+PICK = "cls-pick"               # the Class page's picker (Streamlit drops a widget's state on other pages)
 CLASS_NET_LEVELS = 4            # n of the class net: as Teach's default
 CLASS_NET_EPOCHS = 60           # as Teach's default: a handful of drawings is learned well within it
 
@@ -81,6 +82,7 @@ def sign_in(typed: str) -> SignIn:
 def sign_out() -> None:
     st.session_state[TEACHER] = False
     st.session_state.pop(RUNNING_CLASS, None)
+    st.session_state.pop(PICK, None)
 
 
 def is_teacher() -> bool:
@@ -126,8 +128,26 @@ def running_class() -> ClassRoom | None:
         return None
 
 
-def run_class(room: ClassRoom) -> None:
-    st.session_state[RUNNING_CLASS] = room.code
+def open_class() -> None:
+    """on_click: a new class, run at once."""
+    st.session_state[RUNNING_CLASS] = st.session_state[PICK] = classes().open().code
+
+
+def _picked() -> None:
+    if st.session_state.get(PICK):
+        st.session_state[RUNNING_CLASS] = st.session_state[PICK]
+
+
+def class_picker(container) -> None:
+    """A selectbox over every class kept on the server, showing the one this teacher runs."""
+    codes = [r.code for r in classes().all()]
+    if not codes:
+        return
+    running = st.session_state.get(RUNNING_CLASS)
+    if running in codes and st.session_state.get(PICK) != running:
+        st.session_state[PICK] = running  # also after a visit to another page, which dropped the picker's state
+    container.selectbox("Or run a class opened before", codes, key=PICK, index=None, on_change=_picked,
+                        placeholder="its code", help="Every class kept on this server, newest first.")
 
 
 def joined_class() -> ClassRoom | None:
