@@ -20,9 +20,10 @@ from lenet.classroom import ClassRoom, Classes, Gate, QuotaError, SignIn, check_
 from lenet.config import LEVELS
 from lenet.core.net import Net
 from lenet.data import DataError
+from lenet.files import write_text
 from lenet.runtime.jobs import QUEUED, RUNNING
 
-from .session import pool, session_id
+from .session import pool, session_dir, session_id
 from .training import start_transfer, teach_split, transfer_recipe
 
 TEACHER = "classroom-teacher"   # st.session_state: True once this connection signed in
@@ -150,9 +151,18 @@ def class_picker(container) -> None:
                         placeholder="its code", help="Every class kept on this server, newest first.")
 
 
+def _joined_file():
+    return session_dir("class.txt")
+
+
 def joined_class() -> ClassRoom | None:
-    """The class this session joined as a student (kept on disk: a reload or restart keeps it)."""
-    return classes().joined(session_id())
+    """The class this session joined last (its code kept in the session's folder: a reload or a
+    restart keeps it)."""
+    try:
+        room = classes().get(_joined_file().read_text())
+    except (OSError, DataError):
+        return None
+    return room if room.student(session_id()) is not None else None
 
 
 def my_class() -> ClassRoom | None:
@@ -163,6 +173,8 @@ def join(code: str) -> ClassRoom:
     """Join the class with this code (as typed); DataError with the reason."""
     room = classes().get(code)
     room.join(session_id())
+    _joined_file().parent.mkdir(parents=True, exist_ok=True)
+    write_text(_joined_file(), room.code)
     return room
 
 

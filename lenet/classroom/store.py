@@ -216,7 +216,3 @@ class Classes:
             except DataError:
                 continue  # a damaged class file: that class is skipped, not every class
         return [room for _, room in sorted(found, key=lambda x: x[0], reverse=True)]
-
-    def joined(self, session: str) -> ClassRoom | None:
-        """The newest class this session is a member of."""
-        return next((r for r in self.all() if r.student(session) is not None), None)
