@@ -34,9 +34,9 @@ SETTINGS = {s.name: s for s in (
     Setting("LENET_WORKERS", "the number of cores", "training jobs the app runs at once"),
     Setting("LENET_THREADS", "1", "PyTorch threads per CLI process"),
     Setting("LENET_RAY", "local processes", "a Ray cluster address: the grid and the studies run their runs there"),
-    Setting("LENET_TEACHER_PASSWORD", "unset (an open lab)",
+    Setting("LENET_TEACHER_PASSWORD", "unset: an open lab",
             "the teacher's password: with it, only the teacher trains source nets, runs grids and studies, "
-            "removes drawings"),
+            "removes drawings and jobs"),
     Setting("LENET_STUDENT_JOBS", "2", "training jobs a student may have queued or running at once (with a teacher)"),
 )}
 
@@ -77,7 +77,7 @@ def cache() -> Path:
 
 def describe() -> str:
     """One line per setting, for --help and the docs."""
-    return "\n".join(f"  {s.name:<17} {s.help} (default: {s.default})" for s in SETTINGS.values())
+    return "\n".join(f"  {s.name:<22} {s.help} (default: {s.default})" for s in SETTINGS.values())
 
 
 def data_dir(project_root: Path) -> Path:
