@@ -13,6 +13,7 @@ st.title("Teach new characters")
 st.caption("Invent characters (a Greek letter, a smiley, anything), draw about five of each, "
            "and watch a net that keeps the source net's lower levels learn them.")
 source = ui.require_source()
+classroom.joined_note()
 store = SampleStore(ui.session_dir("teach"))
 named = st.session_state.setdefault("teach-named", [])
 

@@ -118,6 +118,7 @@ def test_a_class_pools_three_students_drawings_trains_and_survives_a_restart(env
                 pg.get_by_text(f"Joined class {code}").wait_for(timeout=20_000)
                 assert pg.get_by_role("button", name="Open a new class").count() == 0
                 go(pg, "Teach", "teach")
+                assert pg.get_by_text(f"You are in class {code}: every drawing you add here goes into").count()
                 for name in SHAPES:
                     pg.get_by_label("A new character (1-3 symbols, e.g. α or ☺)", exact=True).fill(name)
                     pg.get_by_role("button", name="Add character").click()

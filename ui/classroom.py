@@ -190,6 +190,14 @@ def share_drawing(char: str, image: np.ndarray) -> str | None:
     return f"Also in class {room.code}'s set ({room.counts(session_id()).get(char, 0)} of yours)."
 
 
+def joined_note() -> None:
+    """Teach's line for a member of a class: where its drawings go, and who removes them."""
+    room = joined_class()
+    if room is not None:
+        st.info(f"You are in class {room.code}: every drawing you add here goes into the class set too"
+                + ("" if is_teacher() else "; only the teacher removes drawings") + ".")
+
+
 # --- the class net ----------------------------------------------------------------------------
 
 def start_class_net(room: ClassRoom, source: Net):
