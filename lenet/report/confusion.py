@@ -96,12 +96,13 @@ def figure(c: Confusion, title: str = "Confusion matrix") -> go.Figure:
         customdata=[[c.classes[i], c.classes[j], int(c.matrix[i, j]), share[i, j]] for i, j in cells],
         hovertemplate="%{customdata[0]} read as %{customdata[1]}: %{customdata[2]} "
                       "(%{customdata[3]:.0%} of its samples)<extra>click to see them</extra>",
+        selected=dict(marker=dict(opacity=1)), unselected=dict(marker=dict(opacity=1)),  # a click dims nothing
         showlegend=False))
     axis = dict(type="category", categoryorder="array", tickmode="array", showgrid=False, zeroline=False)
-    fig.update_xaxes(title_text="read as", categoryarray=c.classes, side="top", **axis)
+    fig.update_xaxes(title_text="read as", categoryarray=c.classes, **axis)
     fig.update_yaxes(title_text="true character", categoryarray=c.classes[::-1], scaleanchor="x", **axis)
     fig.update_layout(title=f"{title} ({c.accuracy:.1%} right; click a cell)", height=side + 60, width=side + 120,
-                      template="plotly_white", margin=dict(l=70, r=20, t=90, b=20), dragmode=False,
+                      template="plotly_white", margin=dict(l=70, r=20, t=60, b=50), dragmode=False,
                       clickmode="event+select")
     return fig
 
