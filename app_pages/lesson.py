@@ -41,16 +41,18 @@ if grid is None:
 else:
     rows, margins = grid
     quick = [r for r in rows if r["k"] in lesson.QUICK_K]
-    steps.step(3, "A quick grid: 1 sample per class, then 40",
-               "Each new net learns 20 new characters from **k samples per class** and is tested on others. "
-               "The shipped results: ten class splits of five trials each, on EMNIST.")
-    steps.ask("Predict first: with k = 1, does keeping more levels help? And with k = 40?",
+    splits, runs = rows[0]["seeds"], rows[0]["runs"]
+    few, many = lesson.QUICK_K
+    steps.step(3, f"A quick grid: {few} sample per class, then {many}",
+               f"Each new net learns {len(source.classes)} new characters from **k samples per class** and is tested "
+               f"on others. The shipped results: {splits} class splits of {runs // splits} trials each, on EMNIST.")
+    steps.ask(f"Predict first: with k = {few}, does keeping more levels help? And with k = {many}?",
               lesson.quick_grid_answer(rows))
     st.plotly_chart(accuracy_vs_levels(quick), key="lesson-quick")
     steps.quick_grid(source, ds, quick)
 
     steps.step(4, "The paper's figure",
-               "Figure 2: every k. Error bars are 95% intervals over the ten class splits.")
+               f"Figure 2: every k. Error bars are 95% intervals over the {splits} class splits.")
     st.plotly_chart(accuracy_vs_levels(rows), key="lesson-fig2")
     steps.ask("Where does transfer help most, and where does keeping every level stop paying?",
               lesson.margins_answer(margins))

@@ -94,6 +94,6 @@ MAPS_ANSWER = ("Each C1 map is one 5x5 kernel (shown above the maps) slid over t
                "None of this is about any one character, which is why a new net can keep these levels "
                "(a transferred net with n >= 1 computes exactly these maps).")
 
-DRAWING_ANSWER = ("Always one of its own characters: it reads its 20 outputs as the nearest of its target codes and "
+DRAWING_ANSWER = ("Always one of its own characters: it reads its outputs as the nearest of its target codes and "
                   "has no answer 'none of these'. For characters it never learned, a new net keeps its lower "
                   "levels and trains the rest: that is the paper's transfer (the Transfer page).")
