@@ -20,7 +20,7 @@ from .studies import TERMS, live_summary, read_study, start_study, study_dirs, s
 from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
     prediction_panel, show_image28, table)
 from .confusion import show_confusion
-from .runs import run_details
+from .runs import grid_run_closer, run_details
 
 __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_label', 'job_panel', 'job_title', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source',
@@ -32,4 +32,4 @@ __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', '
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
     'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
     'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table',
-    'show_confusion', 'run_details']
+    'show_confusion', 'run_details', 'grid_run_closer']

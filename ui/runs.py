@@ -12,11 +12,11 @@ from lenet.data import CharacterSet
 from lenet.report.summary import run_summary_html
 from lenet.runtime.jobs import Job
 
-from .background import epoch_records
+from .background import epoch_records, job_panel, session_jobs
 from .confusion import show_confusion
 from .nets import net_bytes
 from .session import pool
-from .training import finished_runs
+from .training import finished_runs, start_transfer
 
 
 def run_test_set(job: Job) -> CharacterSet | None:
@@ -72,3 +72,44 @@ def run_details(kind: str, label: str, key: str, what: str = "test characters", 
                         f"{kind}-summary.html", mime="text/html", key=f"{key}-summary",
                         help="Its settings, training curves, accuracy per character and confusion matrix on one "
                              "page that opens offline; print it from the browser for a PDF.")
+
+
+def grid_run_closer(out_dir, key: str, ds: CharacterSet) -> None:
+    """Experiments: the grid keeps scores, not nets; one of its runs is trained again here (as a Transfer
+    job: the same class split, samples, source net, recipe and seed) to see what it misread."""
+    from lenet.config import Recipe
+    from lenet.data.protocol import transfer_split
+    from lenet.grid import experiment
+    from lenet.grid.cells import TEST_PER_CLASS, Cell, run_seed
+    splits = experiment.read_splits(out_dir)
+    runs = [(seed, r) for seed, (_, rs) in splits.items() for r in sorted(rs, key=lambda r: (r.k, r.n, r.trial))]
+    if not runs:
+        return
+    pick = st.selectbox("A run of this grid", range(len(runs)), key=f"{key}-run",
+                        format_func=lambda i: f"split {runs[i][0]}: n = {runs[i][1].n}, k = {runs[i][1].k}, trial "
+                                              f"{runs[i][1].trial} (test accuracy {runs[i][1].test_acc:.1%})",
+                        help="The grid keeps each run's scores, not its net: the run is trained again, the same way, "
+                             "to look at what it misread (it then also shows on the Transfer page).")
+    if st.button("Train it again and show what it misread", key=f"{key}-again"):
+        seed, r = runs[pick]
+        settings = splits[seed][0]["settings"]
+        owner = next((j for j, m in session_jobs("experiment") if m.get("out_dir") == str(out_dir)), None)
+        if owner is None or settings["data"] != ds.source:
+            st.error("This grid's source net or characters are not at hand (the grid is not this session's, or the "
+                     "active data set changed since): it cannot be trained again the same way here.")
+        else:
+            source = pool().store.net(owner.id, "source")
+            split = transfer_split(ds, settings["target_classes"], r.k, r.trial, seed, TEST_PER_CLASS,
+                                   source_classes=source.classes)
+            recipe = Recipe.from_dict(settings["recipe"]).replace(seed=run_seed(seed, Cell(r.n, r.k, r.trial)))
+            job = start_transfer(source, split, r.n, recipe, f"grid split {seed}: n={r.n} k={r.k} trial {r.trial}, "
+                                 f"again (the grid: {r.test_acc:.1%})", k=r.k, trial=r.trial)
+            st.session_state[f"{key}-job"] = job.id
+    mine = [(j, m) for j, m in session_jobs("transfer") if j.id == st.session_state.get(f"{key}-job")]
+    if mine:
+        job, meta = mine[0]
+        done = {j.id: label for label, _, j in finished_runs("transfer")}
+        if job.id not in done:
+            job_panel(job, f"{key}-panel")
+        else:
+            run_details("transfer", done[job.id], key)
