@@ -29,8 +29,9 @@ def show_confusion(net: Net, data: CharacterSet, key: str, what: str = "test cha
     options = [(t, r) for t, r, _ in conf.misreadings()] + [(c, c) for c in conf.classes if counts[c, c]]
     labels = {_label(t, r, counts[t, r]): (t, r) for t, r in options}
     pick_key, chart_key = f"{key}-cell", f"{key}-matrix"
-    if st.session_state.get(pick_key) not in labels:  # a new net or new data: the old pick may be gone
-        st.session_state[pick_key] = next(iter(labels))
+    picked = st.session_state.get(pick_key, "")
+    if picked is not None and picked not in labels:  # a new net or new data: the old pick may be gone
+        st.session_state[pick_key] = next(iter(labels))  # (None: an empty cell was clicked)
 
     def clicked() -> None:
         points = st.session_state[chart_key].selection.points

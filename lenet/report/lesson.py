@@ -33,9 +33,13 @@ def freezing_answer(n: int) -> str:
     kept = trainable_fraction(n)
     if n == 0:
         return "Nothing is frozen: all of the net learns, from scratch (no transfer)."
-    return (f"Freezing n = {n} ({_levels(n)}) leaves {_pct(kept)} of the free parameters to learn. At n = 4 "
-            f"that is still {_pct(trainable_fraction(4))}, since C5 alone holds most of the weights; at n = 5 "
-            f"only F6 learns: {_pct(trainable_fraction(5))}.")
+    text = f"Freezing n = {n} ({_levels(n)}) leaves {_pct(kept)} of the free parameters to learn."
+    if n < 5:
+        text += (f" C5 alone holds most of the weights: at n = 5 (C1-C5 frozen) only F6 learns, "
+                 f"{_pct(trainable_fraction(5))}.")
+    else:
+        text += f" At n = 4, with C5 still learning, it is {_pct(trainable_fraction(4))}: C5 holds most of the weights."
+    return text
 
 
 def _cell(rows: list[dict], n: int, k: int) -> dict | None:
@@ -89,8 +93,9 @@ def margins_answer(margins: list[dict]) -> str:
     return text
 
 
-MAPS_ANSWER = ("Each C1 map is one 5x5 kernel (shown above the maps) slid over the character: it is bright where the "
-               "strokes run the way its kernel does, dark elsewhere. C3 combines them into larger parts of strokes. "
+MAPS_ANSWER = ("Each C1 map is one 5x5 kernel (shown above the maps) slid over the character: it stands out from the "
+               "background where the strokes match its kernel's pattern (an edge on one side, a stroke in one "
+               "direction), so each map picks out other parts of the strokes. C3 combines them into larger parts. "
                "None of this is about any one character, which is why a new net can keep these levels "
                "(a transferred net with n >= 1 computes exactly these maps).")
 
