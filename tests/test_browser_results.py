@@ -85,7 +85,7 @@ LAYOUT_PROBLEMS = """() => {
 @pytest.mark.parametrize("size", [(1400, 1000), (1024, 768)], ids=["1400x1000", "1024x768"])
 def test_every_page_fits_and_explains_its_inputs(emnist_server, size):
     """A newcomer at a common screen size, page by page in a new session: no figure title or table cell
-    cut off, no figure shown twice, a help text on every input."""
+    cut off, no figure shown twice, a help text on every input; the Lesson shows every step's figure."""
     from test_browser import PAGES
     ARTIFACTS.mkdir(exist_ok=True)
     problems = {}
@@ -99,27 +99,15 @@ def test_every_page_fits_and_explains_its_inputs(emnist_server, size):
             found = page.evaluate(LAYOUT_PROBLEMS)
             if found:
                 problems[path or "home"] = found
+            if path == "lesson":  # a new session: every step's figure from what ships, nothing trained
+                lesson = [re.sub(r"<[^>]+>", "", t) for t in page.evaluate(FIGURE_TITLES)]
+                assert page.get_by_text("Ask the class:").count() == 6
+                assert page.get_by_role("button", name="Stop").count() == 0, "the lesson trains nothing by itself"
             assert page.locator('[data-testid="stException"]').count() == 0, f"/{path} shows an exception"
         page.screenshot(path=str(ARTIFACTS / f"newcomer-teach-{size[0]}.png"))
         browser.close()
     assert not problems, problems
-
-
-def test_the_lesson_shows_every_steps_figure_in_a_new_session(emnist_server):
-    """A class opens the Lesson in a brand-new session of a fresh server: every step's figure is drawn from
-    the shipped source net and results, and nothing trains."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        open_page(page, emnist_server, "lesson", uuid.uuid4().hex)
-        page.wait_for_timeout(1500)  # plotly draws after the script run
-        titles = [re.sub(r"<[^>]+>", "", t) for t in page.evaluate(FIGURE_TITLES)]
-        page.screenshot(path=str(ARTIFACTS / "lesson.png"), full_page=True)
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.get_by_text("Ask the class:").count() == 6
-        assert page.get_by_text("Done:").count() == 0 and page.get_by_role("button", name="Stop").count() == 0
-        browser.close()
     for start in ("LeNet-5 as in the paper's Figure 1", "C1 kernels", "C1: 6 maps", "C3: 16 maps"):
-        assert any(t.startswith(start) for t in titles), (start, titles)
-    assert sum(t.startswith("Mean test accuracy vs. retained levels") for t in titles) == 2, titles  # quick, Figure 2
+        assert any(t.startswith(start) for t in lesson), (start, lesson)
+    assert sum(t.startswith("Mean test accuracy vs. retained levels") for t in lesson) == 2, lesson  # quick, Figure 2
+

@@ -52,7 +52,7 @@ def quick_grid(source: Net, ds: CharacterSet, reference: list[dict] | None) -> N
     runs = len(QUICK_LEVELS) * len(QUICK_K)
     if st.button(f"Run it ourselves ({runs} runs, n = {' and '.join(map(str, QUICK_LEVELS))}, "
                  f"k = {' and '.join(map(str, QUICK_K))}, one trial)", key="lesson-run",
-                 help="A small grid on the active data in the background, about a minute; the figure fills in "
+                 help="A small grid on the active data in the background, under a minute; the figure fills in "
                       "as each run ends. It is kept with your grids on the Experiments page."):
         out = settings.home() / "experiments" / session_id() / time.strftime("%Y%m%d-%H%M%S")
         try:
