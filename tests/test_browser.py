@@ -253,6 +253,10 @@ def test_a_confusion_cell_click_shows_its_misread_samples(server, page):
     shown = page.locator(".st-key-tr-samples img")
     assert shown.count() == min(count, 40), f"{shown.count()} samples shown for a cell of {count}"
     page.screenshot(path=str(ARTIFACTS / "transfer-confusion.png"), full_page=True)
+    with page.expect_download(timeout=60_000) as dl:  # the one-page summary: settings, curves, the matrix
+        page.get_by_role("button", name="Download a one-page summary (HTML)").click()
+    summary = Path(dl.value.path()).read_text()
+    assert "Confusion matrix" in summary and "train loss" in summary and "samples per class k" in summary
     from lenet.core.export import missing, onnx_predict
     if missing() is None:  # the ONNX download reads the run's test characters as the app does
         from lenet.runtime.store import JobStore
