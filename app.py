@@ -13,6 +13,7 @@ if __name__ == "__main__":
     st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
     st.navigation([
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", url_path="", default=True),
+        st.Page("app_pages/lesson.py", title="Lesson", icon=":material/cast_for_education:", url_path="lesson"),
         st.Page("app_pages/source.py", title="Source net", icon=":material/neurology:", url_path="source"),
         st.Page("app_pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer"),
         st.Page("app_pages/experiments.py", title="Experiments", icon=":material/monitoring:",

@@ -145,6 +145,8 @@ else:
             figures_3_to_5(summary, "reopen")
             capped_table(summary)
             claims_table(claims_of(runs))
+            with st.expander("What one of its runs misread"):
+                ui.grid_run_closer(pick, "ex-closer", ds)
         files = [p for name in ("runs.csv", "summary.csv", "report.html", "seeds.csv", "margins.csv", "claims.csv")
                  for p in [pick / name] if p.exists()]
         cols = st.columns(max(1, len(files)))

@@ -17,6 +17,7 @@ st.markdown(
 st.markdown("**Start here:** try the source net on your own handwriting, train on new characters, or invent "
             "characters and teach them.")
 links = st.container(horizontal=True)  # as many a row as fit: no label cut short on a narrow page
+links.page_link("app_pages/lesson.py", label="The paper in six steps (a lesson)", icon=":material/cast_for_education:")
 links.page_link("app_pages/draw.py", label="Draw a character", icon=":material/draw:")
 links.page_link("app_pages/transfer.py", label="Transfer to new characters", icon=":material/swap_horiz:")
 links.page_link("app_pages/teach.py", label="Teach your own characters", icon=":material/school:")

@@ -14,7 +14,7 @@ name, net = ui.net_picker("maps-net")
 try:
     ds = ui.current_dataset()
 except DataError as e:
-    st.error(f"The active dataset cannot be loaded: {e}")
+    st.error(f"The active dataset cannot be loaded: {ui.hide_paths(str(e))}")
     st.stop()
 
 c1, c2, c3 = st.columns([2, 2, 1])

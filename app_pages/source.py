@@ -24,10 +24,12 @@ choice = st.radio("Characters", list(kinds), format_func=kinds.get, index=list(k
                                        "new characters from, to test on.")
 path = upload = None
 if choice == "path":
-    path = st.text_input("Folder or gzip.zip with emnist-*-ubyte.gz files, inside "
-                         f"{', '.join(map(str, ui.browser_data_roots())) or 'no server folder'}",
-                         value=s.data_path or "", key="src-path",
-                         help="Only the data folders the server's operator opened (LENET_DATA_DIRS) can be read.")
+    roots = len(ui.browser_data_roots())
+    path = st.text_input("Folder or gzip.zip with emnist-*-ubyte.gz files, inside one of the server's "
+                         f"{roots} data folder(s)" if roots else "Folder or gzip.zip (no server data folder is open)",
+                         key="src-path",
+                         help="Only the data folders the server's operator opened (LENET_DATA_DIRS) can be read; "
+                              "a relative path is looked up inside each. The operator tells you what is there.")
     upload = st.file_uploader(f"Or upload an EMNIST zip (at most {ui.MAX_UPLOAD_MB} MB)", type=["zip"],
                               key="src-zip", help="NIST's gzip.zip, or a zip of its emnist-*-ubyte.gz files.")
 if st.button("Use this dataset"):
@@ -36,14 +38,14 @@ if st.button("Use this dataset"):
         chosen = ui.browser_data_path(path, upload) if choice == "path" else None
         ui.dataset(kind, chosen)
     except DataError as e:
-        st.error(str(e))
+        st.error(ui.hide_paths(str(e)))
     else:
         s.data_kind, s.data_path = kind, chosen
         st.success(f"Using {ui.data_label(s.data_kind, s.data_path)}.")
 try:
     ds = ui.current_dataset()
 except DataError as e:
-    st.error(f"The active dataset cannot be loaded: {e}")
+    st.error(f"The active dataset cannot be loaded: {ui.hide_paths(str(e))}")
     st.stop()
 st.caption(f"Active: **{ui.active_data()[0]}**: {ds.description} ({len(ds.classes)} classes)")
 ui.emnist_download_panel()

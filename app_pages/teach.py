@@ -152,3 +152,5 @@ if taught:
         test = ui.canvas("teach-test")
     with tr:
         ui.prediction_panel(net, test, "Draw a character to test the taught net.")
+    with st.expander("What it misread, and taking it home"):
+        ui.run_details("teach", label, "teach-run", what="held-out drawings", fallback_train=True)

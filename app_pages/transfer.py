@@ -148,7 +148,7 @@ if finished:
                         key="tr-compare-chart")
     nets = ui.finished_nets("transfer")
     if nets:
-        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        label = c1.selectbox("A run's net (finished or stopped; also on Draw and Feature maps)", [n for n, _ in nets],
-                             key="tr-net", help="Download a trained net, to load it elsewhere.")
-        c2.download_button("Download", ui.net_bytes(dict(nets)[label]), "transfer-net.safetensors", key="tr-dl")
+        st.subheader("What a run misread, and taking it home")
+        label = st.selectbox("A run's net (finished or stopped; also on Draw and Feature maps)", [n for n, _ in nets],
+                             key="tr-net", help="What it misread on its test characters, and its downloads.")
+        ui.run_details("transfer", label, "tr")

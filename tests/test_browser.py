@@ -21,7 +21,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = ["", "source", "transfer", "experiments", "studies", "maps", "draw", "teach"]
+PAGES = ["", "lesson", "source", "transfer", "experiments", "studies", "maps", "draw", "teach"]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
@@ -204,6 +204,71 @@ def test_drawing_right_after_clear_is_read(server, page):
         page.locator('[data-testid="stMetricValue"]').wait_for(state="detached", timeout=20_000)
         settle(page)
         first = None
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+MATRIX = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const i = plots.findIndex(p => JSON.stringify(p.layout.title || '').includes('Confusion matrix'));
+  if (i < 0) return null;
+  const cells = plots[i].data[0].customdata;  // [true, read as, count, share], row by row
+  const off = cells.map((c, j) => [c, j]).filter(([c]) => c[0] !== c[1] && c[2] > 0);
+  // not the cell shown before any click (the most frequent misreading): the least frequent, the last such
+  const pick = off.length > 1 ? off.reduce((a, b) => (b[0][2] <= a[0][2] ? b : a))
+                              : cells.map((c, j) => [c, j]).filter(([c]) => c[0] === c[1] && c[2] > 0).pop();
+  return {plot: i, point: pick[1], cell: pick[0]};
+}"""
+
+
+def test_a_confusion_cell_click_shows_its_misread_samples(server, page):
+    """A finished transfer run's confusion matrix: clicking a cell shows the test characters read that way;
+    the ONNX download reads them as the app does."""
+    import re
+
+    import numpy as np
+    base, _ = server
+    sid = uuid.uuid4().hex
+    open_page(page, base, "transfer", sid)
+    k = page.get_by_label("Samples per class k", exact=True)
+    k.fill("1")  # one sample per class: plenty misread
+    k.press("Enter")
+    epochs = page.get_by_label("Max epochs", exact=True)
+    epochs.fill("12")  # a test point every epoch: a short run
+    epochs.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.get_by_text("Done:").first.wait_for(timeout=90_000)
+    settle(page)
+    page.wait_for_timeout(1000)  # plotly draws after the script run
+    found = page.evaluate(MATRIX)
+    assert found is not None, "the finished run's confusion matrix is shown"
+    true, read, count = found["cell"][:3]
+    plot = page.locator(".js-plotly-plot").nth(found["plot"])
+    plot.scroll_into_view_if_needed()
+    plot.locator(".scatterlayer .points path").nth(found["point"]).click(force=True)
+    caption = page.get_by_text(re.compile(rf"^{count} of the \d+ test characters of {re.escape(true)} were read as "
+                                          rf"{re.escape(read)}"))
+    caption.wait_for(timeout=20_000)
+    settle(page)
+    shown = page.locator(".st-key-tr-samples img")
+    assert shown.count() == min(count, 40), f"{shown.count()} samples shown for a cell of {count}"
+    page.screenshot(path=str(ARTIFACTS / "transfer-confusion.png"), full_page=True)
+    with page.expect_download(timeout=60_000) as dl:  # the one-page summary: settings, curves, the matrix
+        page.get_by_role("button", name="Download a one-page summary (HTML)").click()
+    summary = Path(dl.value.path()).read_text()
+    assert "Confusion matrix" in summary and "train loss" in summary and "samples per class k" in summary
+    from lenet.core.export import missing, onnx_predict
+    if missing() is None:  # the ONNX download reads the run's test characters as the app does
+        from lenet.runtime.store import JobStore
+        store = JobStore(HOMES["server"] / "jobs")
+        job = max(r["id"] for r in store.records() if r.get("owner") == sid)
+        with page.expect_download(timeout=60_000) as dl:
+            page.get_by_role("button", name="Download the net (ONNX)").click()
+        test = store.split(job, "split").test
+        predicted = onnx_predict(Path(dl.value.path()).read_bytes(), test.images)
+        assert predicted == store.result(job).predict(test.images)
+        right = np.mean([p == test.classes[l] for p, l in zip(predicted, test.labels)])
+        assert 0.05 < right < 1
     assert page.locator('[data-testid="stException"]').count() == 0
 
 

@@ -85,7 +85,7 @@ LAYOUT_PROBLEMS = """() => {
 @pytest.mark.parametrize("size", [(1400, 1000), (1024, 768)], ids=["1400x1000", "1024x768"])
 def test_every_page_fits_and_explains_its_inputs(emnist_server, size):
     """A newcomer at a common screen size, page by page in a new session: no figure title or table cell
-    cut off, no figure shown twice, a help text on every input."""
+    cut off, no figure shown twice, a help text on every input; the Lesson shows every step's figure."""
     from test_browser import PAGES
     ARTIFACTS.mkdir(exist_ok=True)
     problems = {}
@@ -99,7 +99,15 @@ def test_every_page_fits_and_explains_its_inputs(emnist_server, size):
             found = page.evaluate(LAYOUT_PROBLEMS)
             if found:
                 problems[path or "home"] = found
+            if path == "lesson":  # a new session: every step's figure from what ships, nothing trained
+                lesson = [re.sub(r"<[^>]+>", "", t) for t in page.evaluate(FIGURE_TITLES)]
+                assert page.get_by_text("Ask the class:").count() == 6
+                assert page.get_by_role("button", name="Stop").count() == 0, "the lesson trains nothing by itself"
             assert page.locator('[data-testid="stException"]').count() == 0, f"/{path} shows an exception"
         page.screenshot(path=str(ARTIFACTS / f"newcomer-teach-{size[0]}.png"))
         browser.close()
     assert not problems, problems
+    for start in ("LeNet-5 as in the paper's Figure 1", "C1 kernels", "C1: 6 maps", "C3: 16 maps"):
+        assert any(t.startswith(start) for t in lesson), (start, lesson)
+    assert sum(t.startswith("Mean test accuracy vs. retained levels") for t in lesson) == 2, lesson  # quick, Figure 2
+

@@ -13,21 +13,24 @@ from lenet.files import ASSETS
 from .session import (dataset, pool, session_dir, session_id, sessions, state)
 from .background import (epoch_records, job_label, job_panel, job_title, session_jobs)
 from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path, browser_data_roots,
-    current_dataset, data_label, emnist_download_panel, net_bytes, require_dataset, require_source)
+    current_dataset, data_label, emnist_download_panel, hide_paths, net_bytes, require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_runs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
 from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
     prediction_panel, show_image28, table)
+from .confusion import show_confusion
+from .runs import grid_run_closer, run_details
 
 __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_label', 'job_panel', 'job_title', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source',
     'browser_data_path',
-    'browser_data_roots', 'current_dataset', 'data_label', 'dataset', 'emnist_download_panel', 'net_bytes',
+    'browser_data_roots', 'current_dataset', 'data_label', 'dataset', 'emnist_download_panel', 'hide_paths', 'net_bytes',
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
     'experiment_dirs', 'experiment_runs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
     'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
-    'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table']
+    'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table',
+    'show_confusion', 'run_details', 'grid_run_closer']

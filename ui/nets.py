@@ -1,11 +1,14 @@
 """The active dataset and source net (shipped, saved, or trained on first start); fetching full EMNIST."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import streamlit as st
 
 from lenet import settings
+from lenet.files import PROJECT_ROOT
 from lenet.core import checkpoint
 from lenet.config import SOURCE_RECIPE
 from lenet.data import CharacterSet, DataError, active_set, find_emnist
@@ -45,7 +48,7 @@ def require_dataset() -> CharacterSet:
     try:
         return current_dataset()
     except DataError as e:
-        st.error(f"The active dataset cannot be loaded: {e}")
+        st.error(f"The active dataset cannot be loaded: {hide_paths(str(e))}")
         st.stop()
 
 
@@ -58,11 +61,27 @@ def browser_data_path(typed: str | None, upload=None) -> str:
     """A dataset path from the browser: the uploaded zip, kept in this session's folder, or a typed
     path inside the operator's data folders (or this session's uploads). Raises DataError."""
     uploads = session_dir("data")
-    if upload is not None:
-        return str(store_upload(upload.getvalue(), upload.name, uploads, MAX_UPLOAD_MB))
-    if not (typed or "").strip():
-        raise DataError("Give a folder or archive path, or upload an EMNIST zip.")
-    return str(allowed_path(typed, data_roots() + [uploads]))
+    try:
+        if upload is not None:
+            return str(store_upload(upload.getvalue(), upload.name, uploads, MAX_UPLOAD_MB))
+        if not (typed or "").strip():
+            raise DataError("Give a folder or archive path, or upload an EMNIST zip.")
+        return str(allowed_path(typed, data_roots() + [uploads]))
+    except DataError as e:  # the reader names the file it read: the upload's copy in the session folder
+        raise DataError(hide_paths(str(e))) from None
+
+
+def hide_paths(text: str) -> str:
+    """`text` with the server's own folders (LENET_HOME, LENET_CACHE, the data folders, the project,
+    the user's home) replaced by words: a browser is never shown where things are on the server."""
+    folders = {settings.home(): "the server's app folder", settings.cache(): "the server's cache folder",
+               PROJECT_ROOT: "the app's folder", Path.home(): "a server folder",
+               **{r: "a server data folder" for r in data_roots()}}
+    for folder, words in sorted(folders.items(), key=lambda f: -len(str(f[0]))):  # the longest first
+        for form in {str(folder), str(Path(os.path.realpath(folder)))}:
+            if len(form) > 1:
+                text = text.replace(form, words)
+    return text
 
 
 def net_bytes(net: Net) -> bytes:
@@ -71,7 +90,10 @@ def net_bytes(net: Net) -> bytes:
 
 
 def data_label(kind: str, path: str | None) -> str:
-    return f"{kind} ({path})" if path else kind
+    """"emnist (gzip.zip)": the data kind and the name of what it was read from, never the server path."""
+    if not path:
+        return kind
+    return f"{kind} (your upload)" if Path(path).is_relative_to(session_dir("data")) else f"{kind} ({Path(path).name})"
 
 
 @st.cache_resource(show_spinner="Loading the source net…")
@@ -108,9 +130,9 @@ def emnist_download_panel() -> None:
         download_emnist(None, url, EMNIST_SIZE if url == EMNIST_URL else None, progress)
     except (DataError, OSError) as e:
         bar.empty()
-        st.error(f"Could not download EMNIST: {e}. Nothing changed: the active dataset is still "
+        st.error(f"Could not download EMNIST: {hide_paths(str(e))}. Nothing changed: the active dataset is still "
                  f"{active_data()[0]}. Where this machine cannot reach {url}, fetch gzip.zip elsewhere and put it "
-                 f"in {settings.cache() / 'emnist'}, or give its path above.")
+                 f"in the server's EMNIST cache folder (LENET_CACHE/emnist), or give its path above.")
         return
     s = state()
     s.data_kind, s.data_path = "emnist", None

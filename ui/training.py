@@ -75,15 +75,20 @@ def teach_split(drawn: CharacterSet) -> Split:
     return Split(drawn, drawn.subset(np.zeros(0, np.int64)), list(drawn.classes))
 
 
-def finished_nets(kind: str) -> list[tuple[str, Net]]:
-    """(label, net) of this session's finished or stopped jobs of one kind that produced a net."""
+def finished_runs(kind: str) -> list[tuple[str, Net, Job]]:
+    """(label, net, job) of this session's finished or stopped jobs of one kind that produced a net."""
     out = []
     for job, meta in session_jobs(kind):
         snap = job.snapshot()
         if snap.state in ("done", "stopped") and isinstance(snap.result, Net):
             out.append((f"{job_label(job, meta)}{' (stopped)' if snap.state == 'stopped' else ''}",
-                        snap.result))
+                        snap.result, job))
     return out
+
+
+def finished_nets(kind: str) -> list[tuple[str, Net]]:
+    """(label, net) of this session's finished or stopped jobs of one kind that produced a net."""
+    return [(label, net) for label, net, _ in finished_runs(kind)]
 
 
 def all_nets() -> list[tuple[str, Net]]:

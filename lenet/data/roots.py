@@ -51,9 +51,10 @@ def allowed_path(path: str | Path, roots: list[Path] | None = None) -> Path:
 
 
 def _refusal(roots: list[Path]) -> str:
-    where = ", ".join(str(r) for r in roots) or "none are configured"
-    return (f"only datasets inside the server's data folders can be opened here ({where}); "
-            f"the operator sets them with {ENV}. Or upload an EMNIST zip archive.")
+    """The same words whatever was asked; the folders are counted, not named (a browser sees this)."""
+    where = f"{len(roots)} folder(s)" if roots else "none are configured"
+    return (f"only datasets inside the server's data folders can be opened here ({where}; a relative path is "
+            f"looked up inside each); the operator sets them with {ENV}. Or upload an EMNIST zip archive.")
 
 
 def store_upload(data: bytes, name: str, folder: Path, max_mb: int = MAX_UPLOAD_MB) -> Path:
