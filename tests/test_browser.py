@@ -21,7 +21,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = ["", "lesson", "source", "transfer", "experiments", "studies", "maps", "draw", "teach"]
+PAGES = ["", "lesson", "source", "transfer", "experiments", "studies", "maps", "draw", "teach", "class"]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 

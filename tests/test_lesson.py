@@ -13,9 +13,7 @@ from lenet.report import lesson
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "assets" / "results-emnist"
-PAGES = ["app_pages/home.py", "app_pages/lesson.py", "app_pages/source.py", "app_pages/transfer.py",
-         "app_pages/experiments.py", "app_pages/studies.py", "app_pages/maps.py", "app_pages/draw.py",
-         "app_pages/teach.py"]
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "app_pages").glob("*.py"))  # every page, new ones too
 
 
 @pytest.fixture(scope="module")
