@@ -202,6 +202,18 @@ def test_download_button_offline_says_so_and_keeps_the_subset(fresh, monkeypatch
     assert "Active: **EMNIST subset (shipped)**" in _texts(at.caption)
 
 
+def test_a_student_cannot_download_full_emnist_to_the_server(fresh, server, monkeypatch):
+    """With a teacher password, the download (which changes the data set for every session) is the
+    teacher's: a student's click is refused and nothing is fetched."""
+    monkeypatch.setenv("LENET_EMNIST_URL", server["url"])
+    monkeypatch.setenv("LENET_TEACHER_PASSWORD", "a-long-teacher-secret")
+    at = _app("app_pages/source.py")
+    next(b for b in at.button if b.label == "Download full EMNIST").click().run()
+    assert "Only the teacher can download full EMNIST to the server." in _texts(at.error)
+    assert not at.success and not at.get("progress")
+    assert not (fresh / "cache" / "emnist" / "gzip.zip").exists()
+
+
 def test_every_page_works_on_the_subset(fresh):
     at = _app()
     for page in ("source", "transfer", "experiments", "maps", "draw", "teach"):

@@ -127,6 +127,12 @@ def curves_chart(snap):
     return training_curves(epochs) if epochs else None
 
 
+def _may_resume() -> bool:
+    """A resumed job counts against a student's quota like a new one."""
+    from .classroom import within_quota  # deferred: ui.classroom builds on the trainings that build on this module
+    return within_quota(1)
+
+
 def _draw_job(job: Job, key: str, stop_button: bool, chart=curves_chart) -> None:
     snap = job.snapshot()
     cols = st.columns([4, 1])
@@ -136,7 +142,7 @@ def _draw_job(job: Job, key: str, stop_button: bool, chart=curves_chart) -> None
         if cols[1].button("Stop", key=f"stop-{key}-{job.id}", type="primary"):
             job.stop()
     if snap.state == INTERRUPTED and job.spec is not None:
-        if cols[1].button("Resume", key=f"resume-{key}-{job.id}", type="primary"):
+        if cols[1].button("Resume", key=f"resume-{key}-{job.id}", type="primary") and _may_resume():
             resume(job)
             st.rerun()
     fig = chart(snap)

@@ -117,6 +117,9 @@ def emnist_download_panel() -> None:
     if not st.button("Download full EMNIST", key="dl-emnist", help="Fetch the full set once; it then replaces "
                                                                      "the subset for everyone on this server."):
         return
+    from .classroom import require_teacher  # deferred: ui.classroom builds on this module through ui.training
+    if not require_teacher("download full EMNIST to the server"):
+        return
     bar = st.progress(0.0, text="Connecting…")
     last = [0.0]
 
