@@ -4,11 +4,13 @@
 ("headline": the cells and margins; "results": those, the claims and the twin comparison) from
 assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
 older picks of seeds 0-2), and "oneshot" (where the paper's method stands on Omniglot's one-shot
-benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`); a test checks the
-files hold what it writes.
+benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`), and the readouts side by
+side per n and k ("readouts-emnist" from assets/results-readouts, one class split; "readouts-omniglot" from
+assets/results-omniglot, several, with intervals); a test checks the files hold what it writes.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -17,8 +19,9 @@ from lenet.files import ASSETS, write_text
 from lenet.grid import experiment as E
 from lenet.report.claims import CLAIMS, pooled, split_margins
 
-BLOCKS = ("headline", "results", "oneshot")
+BLOCKS = ("headline", "results", "oneshot", "readouts-emnist", "readouts-omniglot")
 ONESHOT = ASSETS / "results-oneshot" / "oneshot.json"
+READOUTS = {"readouts-emnist": ASSETS / "results-readouts", "readouts-omniglot": ASSETS / "results-omniglot"}
 
 
 def begin(name: str) -> str:
@@ -138,10 +141,43 @@ def oneshot(path=ONESHOT) -> list[str]:
     return _table(["method", "retained levels", "error"], rows)
 
 
+def readouts(folder) -> list[str]:
+    """Mean test accuracy per k and n, a column per readout (mse: the paper's, the grid's runs): over the
+    class splits with 95% intervals from readouts-seeds.csv when the folder holds several, else the one
+    split's means over trials from readouts-summary.csv."""
+    from lenet.core.readouts import READOUTS as KINDS
+    from lenet.grid import readouts as R
+    from lenet.grid.runfolder import parse_cell
+
+    folder = Path(folder)
+    several = (folder / R.SEEDS).exists()
+    with open(folder / (R.SEEDS if several else R.SUMMARY), newline="") as f:
+        rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
+    if several:
+        at = {(r["n"], r["k"], r["readout"]): r for r in rows}
+        kinds = [k for k in KINDS if any(key[2] == k for key in at)]
+        nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+        show = lambda r: "" if r is None else f"{100 * r['mean']:.1f} {_ci(r['ci_lo'], r['ci_hi'])}"
+        body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
+        splits = max(r["seeds"] for r in rows)
+        note = (f"Mean test accuracy (%) over {splits} class splits (each split's mean over its trials), 95% "
+                f"interval with the splits resampled.")
+    else:
+        kinds = [k for k in KINDS if k in rows[0]]
+        body = [[r["k"], r["n"], *(f"{100 * r[kind]:.1f}" for kind in kinds)]
+                for r in sorted(rows, key=lambda r: (r["k"], r["n"]))]
+        note = (f"Mean test accuracy (%) over {rows[0][kinds[0] + '_runs']} trials on one class split: a first "
+                f"look, not a claim with an interval.")
+    head = ["k", "n", *[f"{k} (the paper's)" if k == "mse" else k for k in kinds]]
+    return _table(head, body) + ["", note]
+
+
 def markdown(name: str, results, with_twins=None) -> str:
-    """Block `name` ("headline", "results" or "oneshot"), markers included."""
+    """Block `name` (one of BLOCKS), markers included."""
     if name == "oneshot":
         return "\n".join([begin(name), *oneshot(), end(name)]) + "\n"
+    if name in READOUTS:
+        return "\n".join([begin(name), *readouts(READOUTS[name]), end(name)]) + "\n"
     parts = [*cells(results), "", *margins(results)]
     if name == "results":
         parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",
