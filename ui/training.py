@@ -35,12 +35,30 @@ def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: Char
 
 
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
-                   **params) -> Job:
+                   readout: str = "mse", **params) -> Job:
+    """A transfer run: the paper's readout (mse) trains the levels above n with live curves; another
+    (lenet.core.readouts) reads the new characters out at level n and records its accuracy once."""
+    from lenet.core.readouts import DEFAULT, check_readouts
+    check_readouts([readout])
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
-    return _start(kind, label, {"task": "transfer", "n": n, "recipe": recipe.to_dict()}, {"source": source},
-                  {"split": split}, n=n, classes=list(split.classes), **params)
+    spec = {"task": "transfer", "n": n, "recipe": recipe.to_dict()} if readout == DEFAULT else \
+        {"task": "readout", "n": n, "recipe": recipe.to_dict(), "readout": readout}
+    return _start(kind, label, spec, {"source": source}, {"split": split}, n=n, classes=list(split.classes),
+                  readout=readout, **params)
+
+
+# The Transfer page's readout choice (lenet.core.readouts), each as the page names it
+READOUTS = {"mse": "mse (the paper's): the levels above n learn towards random codes",
+            "ce": "ce: the levels above n learn one output per character (cross-entropy)",
+            "centroid": "centroid: nearest class mean of the level-n features, nothing trained",
+            "probe": "probe: logistic regression on the level-n features"}
+
+
+def run_name(n: int, k: int, trial: int, readout: str = "mse") -> str:
+    """A run's label: "n=4 k=5 trial 0", the readout named when it is not the paper's."""
+    return f"n={n} k={k} trial {trial}" + ("" if readout == "mse" else f", {readout} readout")
 
 
 def transfer_recipe(max_epochs: int, seed: int) -> Recipe:

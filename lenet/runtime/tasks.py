@@ -49,6 +49,23 @@ def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net
     return net
 
 
+def readout_task(job, source: Net, split: Split, n: int, recipe: Recipe, readout: str) -> None:
+    """The new characters read out at retained level n another way than the paper's (lenet.core.readouts:
+    ce, centroid, probe): one record, the readout's accuracy on the training and the test set."""
+    import torch
+
+    from lenet.core.readouts import readout as read_out
+    from lenet.data import to_net_input
+    t0 = time.perf_counter()
+    x = to_net_input(split.train.images)
+    pred = read_out(readout, source.model, n, x, torch.from_numpy(split.train.labels),
+                    torch.cat([x, to_net_input(split.test.images)]), recipe).numpy()
+    train_acc = float((pred[:len(x)] == split.train.labels).mean())
+    test_acc = float((pred[len(x):] == split.test.labels).mean()) if len(split.test) else None
+    job.record(kind="epoch", epoch=1, step=0, train_loss=None, train_acc=train_acc, test_acc=test_acc,
+               seconds=time.perf_counter() - t0, readout=readout)
+
+
 def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[str]], levels: list[int],
                     samples: list[int], trials: int, recipe: Recipe, out_dir: str) -> str:
     """reproduce() once per seed (class split) into out_dir, or out_dir/seed-S and seeds.csv for
@@ -126,6 +143,8 @@ TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
     "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"])),
     "transfer": lambda spec, nets, splits, ds: (transfer_task, nets["source"], splits["split"], spec["n"],
                                                 Recipe.from_dict(spec["recipe"])),
+    "readout": lambda spec, nets, splits, ds: (readout_task, nets["source"], splits["split"], spec["n"],
+                                               Recipe.from_dict(spec["recipe"]), spec["readout"]),
     "experiment": lambda spec, nets, splits, ds: (
         experiment_task, nets["source"], ds, {int(seed): chars for seed, chars in spec["targets"].items()},
         spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"]),
@@ -133,4 +152,5 @@ TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
                                              ds, spec["targets"], spec["out_dir"], spec["command"]),
 }
 NEEDS = {"source": ((), ("split",)), "transfer": (("source",), ("split",)),  # (nets, splits) the store keeps
+         "readout": (("source",), ("split",)),
          "experiment": (("source",), ()), "study": (("source",), ())}
