@@ -82,3 +82,35 @@ def test_transfer_page_takes_new_characters_from_an_omniglot_alphabet():
     rgba = np.dstack([ink, ink, ink, np.full_like(ink, 255)])  # black ink on a white canvas
     image, ranking = ui.classify(net, rgba)
     assert image.shape == (28, 28) and {c for c, _ in ranking} <= set(picked)
+
+
+def test_experiments_page_runs_the_grid_on_an_omniglot_alphabet():
+    """Experiments takes each class split's new characters from one Omniglot alphabet, with Omniglot's test and
+    validation sizes, exactly as `reproduce --data omniglot` does."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.query_params["sid"] = uuid.uuid4().hex
+    at.run()
+    at.switch_page("app_pages/experiments.py")
+    at.run()
+    at.radio(key="ex-from").set_value("Omniglot alphabets").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="ex-k-omniglot").options == ["1", "2", "5", "10"]
+    assert "(the Balinese alphabet)" in texts(at.caption) and "8 test samples of each: 160" in texts(at.caption)
+    at.multiselect(key="ex-levels").set_value([5])
+    at.multiselect(key="ex-k-omniglot").set_value([2])
+    at.number_input(key="ex-trials").set_value(1)
+    at.number_input(key="ex-steps").set_value(6).run()
+    next(b for b in at.button if b.label == "Run the grid").click().run()
+    end = time.monotonic() + 90
+    while "Done" not in texts(at.success):
+        assert time.monotonic() < end, "the grid did not finish in time"
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    import json
+
+    from lenet import settings
+    (meta,) = [json.loads(p.read_text()) for p in (settings.home() / "experiments").glob("*/*/meta.json")]
+    s = meta["settings"]
+    assert s["data"].startswith("omniglot") and (s["test_per_class"], s["val_per_class"]) == (8, 2)
+    assert len(s["target_classes"]) == 20 and all(c.startswith("Balinese/") for c in s["target_classes"])

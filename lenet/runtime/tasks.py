@@ -67,10 +67,10 @@ def readout_task(job, source: Net, split: Split, n: int, recipe: Recipe, readout
 
 
 def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[str]], levels: list[int],
-                    samples: list[int], trials: int, recipe: Recipe, out_dir: str) -> str:
+                    samples: list[int], trials: int, recipe: Recipe, out_dir: str, sizes: dict | None = None) -> str:
     """reproduce() once per seed (class split) into out_dir, or out_dir/seed-S and seeds.csv for
     several; resumable (finished runs there are kept). Each run is recorded, those finished before
-    (a resumed grid) first."""
+    (a resumed grid) first. `sizes`: the test and validation sizes (reproduce's; default the paper's)."""
     from lenet.grid.experiment import reproduce, seed_dir, write_seed_outputs
     many = len(targets) > 1
     dirs = {seed: seed_dir(out_dir, seed) if many else Path(out_dir) for seed in targets}
@@ -83,7 +83,7 @@ def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[
         base = i * total // len(targets)
         by_seed[seed] = reproduce(
             source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
-            out_dir=dirs[seed], fast=True, stop=job.stop_event,
+            out_dir=dirs[seed], fast=True, stop=job.stop_event, **(sizes or {}),
             on_result=lambda r: job.record(kind="result", **asdict(r)),
             progress=lambda done, _total, base=base: job.progress(base + done, total))
         if job.stop_event.is_set():
@@ -147,7 +147,8 @@ TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
                                                Recipe.from_dict(spec["recipe"]), spec["readout"]),
     "experiment": lambda spec, nets, splits, ds: (
         experiment_task, nets["source"], ds, {int(seed): chars for seed, chars in spec["targets"].items()},
-        spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"]),
+        spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"],
+        spec.get("sizes")),
     "study": lambda spec, nets, splits, ds: (study_task, spec["study"], spec["quick"], spec["seed"], nets["source"],
                                              ds, spec["targets"], spec["out_dir"], spec["command"]),
 }

@@ -107,7 +107,7 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
         tasks.append(Task(cells[group[0]].n, specs, sum(cells[i].k * LEVEL_COST[cells[i].n] for i in group)))
     if ray_address:
         finished = run_on_ray(shared, tasks, ray_address, stop)
-    elif workers == 1:
+    elif workers == 1 or len(tasks) == 1:  # one task group: no worker processes to start for it
         finished = run_in_process(shared, tasks, stop)
     else:
         finished = run_in_processes(shared, tasks, workers, stop)
