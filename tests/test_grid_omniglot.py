@@ -13,6 +13,7 @@ from lenet.config import TRANSFER_RECIPE
 from lenet.core import checkpoint
 from lenet.data import DataError, load
 from lenet.data import omniglot as O
+from lenet.grid import experiment as E
 from lenet.grid import readouts as R
 from lenet.grid.cells import Cell, run_cell
 from lenet.grid.fast import run_cells
@@ -92,3 +93,9 @@ def test_readout_tables_are_generated_from_the_shipped_csvs():
     doc = (ROOT / "docs" / "omniglot.md").read_text()
     for block in ("readouts-emnist", "readouts-omniglot"):
         assert tables.markdown(block, None) in doc, block
+    assert tables.markdown("omniglot-margins", None) in (ROOT / "README.md").read_text()
+    splits = E.read_splits(tables.READOUTS["readouts-omniglot"])  # what the shipped tables come from
+    assert sorted(splits) == [0, 1, 2, 3, 4, 5]
+    assert [m["settings"]["target_classes"][0].split("/")[0] for m, _ in splits.values()] == \
+        ["Balinese", "Early_Aramaic", "Greek", "Japanese_(katakana)", "Korean", "Sanskrit"]
+    assert all(m["complete"] and m["settings"]["test_per_class"] == 8 for m, _ in splits.values())

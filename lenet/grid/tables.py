@@ -6,7 +6,8 @@ assets/results-emnist (the twin-free default splits) and assets/results-emnist-t
 older picks of seeds 0-2), and "oneshot" (where the paper's method stands on Omniglot's one-shot
 benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`), and the readouts side by
 side per n and k ("readouts-emnist" from assets/results-readouts, one class split; "readouts-omniglot" from
-assets/results-omniglot, several, with intervals); a test checks the files hold what it writes.
+assets/results-omniglot, several, with intervals; "omniglot-margins": that grid's transfer margins); a test
+checks the files hold what it writes.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from lenet.files import ASSETS, write_text
 from lenet.grid import experiment as E
 from lenet.report.claims import CLAIMS, pooled, split_margins
 
-BLOCKS = ("headline", "results", "oneshot", "readouts-emnist", "readouts-omniglot")
+BLOCKS = ("headline", "results", "oneshot", "readouts-emnist", "readouts-omniglot", "omniglot-margins")
 ONESHOT = ASSETS / "results-oneshot" / "oneshot.json"
 READOUTS = {"readouts-emnist": ASSETS / "results-readouts", "readouts-omniglot": ASSETS / "results-omniglot"}
 
@@ -178,6 +179,8 @@ def markdown(name: str, results, with_twins=None) -> str:
         return "\n".join([begin(name), *oneshot(), end(name)]) + "\n"
     if name in READOUTS:
         return "\n".join([begin(name), *readouts(READOUTS[name]), end(name)]) + "\n"
+    if name == "omniglot-margins":  # the transfer margins of the grid on Omniglot (README)
+        return "\n".join([begin(name), *margins(READOUTS["readouts-omniglot"]), end(name)]) + "\n"
     parts = [*cells(results), "", *margins(results)]
     if name == "results":
         parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",
