@@ -13,7 +13,8 @@ from lenet.report.claims import describe as describe_claim
 from lenet.config import PAPER_LEVELS, PAPER_TRIALS, TRANSFER_RECIPE
 from lenet.report.figures import accuracy_vs_levels, min_avg_max
 
-SHIPPED_COMMAND = {"emnist": "python -m lenet reproduce --data emnist --seeds 0 1 2 3 4 5 6 7 8 9 --out assets/results-emnist",
+SHIPPED_COMMAND = {"emnist": "python -m lenet reproduce --data emnist --seeds 0 1 2 3 4 5 6 7 8 9 "
+                             "--out assets/results-emnist",
                    "omniglot": "python -m lenet reproduce --data omniglot --seeds 0 1 2 3 4 5 --trials 2 "
                                "--readouts mse,ce,centroid,probe --out assets/results-omniglot"}
 FIG_K = (1, 10, 40)  # the paper's Figures 3, 4 and 5
@@ -87,7 +88,8 @@ c1, c2, c3 = st.columns(3)
 levels = c1.multiselect("Retained levels n", PAPER_LEVELS, default=list(PAPER_LEVELS), key="ex-levels",
                         help="How many of the source net's lowest levels each run copies and freezes "
                              "(0: a fresh net, no transfer).")
-samples = c2.multiselect("Samples per class k", protocol["samples"], key="ex-k-omniglot" if ui.is_omniglot(ds) else "ex-k",
+samples = c2.multiselect("Samples per class k", protocol["samples"],
+                         key="ex-k-omniglot" if ui.is_omniglot(ds) else "ex-k",
                          default=[k for k in (1, 5, 10) if k in protocol["samples"]],
                          help="Training images of each new character; one run per k.")
 trials = c3.number_input("Trials", 1, 20, 2, key="ex-trials",

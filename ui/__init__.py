@@ -28,6 +28,7 @@ __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', '
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
     'experiment_dirs', 'experiment_runs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
-    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'READOUTS', 'run_name', 'omniglot_teach_panel', 'grid_protocol', 'grid_targets', 'is_omniglot', 'CLEAR_HINT', 'canvas',
+    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'READOUTS', 'run_name',
+    'omniglot_teach_panel', 'grid_protocol', 'grid_targets', 'is_omniglot', 'CLEAR_HINT', 'canvas',
     'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
     'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table']

@@ -35,8 +35,9 @@ def _data_args(p, required=True) -> None:
     from lenet.data import KINDS
 
     p.add_argument("--data", choices=KINDS, required=required,
-                   help="character set: synthetic (built in), emnist (downloaded), sd19 (NIST folder) or omniglot "
-                        "(the background alphabets; the archives in assets/omniglot)")
+                   help="character set: synthetic (built in), emnist (downloaded), sd19 (NIST folder), omniglot "
+                        "(the background alphabets; the archives in assets/omniglot) or emnist+omniglot (both: "
+                        "EMNIST's classes at 20 drawings each, a background for source nets)")
     p.add_argument("--data-dir", help="folder or zip with the data (default: the usual places)")
 
 
