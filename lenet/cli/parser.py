@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--twins", default="assets/results-emnist-twins",
                     help="the same seeds reproduced with --twins allow, for the with-twins comparison")
     tb.add_argument("--write", nargs="+", metavar="FILE",
-                    help="rewrite the result blocks these files hold (README.md docs/reproduction.md) instead of "
-                         "printing the tables")
+                    help="rewrite the result blocks these files hold (README.md docs/reproduction.md "
+                         "docs/omniglot.md) instead of printing the tables")
     tb.add_argument("--json", action="store_true", help="print one JSON object")
     tb.set_defaults(fn=commands.cmd_tables)
 
