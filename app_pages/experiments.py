@@ -26,7 +26,7 @@ if st.radio("New characters from", ("the active set", "Omniglot alphabets"), hor
             help="The active set's other characters (as in the paper), or per class split 20 characters of one "
                  "Omniglot alphabet the source net never saw (docs/omniglot.md).") == "Omniglot alphabets":
     ds = ui.check_data(ui.dataset, "omniglot") or st.stop()
-protocol = ui.grid_protocol(ds)
+protocol = experiment.grid_protocol(ds)
 
 
 def figures_3_to_5(summary: list[dict], key: str) -> None:
@@ -103,7 +103,7 @@ seeds = c2.multiselect("Class splits (seeds)", list(range(10)), default=[0], key
                             "show how much the result depends on which characters are new.")
 seeds = sorted(seeds)
 if seeds:
-    targets, where_from = ui.check_data(ui.grid_targets, ds, source, seeds[0]) or st.stop()
+    targets, where_from = ui.check_data(experiment.grid_targets, ds, source.classes, seeds[0]) or st.stop()
     per = protocol["test_per_class"]
     st.caption(f"Source net: {' '.join(source.classes)} -> new characters (seed {seeds[0]}){where_from}: "
                f"{' '.join(targets)} ({per} test samples of each: {per * len(targets):,} test characters).")

@@ -119,29 +119,6 @@ def is_omniglot(ds: CharacterSet) -> bool:
     return ds.source.startswith("omniglot")
 
 
-def grid_protocol(ds: CharacterSet) -> dict:
-    """The grid's k choices and test and validation sizes for this data (reproduce's defaults; Omniglot's
-    20 drawers: lenet/config.py)."""
-    from lenet import config
-    from lenet.grid.cells import TEST_PER_CLASS
-    from lenet.data.protocol import VAL_PER_CLASS
-    if is_omniglot(ds):
-        return {"samples": config.OMNIGLOT_SAMPLES, "test_per_class": config.OMNIGLOT_TEST_PER_CLASS,
-                "val_per_class": config.OMNIGLOT_VAL_PER_CLASS}
-    return {"samples": config.PAPER_SAMPLES, "test_per_class": TEST_PER_CLASS, "val_per_class": VAL_PER_CLASS}
-
-
-def grid_targets(ds: CharacterSet, source: Net, seed: int) -> tuple[list[str], str]:
-    """A class split's new characters and where they come from ("" or " (the Korean alphabet)"), as
-    `reproduce` picks them: on Omniglot 20 characters of one alphabet (lenet.data.omniglot.alphabet_characters)."""
-    from lenet.data.protocol import new_characters
-    if is_omniglot(ds):
-        from lenet.data.omniglot import alphabet_characters
-        alphabet, chars = alphabet_characters(ds, source.classes, seed)
-        return chars, f" (the {alphabet} alphabet)"
-    return new_characters(ds, source.classes, seed), ""
-
-
 def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: list[int], samples: list[int],
                      trials: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
     """reproduce() in a worker process, one grid per seed (class split: the new characters, draws and
@@ -150,9 +127,9 @@ def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: li
     On Omniglot (ds from ui.dataset("omniglot")) each split's new characters are one alphabet's."""
     from lenet.grid import experiment
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
-    protocol = grid_protocol(ds)
+    protocol = experiment.grid_protocol(ds)
     sizes = {k: protocol[k] for k in ("test_per_class", "val_per_class")}
-    targets = {seed: grid_targets(ds, source, seed)[0] for seed in seeds}
+    targets = {seed: experiment.grid_targets(ds, source.classes, seed)[0] for seed in seeds}
     for chars in targets.values():
         experiment.check_targets(ds, chars, source.classes, max(samples), **sizes)
     s = state()

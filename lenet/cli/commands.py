@@ -165,32 +165,18 @@ def _source_for(args, ds, seed: int | None = None, out: Path | None = None, devi
 
 
 def _grid_protocol(args) -> dict:
-    """The grid's samples per class k and test and validation sizes: the flags, else the data set's
-    defaults (EMNIST: the paper's k and 50 test, 20 validation; Omniglot's 20 drawers: lenet/config.py)."""
-    from lenet import config
-    from lenet.grid.cells import TEST_PER_CLASS
-    from lenet.data.protocol import VAL_PER_CLASS
+    """The grid's k and test and validation sizes: the flags, else the data set's
+    (lenet.grid.experiment.grid_protocol)."""
+    from lenet.grid.experiment import grid_protocol
 
-    omniglot = args.data == "omniglot"
-    sizes = {"samples": args.samples or list(config.OMNIGLOT_SAMPLES if omniglot else config.PAPER_SAMPLES),
-             "test_per_class": args.test_per_class if args.test_per_class is not None else
-             config.OMNIGLOT_TEST_PER_CLASS if omniglot else TEST_PER_CLASS,
-             "val_per_class": args.val_per_class if args.val_per_class is not None else
-             config.OMNIGLOT_VAL_PER_CLASS if omniglot else VAL_PER_CLASS}
+    default = grid_protocol(args.data)
+    sizes = {"samples": args.samples or list(default["samples"]),
+             **{k: default[k] if getattr(args, k) is None else getattr(args, k)
+                for k in ("test_per_class", "val_per_class")}}
     if sizes["test_per_class"] < 1 or sizes["val_per_class"] < 0:
         raise ValueError(f"--test-per-class must be >= 1 and --val-per-class >= 0 (got {sizes['test_per_class']} "
                          f"and {sizes['val_per_class']})")
     return sizes
-
-
-def _new_characters(args, ds, source, seed: int) -> tuple[list[str], str]:
-    """A split's new characters, and a note saying where they come from: on Omniglot, 20 of one alphabet
-    (lenet.data.omniglot.alphabet_characters), else the seed's default pick."""
-    if args.data == "omniglot":
-        from lenet.data.omniglot import alphabet_characters
-        alphabet, chars = alphabet_characters(ds, source.classes, seed)
-        return chars, f" (the {alphabet} alphabet)"
-    return new_characters(ds, source.classes, seed, twins=args.twins), ""
 
 
 def cmd_reproduce(args) -> None:
@@ -232,7 +218,7 @@ def cmd_reproduce(args) -> None:
     for seed in seeds or [args.seed]:
         where = out if seeds is None else E.seed_dir(out, seed)
         source, source_path = _source_for(args, ds, seed, where, device)
-        chars, where_from = (targets, "") if targets else _new_characters(args, ds, source, seed)
+        chars, where_from = (targets, "") if targets else E.grid_targets(ds, source.classes, seed, args.twins)
         E.check_targets(ds, chars, source.classes, max(samples), **sizes)
         header = (f"{'' if seeds is None else f'seed {seed}: '}source net: {source_path} "
                   f"({_names(source.classes)})\ntarget classes{where_from}: {_names(chars)}")

@@ -149,6 +149,34 @@ def read_seed_outputs(folder) -> dict[str, list[dict]]:
     return out
 
 
+# --- the protocol per data set ----------------------------------------------------------------
+
+def _is_omniglot(data) -> bool:
+    """data: a --data kind or a CharacterSet (Omniglot's background sets are named omniglot-...)."""
+    return (data if isinstance(data, str) else data.source.split("-")[0]) == "omniglot"
+
+
+def grid_protocol(data) -> dict:
+    """The grid's default samples per class k and its test and validation sizes for a data kind or set:
+    the paper's k with 50 test and 20 validation samples, or on Omniglot's 20 drawers OMNIGLOT_* (lenet/config.py)."""
+    from lenet import config
+    if _is_omniglot(data):
+        return {"samples": config.OMNIGLOT_SAMPLES, "test_per_class": config.OMNIGLOT_TEST_PER_CLASS,
+                "val_per_class": config.OMNIGLOT_VAL_PER_CLASS}
+    return {"samples": config.PAPER_SAMPLES, "test_per_class": TEST_PER_CLASS, "val_per_class": VAL_PER_CLASS}
+
+
+def grid_targets(ds: CharacterSet, source_classes, seed: int, twins: str = "avoid") -> tuple[list[str], str]:
+    """A class split's new characters and a note on where they come from: on Omniglot 20 characters of one
+    alphabet (lenet.data.omniglot.alphabet_characters; the note names it), else the seed's default pick."""
+    from lenet.data.protocol import new_characters
+    if _is_omniglot(ds):
+        from lenet.data.omniglot import alphabet_characters
+        alphabet, chars = alphabet_characters(ds, source_classes, seed)
+        return chars, f" (the {alphabet} alphabet)"
+    return new_characters(ds, source_classes, seed, twins=twins), ""
+
+
 # --- checks before anything runs -------------------------------------------------------------
 
 def check_grid(levels, samples, trials) -> tuple[list[int], list[int], int]:
