@@ -76,6 +76,9 @@ def test_reproduce_on_omniglot_with_readouts(data, tmp_path, capsys):
         assert (s["test_per_class"], s["val_per_class"], s["samples"]) == (1, 0, [3])
         assert s["source_classes"] == checkpoint.load(checkpoint.shipped("emnist")).classes  # the default source
         assert "Readouts side by side" in (out / f"seed-{seed}" / "report.html").read_text()
+    (margin,) = list(csv.DictReader((out / R.MARGINS).open()))  # centroid minus mse, paired within each split
+    diffs = [res["readouts"][str(s)][0]["centroid"] - res["readouts"][str(s)][0]["mse"] for s in (0, 1)]
+    assert margin["readout"] == "centroid" and float(margin["margin"]) == pytest.approx(sum(diffs) / 2, abs=1e-6)
     rows = list(csv.DictReader((out / R.SEEDS).open()))
     assert [(r["n"], r["k"], r["readout"], r["seeds"]) for r in rows] == [("5", "3", "mse", "2"),
                                                                           ("5", "3", "centroid", "2")]

@@ -7,7 +7,8 @@ readouts.csv (n, k, trial, readout, seed, test_acc, seconds; resumable like runs
 readouts.csv's side-by-side table (mean test accuracy per n and k, a column per readout) to
 readouts-summary.csv, readouts.html and a section of report.html. Over several class splits
 (`--seeds`), readouts-seeds.csv holds each readout's mean over the splits with its 95% interval
-(the splits resampled, as seeds.csv), and the folder's readouts.html that table side by side.
+(the splits resampled, as seeds.csv), readouts-margins.csv each readout's margin over the paper's (paired
+within each split: the same cells), and the folder's readouts.html that table side by side.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from lenet.grid.runfolder import Table, csv_text, read_rows
 from lenet.report.html import CSS, escape, html_table
 
 CSV, SUMMARY, REPORT, SEEDS = "readouts.csv", "readouts-summary.csv", "readouts.html", "readouts-seeds.csv"
+MARGINS = "readouts-margins.csv"  # each readout minus the paper's, paired within each split
 
 
 TABLE = Table(key=("n", "k", "trial", "readout"), result=("seed", "test_acc", "seconds"),
@@ -150,6 +152,26 @@ def across_seeds(tables: dict[int, list[dict]], kinds) -> list[dict]:
     return out
 
 
+def margins(tables: dict[int, list[dict]], kinds) -> list[dict]:
+    """Per (n, k) and readout other than mse: its mean test accuracy minus mse's, per split (the same
+    cells, trials and test characters: paired), pooled over the splits with a 95% interval (splits
+    resampled, lenet.report.claims.pooled)."""
+    from lenet.report.claims import pooled
+
+    kinds = [k for k in check_readouts(kinds) if k != DEFAULT]
+    diffs: dict[tuple, list[float]] = {}
+    for table in tables.values():
+        for r in table:
+            for kind in kinds:
+                if r[f"{kind}_runs"] and r[f"{DEFAULT}_runs"]:
+                    diffs.setdefault((r["n"], r["k"], kind), []).append(r[kind] - r[DEFAULT])
+    out = []
+    for (n, k, kind), d in sorted(diffs.items(), key=lambda t: (t[0][1], t[0][0], kinds.index(t[0][2]))):
+        m, lo, hi = pooled(d)
+        out.append({"n": n, "k": k, "readout": kind, "margin": m, "lo": lo, "hi": hi, "splits": len(d)})
+    return out
+
+
 def write_seed_outputs(out_dir, tables: dict[int, list[dict]], kinds) -> list[dict]:
     """readouts-seeds.csv (across_seeds) and readouts.html (mean [95% interval] per n and k, a column per
     readout) in out_dir, the folder of several class splits."""
@@ -157,6 +179,9 @@ def write_seed_outputs(out_dir, tables: dict[int, list[dict]], kinds) -> list[di
     rows = across_seeds(tables, kinds)
     out = Path(out_dir)
     write_text(out / SEEDS, csv_text(("n", "k", "readout", "mean", "ci_lo", "ci_hi", "seeds"), rows, ".6f"))
+    if DEFAULT in kinds:
+        write_text(out / MARGINS, csv_text(("n", "k", "readout", "margin", "lo", "hi", "splits"),
+                                           margins(tables, kinds), ".6f"))
     at = {(r["n"], r["k"], r["readout"]): r for r in rows}
     cell = lambda r: "n/a" if r is None else f"{r['mean']:.1%} [{r['ci_lo']:.1%}, {r['ci_hi']:.1%}]"
     nks = sorted({(r["n"], r["k"]) for r in rows}, key=lambda t: (t[1], t[0]))

@@ -163,6 +163,9 @@ def readouts(folder) -> list[str]:
         splits = max(r["seeds"] for r in rows)
         note = (f"Mean test accuracy (%) over {splits} class splits (each split's mean over its trials), 95% "
                 f"interval with the splits resampled.")
+        if (folder / R.MARGINS).exists():
+            return _table(["k", "n", *[f"{k} (the paper's)" if k == "mse" else k for k in kinds]], body) + \
+                ["", note, "", *readout_margins(folder)]
     else:
         kinds = [k for k in KINDS if k in rows[0]]
         body = [[r["k"], r["n"], *(f"{100 * r[kind]:.1f}" for kind in kinds)]
@@ -171,6 +174,24 @@ def readouts(folder) -> list[str]:
                 f"look, not a claim with an interval.")
     head = ["k", "n", *[f"{k} (the paper's)" if k == "mse" else k for k in kinds]]
     return _table(head, body) + ["", note]
+
+
+def readout_margins(folder) -> list[str]:
+    """Each readout minus the paper's (mse), in points, paired within each split, from readouts-margins.csv."""
+    from lenet.core.readouts import READOUTS as KINDS
+    from lenet.grid import readouts as R
+    from lenet.grid.runfolder import parse_cell
+
+    with open(Path(folder) / R.MARGINS, newline="") as f:
+        rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
+    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
+    kinds = [k for k in KINDS if any(key[2] == k for key in at)]
+    nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+    show = lambda r: "" if r is None else f"{_pts(r['margin'])} {_ci(r['lo'], r['hi'], False)}"
+    body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
+    return _table(["k", "n", *[f"{k} minus mse" for k in kinds]], body) + [
+        "", "Test-accuracy margin over the paper's readout in points, paired within each split (the same cells), "
+            "mean over the splits, 95% interval with the splits resampled."]
 
 
 def markdown(name: str, results, with_twins=None) -> str:
