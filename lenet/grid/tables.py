@@ -5,9 +5,9 @@
 assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
 older picks of seeds 0-2), and "oneshot" (where the paper's method stands on Omniglot's one-shot
 benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`), and the readouts side by
-side per n and k ("readouts-emnist" from assets/results-readouts, one class split; "readouts-omniglot" from
-assets/results-omniglot, several, with intervals; "omniglot-margins": that grid's transfer margins); a test
-checks the files hold what it writes.
+side per n and k with each readout's paired margin over the paper's ("readouts-emnist" from
+assets/results-readouts, "readouts-omniglot" from assets/results-omniglot, each several class splits;
+"omniglot-margins": that grid's transfer margins); a test checks the files hold what it writes.
 """
 from __future__ import annotations
 
