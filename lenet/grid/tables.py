@@ -143,37 +143,25 @@ def oneshot(path=ONESHOT) -> list[str]:
 
 
 def readouts(folder) -> list[str]:
-    """Mean test accuracy per k and n, a column per readout (mse: the paper's, the grid's runs): over the
-    class splits with 95% intervals from readouts-seeds.csv when the folder holds several, else the one
-    split's means over trials from readouts-summary.csv."""
+    """Mean test accuracy per k and n over the class splits of a `reproduce --seeds --readouts` folder, a
+    column per readout (mse: the paper's, the grid's runs), 95% intervals (readouts-seeds.csv); then each
+    readout's margin over mse, paired within each split (readouts-margins.csv)."""
     from lenet.core.readouts import READOUTS as KINDS
     from lenet.grid import readouts as R
     from lenet.grid.runfolder import parse_cell
 
     folder = Path(folder)
-    several = (folder / R.SEEDS).exists()
-    with open(folder / (R.SEEDS if several else R.SUMMARY), newline="") as f:
+    with open(folder / R.SEEDS, newline="") as f:
         rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
-    if several:
-        at = {(r["n"], r["k"], r["readout"]): r for r in rows}
-        kinds = [k for k in KINDS if any(key[2] == k for key in at)]
-        nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
-        show = lambda r: "" if r is None else f"{100 * r['mean']:.1f} {_ci(r['ci_lo'], r['ci_hi'])}"
-        body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
-        splits = max(r["seeds"] for r in rows)
-        note = (f"Mean test accuracy (%) over {splits} class splits (each split's mean over its trials), 95% "
-                f"interval with the splits resampled.")
-        if (folder / R.MARGINS).exists():
-            return _table(["k", "n", *[f"{k} (the paper's)" if k == "mse" else k for k in kinds]], body) + \
-                ["", note, "", *readout_margins(folder)]
-    else:
-        kinds = [k for k in KINDS if k in rows[0]]
-        body = [[r["k"], r["n"], *(f"{100 * r[kind]:.1f}" for kind in kinds)]
-                for r in sorted(rows, key=lambda r: (r["k"], r["n"]))]
-        note = (f"Mean test accuracy (%) over {rows[0][kinds[0] + '_runs']} trials on one class split: a first "
-                f"look, not a claim with an interval.")
+    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
+    kinds = [k for k in KINDS if any(key[2] == k for key in at)]
+    nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+    show = lambda r: "" if r is None else f"{100 * r['mean']:.1f} {_ci(r['ci_lo'], r['ci_hi'])}"
+    body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
+    note = (f"Mean test accuracy (%) over {max(r['seeds'] for r in rows)} class splits (each split's mean over its "
+            f"trials), 95% interval with the splits resampled.")
     head = ["k", "n", *[f"{k} (the paper's)" if k == "mse" else k for k in kinds]]
-    return _table(head, body) + ["", note]
+    return _table(head, body) + ["", note, "", *readout_margins(folder)]
 
 
 def readout_margins(folder) -> list[str]:
