@@ -11,16 +11,23 @@ from lenet import settings
 from lenet.grid import experiment
 from lenet.report.claims import CLAIMS, check_splits
 from lenet.report.claims import describe as describe_claim
-from lenet.config import PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, TRANSFER_RECIPE
-from lenet.data.protocol import new_characters
+from lenet.config import PAPER_LEVELS, PAPER_TRIALS, TRANSFER_RECIPE
 from lenet.report.figures import accuracy_vs_levels, min_avg_max
 
-SHIPPED_COMMAND = "python -m lenet reproduce --data emnist --seeds 0 1 2 3 4 5 6 7 8 9 --out assets/results-emnist"
+SHIPPED_COMMAND = {"emnist": "python -m lenet reproduce --data emnist --seeds 0 1 2 3 4 5 6 7 8 9 "
+                             "--out assets/results-emnist",
+                   "omniglot": "python -m lenet reproduce --data omniglot --seeds 0 1 2 3 4 5 --trials 2 "
+                               "--readouts mse,ce,centroid,probe --out assets/results-omniglot"}
 FIG_K = (1, 10, 40)  # the paper's Figures 3, 4 and 5
 
 st.title("Experiments: the paper's Figures 2-5")
 source = ui.require_source()
 ds = ui.require_dataset()
+if st.radio("New characters from", ("the active set", "Omniglot alphabets"), horizontal=True, key="ex-from",
+            help="The active set's other characters (as in the paper), or per class split 20 characters of one "
+                 "Omniglot alphabet the source net never saw (docs/omniglot.md).") == "Omniglot alphabets":
+    ds = ui.check_data(ui.dataset, "omniglot") or st.stop()
+protocol = experiment.grid_protocol(ds)
 
 
 def figures_3_to_5(summary: list[dict], key: str) -> None:
@@ -61,7 +68,8 @@ if shipped:
     # open for a newcomer; closed once a grid of one's own runs, so its live figure is in view
     with st.expander(f"Shipped results: {len(splits)} class splits, {runs} runs",
                      expanded=not ui.session_jobs("experiment")):
-        st.caption(f"Made on {made_on} with this project's transfer recipe by `{SHIPPED_COMMAND}`. "
+        st.caption(f"Made on {made_on} with this project's transfer recipe by "
+                   f"`{SHIPPED_COMMAND.get(ds.source.split('-')[0], '?')}`. "
                    f"Figure 2: the mean over "
                    f"the class splits (seeds {', '.join(map(str, splits))}), error bars its 95% interval "
                    f"(splits resampled); Figures 3-5: min, average and max over every trial of every split.")
@@ -81,7 +89,9 @@ c1, c2, c3 = st.columns(3)
 levels = c1.multiselect("Retained levels n", PAPER_LEVELS, default=list(PAPER_LEVELS), key="ex-levels",
                         help="How many of the source net's lowest levels each run copies and freezes "
                              "(0: a fresh net, no transfer).")
-samples = c2.multiselect("Samples per class k", PAPER_SAMPLES, default=[1, 5, 10], key="ex-k",
+samples = c2.multiselect("Samples per class k", protocol["samples"],
+                         key="ex-k-omniglot" if ui.is_omniglot(ds) else "ex-k",
+                         default=[k for k in (1, 5, 10) if k in protocol["samples"]],
                          help="Training images of each new character; one run per k.")
 trials = c3.number_input("Trials", 1, 20, 2, key="ex-trials",
                          help=f"Runs per cell (n, k), each on other samples and another start; the paper uses "
@@ -94,9 +104,10 @@ seeds = c2.multiselect("Class splits (seeds)", list(range(10)), default=[0], key
                             "show how much the result depends on which characters are new.")
 seeds = sorted(seeds)
 if seeds:
-    targets = new_characters(ds, source.classes, seeds[0])
-    st.caption(f"Source net: {' '.join(source.classes)} -> new characters (seed {seeds[0]}): {' '.join(targets)} "
-               f"(50 test samples of each: {50 * len(targets):,} test characters).")
+    targets, where_from = ui.check_data(experiment.grid_targets, ds, source.classes, seeds[0]) or st.stop()
+    per = protocol["test_per_class"]
+    st.caption(f"Source net: {' '.join(source.classes)} -> new characters (seed {seeds[0]}){where_from}: "
+               f"{' '.join(targets)} ({per} test samples of each: {per * len(targets):,} test characters).")
 cells = len(levels) * len(samples) * int(trials) * len(seeds)
 st.caption(f"{cells} runs. Figure 2 fills in live as they finish; the results then appear under "
            f"**Your finished results**.")

@@ -59,6 +59,7 @@ with names:
     row.text_input("A new character (1-3 symbols, e.g. α or ☺)", key="teach-new", max_chars=3,
                    help="Any letter or symbol the source net does not know; it names a class of your drawings.")
     row.button("Add character", on_click=add_character, help="Put the name on the list; then draw samples of it.")
+    ui.omniglot_teach_panel(store, lambda message: flash("success", message))
     kind, message = st.session_state.get("teach-flash", (None, None))
     if kind:
         getattr(st, kind)(message)

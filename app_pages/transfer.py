@@ -74,6 +74,9 @@ with left:
     n = st.slider("Retained levels n (copied from the source net and frozen)", 0, len(LEVELS), 4, key="tr-n",
                   help="n = 0 trains a fresh net from scratch (no transfer); n = 5 keeps C1 to C5 and trains "
                        "only F6 and the output.")
+    readout = st.selectbox("Readout", list(ui.READOUTS), format_func=ui.READOUTS.get, key="tr-readout",
+                           help="How the new characters are read from the retained levels: the paper's way, or "
+                                "one of three others (docs/omniglot.md, Readouts); the run reports its accuracy.")
     frozen = ", ".join(l.upper() for l in LEVELS[:n]) or "none"
     st.caption(f"Frozen: **{frozen}**. Trainable: **{trainable_fraction(n):.1%}** of the free parameters "
                f"({', '.join(l.upper() for l in (LEVELS + ('f6',))[n:])}).")
@@ -106,11 +109,11 @@ with left:
                 batch = len(ui.session_jobs("transfer"))  # the runs of one Start are shown together
                 for t, sp in enumerate(splits):
                     recipe = ui.transfer_recipe(int(epochs), int(seed) + t)
-                    ui.start_transfer(source, sp, n, recipe, f"n={n} k={k} trial {t}", k=int(k), trial=t,
-                                      batch=batch)
+                    ui.start_transfer(source, sp, n, recipe, ui.run_name(n, k, t, readout), k=int(k), trial=t,
+                                      batch=batch, readout=readout)
                     if baseline and n > 0:
-                        ui.start_transfer(source, sp, 0, recipe, f"n=0 k={k} trial {t} (baseline)", k=int(k),
-                                          trial=t, batch=batch)
+                        ui.start_transfer(source, sp, 0, recipe, ui.run_name(0, k, t, readout) + " (baseline)",
+                                          k=int(k), trial=t, batch=batch, readout=readout)
 
 runs = ui.session_jobs("transfer")
 with right:
@@ -135,7 +138,8 @@ if finished:
     for job, meta, snap in finished:
         last = ui.epoch_records(snap.records)[-1:] or [{}]
         tests = [r["test_acc"] for r in ui.epoch_records(snap.records) if r.get("test_acc") is not None]
-        table.append({"run": ui.job_label(job, meta).split(":")[0], "n": meta["n"], "k": meta["k"],
+        table.append({"run": ui.job_label(job, meta).split(":")[0], "readout": meta.get("readout", "mse"),
+                      "n": meta["n"], "k": meta["k"],
                       "trial": meta["trial"], "state": snap.state, "epochs": last[0].get("epoch", 0),
                       "train acc": last[0].get("train_acc"), "test acc": tests[-1] if tests else None,
                       "seconds": f"{(snap.finished or 0) - (snap.started or 0):.1f}"})

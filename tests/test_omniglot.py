@@ -194,3 +194,20 @@ def test_train_source_on_omniglot_names_with_distorted_copies(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["classes"] == "Korean/character01,Korean/character02,Latin/character01,Latin/character02"
     assert json.loads((out / "config.json").read_text())["meta"]["train_per_class"] == 4 * 3
+
+
+def test_emnist_and_omniglot_mix_into_one_background(tmp_path, capsys):
+    """emnist+omniglot: EMNIST's classes at 20 drawings each (as Omniglot's drawers), then Omniglot's, one set."""
+    from lenet.data import CharacterSet, MIX_EMNIST_PER_CLASS, mix
+    em = CharacterSet(np.arange(90 * 4, dtype=np.uint8).reshape(90, 2, 2).repeat(14, 1).repeat(14, 2),
+                      np.repeat(np.arange(3), 30), list("abc"), "emnist-test", "EMNIST")
+    og = load("omniglot", _background(tmp_path / "images_background_small1.zip"))
+    both = mix(em, og)
+    assert both.classes == ["a", "b", "c", *og.classes] and both.source == "emnist+omniglot"
+    assert list(both.counts().values()) == [MIX_EMNIST_PER_CLASS] * 3 + [3] * len(og.classes)
+    assert np.array_equal(both.images[-len(og):], og.images)  # Omniglot's drawings as they were
+    for i, c in enumerate("abc"):  # each EMNIST drawing kept under its own class
+        ours = {im.tobytes() for im in both.images[both.labels == i]}
+        assert ours <= {im.tobytes() for im in em.images[em.labels == i]}
+    assert main(["data", "info", "--data", "emnist+omniglot", "--data-dir", str(tmp_path)]) == 2
+    assert "emnist+omniglot takes no --data-dir" in capsys.readouterr().err

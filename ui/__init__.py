@@ -16,7 +16,8 @@ from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path,
     current_dataset, data_label, emnist_download_panel, hide_paths, net_bytes, require_dataset, require_source)
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_runs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
-    teach_split, transfer_recipe)
+    teach_split, transfer_recipe, READOUTS, run_name, is_omniglot)
+from .omniglot import teach_panel as omniglot_teach_panel
 from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
 from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
     prediction_panel, show_image28, table)
@@ -30,7 +31,8 @@ __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', '
     'require_dataset', 'require_source', 'default_targets', 'experiment_chart',
     'experiment_dirs', 'experiment_runs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
-    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
+    'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'READOUTS', 'run_name',
+    'omniglot_teach_panel', 'is_omniglot', 'CLEAR_HINT', 'canvas',
     'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
     'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table',
     'show_confusion', 'run_details', 'grid_run_closer']

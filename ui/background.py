@@ -70,7 +70,8 @@ def job_title(job: Job, meta: dict) -> str:
 
 def _recipe(job: Job) -> Recipe | None:
     spec = job.spec or {}
-    return Recipe.from_dict(spec["recipe"]) if "recipe" in spec and spec.get("task") != "experiment" else None
+    return Recipe.from_dict(spec["recipe"]) if "recipe" in spec and spec.get("task") not in ("experiment", "readout") \
+        else None
 
 
 def job_status(job: Job, snap) -> None:
@@ -97,6 +98,10 @@ def job_status(job: Job, snap) -> None:
                    "again (a grid goes on from its finished runs).")
     elif snap.state == STOPPED:
         st.warning(f"Stopped by hand after {_amount(snap)}.")
+    elif (job.spec or {}).get("task") == "readout" and epochs:  # one reading, no epochs to count
+        acc = epochs[-1]["test_acc"]
+        st.success(f"Done: read out by {job.spec['readout']} in {(snap.finished or 0) - (snap.started or 0):.1f} s"
+                   + ("." if acc is None else f": test accuracy {acc:.1%}."))
     else:
         took = (snap.finished or 0) - (snap.started or 0)
         why = f" It ended because {why_stopped(epochs, recipe)}." if recipe is not None and epochs else ""

@@ -35,12 +35,30 @@ def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: Char
 
 
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
-                   **params) -> Job:
+                   readout: str = "mse", **params) -> Job:
+    """A transfer run: the paper's readout (mse) trains the levels above n with live curves; another
+    (lenet.core.readouts) reads the new characters out at level n and records its accuracy once."""
+    from lenet.core.readouts import DEFAULT, check_readouts
+    check_readouts([readout])
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
-    return _start(kind, label, {"task": "transfer", "n": n, "recipe": recipe.to_dict()}, {"source": source},
-                  {"split": split}, n=n, classes=list(split.classes), **params)
+    spec = {"task": "transfer", "n": n, "recipe": recipe.to_dict()} if readout == DEFAULT else \
+        {"task": "readout", "n": n, "recipe": recipe.to_dict(), "readout": readout}
+    return _start(kind, label, spec, {"source": source}, {"split": split}, n=n, classes=list(split.classes),
+                  readout=readout, **params)
+
+
+# The Transfer page's readout choice (lenet.core.readouts), each as the page names it
+READOUTS = {"mse": "mse (the paper's): the levels above n learn towards random codes",
+            "ce": "ce: the levels above n learn one output per character (cross-entropy)",
+            "centroid": "centroid: nearest class mean of the level-n features, nothing trained",
+            "probe": "probe: logistic regression on the level-n features"}
+
+
+def run_name(n: int, k: int, trial: int, readout: str = "mse") -> str:
+    """A run's label: "n=4 k=5 trial 0", the readout named when it is not the paper's."""
+    return f"n={n} k={k} trial {trial}" + ("" if readout == "mse" else f", {readout} readout")
 
 
 def transfer_recipe(max_epochs: int, seed: int) -> Recipe:
@@ -102,22 +120,28 @@ def all_nets() -> list[tuple[str, Net]]:
 
 # --- the experiment grid ------------------------------------------------------------------------
 
+def is_omniglot(ds: CharacterSet) -> bool:
+    return ds.source.startswith("omniglot")
+
+
 def start_experiment(source: Net, ds: CharacterSet, seeds: list[int], levels: list[int], samples: list[int],
                      trials: int, recipe: Recipe, out_dir: Path, label: str) -> Job:
     """reproduce() in a worker process, one grid per seed (class split: the new characters, draws and
     initialisations; the active source net for all); each finished run is recorded so Figure 2
-    fills in live. One seed writes out_dir itself, several write out_dir/seed-S and seeds.csv."""
+    fills in live. One seed writes out_dir itself, several write out_dir/seed-S and seeds.csv.
+    On Omniglot (ds from ui.dataset("omniglot")) each split's new characters are one alphabet's."""
     from lenet.grid import experiment
-    from lenet.data.protocol import new_characters
     experiment.check_grid(levels, samples, trials)  # bad choices raise here, before queueing
-    targets = {seed: new_characters(ds, source.classes, seed) for seed in seeds}
+    protocol = experiment.grid_protocol(ds)
+    sizes = {k: protocol[k] for k in ("test_per_class", "val_per_class")}
+    targets = {seed: experiment.grid_targets(ds, source.classes, seed)[0] for seed in seeds}
     for chars in targets.values():
-        experiment.check_targets(ds, chars, source.classes, max(samples))
+        experiment.check_targets(ds, chars, source.classes, max(samples), **sizes)
     s = state()
-    spec = {"task": "experiment", "data": [s.data_kind, s.data_path],
+    spec = {"task": "experiment", "data": ["omniglot", None] if is_omniglot(ds) else [s.data_kind, s.data_path],
             "targets": {str(seed): list(chars) for seed, chars in targets.items()},
             "levels": list(levels), "samples": list(samples), "trials": trials, "recipe": recipe.to_dict(),
-            "out_dir": str(out_dir)}
+            "out_dir": str(out_dir), "sizes": sizes}
     return _start("experiment", label, spec, {"source": source}, {}, ds=ds, out_dir=str(out_dir), seeds=list(seeds))
 
 

@@ -164,10 +164,27 @@ def _source_for(args, ds, seed: int | None = None, out: Path | None = None, devi
     return net, str(where)
 
 
+def _grid_protocol(args) -> dict:
+    """The grid's k and test and validation sizes: the flags, else the data set's
+    (lenet.grid.experiment.grid_protocol)."""
+    from lenet.grid.experiment import grid_protocol
+
+    default = grid_protocol(args.data)
+    sizes = {"samples": args.samples or list(default["samples"]),
+             **{k: default[k] if getattr(args, k) is None else getattr(args, k)
+                for k in ("test_per_class", "val_per_class")}}
+    if sizes["test_per_class"] < 1 or sizes["val_per_class"] < 0:
+        raise ValueError(f"--test-per-class must be >= 1 and --val-per-class >= 0 (got {sizes['test_per_class']} "
+                         f"and {sizes['val_per_class']})")
+    return sizes
+
+
 def cmd_reproduce(args) -> None:
     from lenet.grid import experiment as E
 
-    levels, samples, trials = E.check_grid(args.levels, args.samples, args.trials)
+    protocol = _grid_protocol(args)
+    sizes = {k: protocol[k] for k in ("test_per_class", "val_per_class")}
+    levels, samples, trials = E.check_grid(args.levels, protocol["samples"], args.trials)
     for flag, v in (("--epochs", args.epochs), ("--steps", args.steps)):
         if v is not None and v < 1:
             raise ValueError(f"{flag} must be >= 1 (got {v})")
@@ -188,30 +205,36 @@ def cmd_reproduce(args) -> None:
     if args.ray and args.plain:
         raise ValueError("--ray sends the fast path's task groups to a cluster; it cannot go with --plain")
     _check_ray(args)
+    if args.data == "omniglot" and not args.source:  # no Omniglot source net per split: the EMNIST one
+        from lenet.core import checkpoint
+        if checkpoint.shipped("emnist") is None:
+            raise ValueError("--data omniglot transfers from the shipped EMNIST source net (assets/source-emnist), "
+                             "which is missing here; give --source")
+        args.source = str(checkpoint.shipped("emnist"))
     ds = _load_data(args)
     if targets is not None:  # every check that needs no source net, before one is trained
-        E.check_targets(ds, targets, [], max(samples))
+        E.check_targets(ds, targets, [], max(samples), **sizes)
     by_seed, results, readouts_table = {}, [], {}
     for seed in seeds or [args.seed]:
         where = out if seeds is None else E.seed_dir(out, seed)
         source, source_path = _source_for(args, ds, seed, where, device)
-        chars = targets or new_characters(ds, source.classes, seed, twins=args.twins)
-        E.check_targets(ds, chars, source.classes, max(samples))
+        chars, where_from = (targets, "") if targets else E.grid_targets(ds, source.classes, seed, args.twins)
+        E.check_targets(ds, chars, source.classes, max(samples), **sizes)
         header = (f"{'' if seeds is None else f'seed {seed}: '}source net: {source_path} "
-                  f"({_names(source.classes)})\ntarget classes: {_names(chars)}")
+                  f"({_names(source.classes)})\ntarget classes{where_from}: {_names(chars)}")
         stop = threading.Event()
         try:
             results = E.reproduce(source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed,
                                   recipe=recipe, out_dir=where, fast=not args.plain, stop=stop,
                                   progress=Progress("runs", header=header), log=_err, device=device,
-                                  ray_address=args.ray)
+                                  ray_address=args.ray, **sizes)
         except KeyboardInterrupt:
             stop.set()
             raise KeyboardInterrupt(f"interrupted; finished runs are kept in {where / E.RUNS}, rerun to resume")
         by_seed[seed] = results
         if kinds is not None:
-            readouts_table[seed] = _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, where,
-                                             results, kinds, device)
+            readouts_table[seed] = _readouts(source, ds, chars, levels, samples, trials, seed, recipe, where,
+                                             results, kinds, device, sizes)
     if seeds is None:
         summary = E.summarize(results)
         meta = json.loads((out / E.META).read_text())
@@ -232,7 +255,9 @@ def cmd_reproduce(args) -> None:
     res = {"out": str(out), "seeds": seeds, "runs": sum(map(len, by_seed.values())), "across_seeds": rows,
            "claims": claims, "summary": {str(s): E.summarize(r) for s, r in by_seed.items()}}
     if kinds is not None:
+        from lenet.grid import readouts as R
         res["readouts"] = {str(s): t for s, t in readouts_table.items()}
+        res["readouts_across_seeds"] = R.write_seed_outputs(out, readouts_table, kinds)
     table = "\n".join(f"  n={r['n']} k={r['k']:<3} mean {r['mean']:.2%}  95% {r['ci_lo']:.2%}-{r['ci_hi']:.2%}  "
                       f"range {r['lo']:.2%}-{r['hi']:.2%}  ({r['seeds']} seeds, {r['runs']} runs, "
                       f"{r['capped']} capped)" for r in rows)
@@ -241,15 +266,17 @@ def cmd_reproduce(args) -> None:
                      f"claims:\n{ctext}")
 
 
-def _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, where, results, kinds, device):
-    """The other readouts on the grid's cells (lenet.grid.readouts); the side-by-side table, also written."""
+def _readouts(source, ds, chars, levels, samples, trials, seed, recipe, where, results, kinds, device, sizes):
+    """The other readouts on the grid's cells (lenet.grid.readouts); the side-by-side table, also written
+    (readouts-summary.csv, readouts.html, and a section of report.html)."""
+    from lenet.grid import experiment as E
     from lenet.grid import readouts as R
     from lenet.grid.cells import grid
 
     rows = R.run_readouts(source, ds, chars, grid(levels, samples, trials), kinds, seed=seed, recipe=recipe,
-                          out_dir=where, progress=Progress("readouts"), device=device)
+                          out_dir=where, progress=Progress("readouts"), device=device, **sizes)
     table = R.side_by_side(results, rows, kinds)
-    R.write_outputs(where, table, kinds)
+    R.write_outputs(where, table, kinds, grid=(results, json.loads((where / E.META).read_text())))
     return table
 
 

@@ -7,7 +7,8 @@ from lenet import settings
 from lenet.cli import commands
 from lenet.cli.commands import CliError
 from lenet.config import (
-    PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE,
+    OMNIGLOT_SAMPLES, OMNIGLOT_TEST_PER_CLASS, OMNIGLOT_VAL_PER_CLASS, PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS,
+    RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE,
 )
 from lenet.data.protocol import TWIN_RULES
 
@@ -34,8 +35,9 @@ def _data_args(p, required=True) -> None:
     from lenet.data import KINDS
 
     p.add_argument("--data", choices=KINDS, required=required,
-                   help="character set: synthetic (built in), emnist (downloaded), sd19 (NIST folder) or omniglot "
-                        "(the background alphabets; the archives in assets/omniglot)")
+                   help="character set: synthetic (built in), emnist (downloaded), sd19 (NIST folder), omniglot "
+                        "(the background alphabets; the archives in assets/omniglot) or emnist+omniglot (both: "
+                        "EMNIST's classes at 20 drawings each, a background for source nets)")
     p.add_argument("--data-dir", help="folder or zip with the data (default: the usual places)")
 
 
@@ -70,14 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="run the paper's grid of transfer experiments (resumable)")
     _data_args(r)
     r.add_argument("--levels", type=int, nargs="+", default=list(PAPER_LEVELS), help="retained levels n (0..5)")
-    r.add_argument("--samples", type=int, nargs="+", default=list(PAPER_SAMPLES), help="samples per class k")
+    r.add_argument("--samples", type=int, nargs="+",
+                   help=f"samples per class k (default: the paper's {' '.join(map(str, PAPER_SAMPLES))}; "
+                        f"on omniglot {' '.join(map(str, OMNIGLOT_SAMPLES))})")
     r.add_argument("--trials", type=int, default=PAPER_TRIALS, help="trials per (n, k)")
+    r.add_argument("--test-per-class", type=int,
+                   help=f"test characters per new character, fixed per split (default 50, the paper's; on omniglot "
+                        f"{OMNIGLOT_TEST_PER_CLASS} of its 20 drawers)")
+    r.add_argument("--val-per-class", type=int,
+                   help=f"validation characters per new character and trial (default 20; on omniglot "
+                        f"{OMNIGLOT_VAL_PER_CLASS}); k + test + validation must fit the drawings of each")
     r.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
     r.add_argument("--seeds", type=int, nargs="+",
                    help="several class splits: one grid per seed in OUT/seed-S (each with its own source net "
                         "in OUT/seed-S/source unless --source), then seeds.csv and claims.csv across them")
-    r.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent)")
-    r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net)")
+    r.add_argument("--source", help="source net folder or .safetensors (default: OUT/source, trained if absent; "
+                                    "on omniglot the shipped EMNIST net, assets/source-emnist)")
+    r.add_argument("--target-classes", help="the new characters (default: 20 not in the source net; on omniglot 20 "
+                                            "of one alphabet, chosen by the seed: docs/omniglot.md)")
     r.add_argument("--twins", choices=TWIN_RULES, default="avoid",
                    help="avoid (default): no new character is a twin of a source character (lenet.data.twins); "
                         "allow: the older pick that ignores twins, to measure their effect")
@@ -100,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--twins", default="assets/results-emnist-twins",
                     help="the same seeds reproduced with --twins allow, for the with-twins comparison")
     tb.add_argument("--write", nargs="+", metavar="FILE",
-                    help="rewrite the result blocks these files hold (README.md docs/reproduction.md) instead of "
-                         "printing the tables")
+                    help="rewrite the result blocks these files hold (README.md docs/reproduction.md "
+                         "docs/omniglot.md) instead of printing the tables")
     tb.add_argument("--json", action="store_true", help="print one JSON object")
     tb.set_defaults(fn=commands.cmd_tables)
 

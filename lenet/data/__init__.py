@@ -15,9 +15,11 @@ from lenet.data.omniglot import find_omniglot, load_omniglot
 from lenet.data.sd19 import load_sd19
 from lenet.data.synthetic import load_synthetic
 
-KINDS = ("synthetic", "emnist", "sd19", "omniglot")
+KINDS = ("synthetic", "emnist", "sd19", "omniglot", "emnist+omniglot")
+MIX_EMNIST_PER_CLASS = 20  # emnist+omniglot: EMNIST's classes drawn like Omniglot's, 20 drawings each
 
-__all__ = ["CharacterSet", "DataError", "KINDS", "active_set", "find_emnist", "info", "is_subset", "load",
+__all__ = ["CharacterSet", "DataError", "KINDS", "MIX_EMNIST_PER_CLASS", "active_set", "find_emnist", "info",
+           "is_subset", "load", "mix",
            "to_net_input"]
 
 
@@ -36,7 +38,24 @@ def load(kind: str, data_dir: str | Path | None = None, *, split: str = "byclass
     if kind == "omniglot":  # the background alphabets; the one-shot runs: lenet.data.omniglot.load_runs
         ds = load_omniglot(data_dir)
         return ds if per_class is None else _cap(ds, per_class, seed)
+    if kind == "emnist+omniglot":  # a background for source nets: docs/omniglot.md
+        if data_dir is not None:
+            raise DataError("emnist+omniglot takes no --data-dir: it mixes the shipped EMNIST subset and the Omniglot "
+                            "background (LENET_OMNIGLOT_DIR, else assets/omniglot)")
+        ds = mix(load_emnist(SUBSET_DIR, split), load_omniglot(None), seed)  # the same mix everywhere
+        return ds if per_class is None else _cap(ds, per_class, seed)
     raise DataError(f"unknown data kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+
+
+def mix(emnist: CharacterSet, omniglot: CharacterSet, seed: int = 0) -> CharacterSet:
+    """EMNIST's classes, MIX_EMNIST_PER_CLASS drawings of each (a seeded pick, as Omniglot has 20 drawers
+    per character), then Omniglot's background characters: one set, both kinds of class names."""
+    em = _cap(emnist, MIX_EMNIST_PER_CLASS, seed)
+    return CharacterSet(np.concatenate([em.images, omniglot.images]),
+                        np.concatenate([em.labels, omniglot.labels + len(em.classes)]),
+                        list(em.classes) + list(omniglot.classes), "emnist+omniglot",
+                        f"{len(em.classes)} EMNIST classes x {MIX_EMNIST_PER_CLASS} ({em.source}) and "
+                        f"{omniglot.description}")
 
 
 def _cap(ds: CharacterSet, per_class: int, seed: int) -> CharacterSet:
@@ -59,6 +78,8 @@ def active_set(kind: str, data_dir: str | Path | None = None) -> tuple[str, Path
     if kind == "omniglot":
         path = find_omniglot(data_dir)
         return ("Omniglot (not found)" if path is None else "Omniglot background"), path
+    if kind == "emnist+omniglot":
+        return "EMNIST and the Omniglot background", None
     path = find_emnist(data_dir) if data_dir is None else Path(data_dir).expanduser()
     if path is None:
         return "EMNIST (not found)", None

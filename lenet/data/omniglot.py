@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from lenet import settings
+from lenet.config import OMNIGLOT_EXCLUDED
 from lenet.data.base import CharacterSet
 from lenet.errors import DataError
 from lenet.files import ASSETS, PROJECT_ROOT
@@ -201,3 +202,27 @@ def alphabet_split(ds: CharacterSet, source_classes, chars, k: int, trial: int =
                         f"one must be left to test on (got k = {k})")
     return transfer_split(ds, chars, k, trial, seed, test_per_class=per - k, source_classes=source_classes,
                           val_per_class=0)
+
+
+def grid_alphabets(ds: CharacterSet, source_classes=(), n: int = 20, exclude=OMNIGLOT_EXCLUDED) -> list[str]:
+    """The alphabets a grid split may take its n new characters from: at least n characters each that the
+    source net does not know, `exclude` left out (lenet/config.py), in sorted order."""
+    known = set(source_classes)
+    return sorted(a for a, cs in alphabets(ds).items()
+                  if a not in set(exclude) and sum(c not in known for c in cs) >= n)
+
+
+def alphabet_characters(ds: CharacterSet, source_classes=(), seed: int = 0, n: int = 20,
+                        exclude=OMNIGLOT_EXCLUDED) -> tuple[str, list[str]]:
+    """(alphabet, its n new characters) of the grid's class split `seed`: the alphabet is grid_alphabets'
+    number seed (mod their count: seeds 0..A-1 take each once), the characters a seeded pick of its
+    characters the source net does not know, in class order."""
+    eligible = grid_alphabets(ds, source_classes, n, exclude)
+    if not eligible:
+        raise DataError(f"no alphabet of {ds.source} has {n} characters the source net does not know"
+                        f"{' (' + ', '.join(exclude) + ' left out)' if exclude else ''}")
+    alphabet = eligible[seed % len(eligible)]
+    known = set(source_classes)
+    rest = [c for c in alphabets(ds)[alphabet] if c not in known]
+    pick = np.random.default_rng([seed, zlib.crc32(alphabet.encode())]).permutation(len(rest))[:n]
+    return alphabet, [rest[i] for i in sorted(pick)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from lenet.config import TRANSFER_RECIPE, Recipe
 from lenet.core.net import Net, train_transfer
 from lenet.data import CharacterSet
-from lenet.data.protocol import PAPER, transfer_split
+from lenet.data.protocol import PAPER, VAL_PER_CLASS, transfer_split
 
 TEST_PER_CLASS = PAPER["test_per_class"]
 
@@ -31,7 +31,7 @@ class RunResult:
     trial: int
     seed: int          # init / batch-order seed of the run (run_seed)
     train_acc: float
-    test_acc: float    # on the TEST_PER_CLASS x len(target classes) test characters
+    test_acc: float    # on the test characters (TEST_PER_CLASS x len(target classes) by default)
     epochs: int
     seconds: float
     val_acc: float = math.nan  # on the trial's validation set (VAL_PER_CLASS per class): for choosing recipes
@@ -61,10 +61,11 @@ def run_seed(seed: int, cell: Cell) -> int:
 
 def run_cell(source: Net, ds: CharacterSet, target_classes, cell: Cell, recipe: Recipe = TRANSFER_RECIPE,
              seed: int = 0, *, stop: threading.Event | None = None, on_epoch=None,
-             cache_frozen: bool = True, device=None) -> RunResult:
-    """The plain reference path: one transfer run, scored on the fixed test set."""
-    split = transfer_split(ds, target_classes, cell.k, cell.trial, seed, TEST_PER_CLASS,
-                           source_classes=source.classes)
+             cache_frozen: bool = True, device=None, test_per_class: int = TEST_PER_CLASS,
+             val_per_class: int = VAL_PER_CLASS) -> RunResult:
+    """The plain reference path: one transfer run, scored on the fixed test set (test_per_class per class)."""
+    split = transfer_split(ds, target_classes, cell.k, cell.trial, seed, test_per_class,
+                           source_classes=source.classes, val_per_class=val_per_class)
     s = run_seed(seed, cell)
     _, fit = train_transfer(source, split, cell.n, recipe.replace(seed=s), stop=stop, on_epoch=on_epoch,
                             cache_frozen=cache_frozen, device=device)

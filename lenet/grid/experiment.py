@@ -149,6 +149,34 @@ def read_seed_outputs(folder) -> dict[str, list[dict]]:
     return out
 
 
+# --- the protocol per data set ----------------------------------------------------------------
+
+def _is_omniglot(data) -> bool:
+    """data: a --data kind or a CharacterSet (Omniglot's background sets are named omniglot-...)."""
+    return (data if isinstance(data, str) else data.source.split("-")[0]) == "omniglot"
+
+
+def grid_protocol(data) -> dict:
+    """The grid's default samples per class k and its test and validation sizes for a data kind or set:
+    the paper's k with 50 test and 20 validation samples, or on Omniglot's 20 drawers OMNIGLOT_* (lenet/config.py)."""
+    from lenet import config
+    if _is_omniglot(data):
+        return {"samples": config.OMNIGLOT_SAMPLES, "test_per_class": config.OMNIGLOT_TEST_PER_CLASS,
+                "val_per_class": config.OMNIGLOT_VAL_PER_CLASS}
+    return {"samples": config.PAPER_SAMPLES, "test_per_class": TEST_PER_CLASS, "val_per_class": VAL_PER_CLASS}
+
+
+def grid_targets(ds: CharacterSet, source_classes, seed: int, twins: str = "avoid") -> tuple[list[str], str]:
+    """A class split's new characters and a note on where they come from: on Omniglot 20 characters of one
+    alphabet (lenet.data.omniglot.alphabet_characters; the note names it), else the seed's default pick."""
+    from lenet.data.protocol import new_characters
+    if _is_omniglot(ds):
+        from lenet.data.omniglot import alphabet_characters
+        alphabet, chars = alphabet_characters(ds, source_classes, seed)
+        return chars, f" (the {alphabet} alphabet)"
+    return new_characters(ds, source_classes, seed, twins=twins), ""
+
+
 # --- checks before anything runs -------------------------------------------------------------
 
 def check_grid(levels, samples, trials) -> tuple[list[int], list[int], int]:
@@ -166,17 +194,21 @@ def check_grid(levels, samples, trials) -> tuple[list[int], list[int], int]:
     return levels, samples, trials
 
 
-def check_targets(ds: CharacterSet, target_classes, source_classes, max_k: int) -> list[str]:
-    """Target characters known to ds, disjoint from the source's, each with max_k + test samples."""
+def check_targets(ds: CharacterSet, target_classes, source_classes, max_k: int, test_per_class: int = TEST_PER_CLASS,
+                  val_per_class: int = VAL_PER_CLASS) -> list[str]:
+    """Target characters known to ds, disjoint from the source's, each with max_k + validation + test samples."""
+    if test_per_class < 1 or val_per_class < 0:
+        raise DataError(f"need at least 1 test and 0 validation samples per class (got {test_per_class} test, "
+                        f"{val_per_class} validation)")
     chars = list(target_classes)
     check_classes(ds, chars, "target classes")
     overlap = [c for c in chars if c in set(source_classes)]
     if overlap:
         raise DataError(f"target classes overlap the source net's classes: {''.join(overlap)!r}")
     counts = ds.counts()
-    short = [f"{c!r} has {counts[c]}" for c in chars if counts[c] < max_k + TEST_PER_CLASS + VAL_PER_CLASS]
+    short = [f"{c!r} has {counts[c]}" for c in chars if counts[c] < max_k + test_per_class + val_per_class]
     if short:
-        raise DataError(f"k = {max_k} needs {max_k} + {VAL_PER_CLASS} validation + {TEST_PER_CLASS} test samples "
+        raise DataError(f"k = {max_k} needs {max_k} + {val_per_class} validation + {test_per_class} test samples "
                         f"per target class, but "
                         f"{', '.join(short[:5])}{' ...' if len(short) > 5 else ''} in {ds.source}")
     return chars
@@ -193,13 +225,14 @@ def source_fingerprint(source: Net) -> str:
     return h.hexdigest()
 
 
-def settings_of(source: Net, ds: CharacterSet, target_classes, levels, samples, trials, seed, recipe) -> dict:
+def settings_of(source: Net, ds: CharacterSet, target_classes, levels, samples, trials, seed, recipe,
+                test_per_class: int = TEST_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> dict:
     """Everything that decides the runs' results; two reproductions agree on these or are not mixed."""
     return {"data": ds.source, "data_size": len(ds), "seed": seed, "source_classes": list(source.classes),
             "target_classes": list(target_classes), "source_sha256": source_fingerprint(source),
             "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"},  # run_seed replaces it
             "levels": list(levels), "samples": list(samples), "trials": trials,
-            "test_per_class": TEST_PER_CLASS, "val_per_class": VAL_PER_CLASS}
+            "test_per_class": test_per_class, "val_per_class": val_per_class}
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -253,19 +286,23 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
               samples=(1, 5, 10, 20, 40), trials: int = 5, seed: int = 0, recipe: Recipe = TRANSFER_RECIPE,
               out_dir=None, fast: bool = True, on_result: Callable[[RunResult], None] | None = None,
               stop: threading.Event | None = None, progress: Callable[[int, int], None] | None = None,
-              log: Callable[[str], None] | None = None, device=None, ray_address: str | None = None) -> list[RunResult]:
+              log: Callable[[str], None] | None = None, device=None, ray_address: str | None = None,
+              test_per_class: int = TEST_PER_CLASS, val_per_class: int = VAL_PER_CLASS) -> list[RunResult]:
     """Run every cell of the grid not already in out_dir/runs.csv; finished runs in grid order.
 
     `stop` ends the reproduction between runs (a run in progress stops within a second and is
     dropped); `progress(done, total)` counts cells including those finished earlier.
     `device` (lenet.device) and `ray_address` (lenet.grid.fast.run_cells) choose where runs train.
+    `test_per_class` and `val_per_class` size the fixed test set and each trial's validation set (the
+    paper's 50 and this project's 20 on EMNIST; Omniglot's 20 drawers need fewer: lenet/config.py).
     """
     log = log or (lambda msg: None)
     levels, samples, trials = check_grid(levels, samples, trials)
     recipe = recipe.validate()
-    target_classes = check_targets(ds, target_classes, source.classes, max(samples))
+    target_classes = check_targets(ds, target_classes, source.classes, max(samples), test_per_class, val_per_class)
     cells = grid(levels, samples, trials)
-    settings = settings_of(source, ds, target_classes, levels, samples, trials, seed, recipe)
+    sizes = dict(test_per_class=test_per_class, val_per_class=val_per_class)
+    settings = settings_of(source, ds, target_classes, levels, samples, trials, seed, recipe, **sizes)
     with RunFolder(out_dir, REPRODUCTION, settings) as folder:
         out = folder.out
         done = read_runs(out / RUNS, cells, seed) if out is not None and (out / RUNS).exists() else []
@@ -296,12 +333,12 @@ def reproduce(source: Net, ds: CharacterSet, target_classes, *, levels=(0, 1, 2,
         meta["engine"] = "fast" if fast else "plain"
         if fast and todo:
             run_cells(source, ds, target_classes, todo, recipe, seed, on_result=record, stop=stop, device=device,
-                      ray_address=ray_address)
+                      ray_address=ray_address, **sizes)
         else:
             for cell in todo:
                 if stop is not None and stop.is_set():
                     break
-                record(run_cell(source, ds, target_classes, cell, recipe, seed, stop=stop, device=device))
+                record(run_cell(source, ds, target_classes, cell, recipe, seed, stop=stop, device=device, **sizes))
         order = {c: i for i, c in enumerate(cells)}
         results = sorted(done, key=lambda r: order[r.cell])
         meta.update(complete=len(results) == len(cells), runs=len(results),

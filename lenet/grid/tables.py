@@ -4,11 +4,14 @@
 ("headline": the cells and margins; "results": those, the claims and the twin comparison) from
 assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
 older picks of seeds 0-2), and "oneshot" (where the paper's method stands on Omniglot's one-shot
-benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`); a test checks the
-files hold what it writes.
+benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`), and the readouts side by
+side per n and k with each readout's paired margin over the paper's ("readouts-emnist" from
+assets/results-readouts, "readouts-omniglot" from assets/results-omniglot, each several class splits;
+"omniglot-margins": that grid's transfer margins); a test checks the files hold what it writes.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -17,8 +20,9 @@ from lenet.files import ASSETS, write_text
 from lenet.grid import experiment as E
 from lenet.report.claims import CLAIMS, pooled, split_margins
 
-BLOCKS = ("headline", "results", "oneshot")
+BLOCKS = ("headline", "results", "oneshot", "readouts-emnist", "readouts-omniglot", "omniglot-margins")
 ONESHOT = ASSETS / "results-oneshot" / "oneshot.json"
+READOUTS = {"readouts-emnist": ASSETS / "results-readouts", "readouts-omniglot": ASSETS / "results-omniglot"}
 
 
 def begin(name: str) -> str:
@@ -138,10 +142,54 @@ def oneshot(path=ONESHOT) -> list[str]:
     return _table(["method", "retained levels", "error"], rows)
 
 
+def readouts(folder) -> list[str]:
+    """Mean test accuracy per k and n over the class splits of a `reproduce --seeds --readouts` folder, a
+    column per readout (mse: the paper's, the grid's runs), 95% intervals (readouts-seeds.csv); then each
+    readout's margin over mse, paired within each split (readouts-margins.csv)."""
+    from lenet.core.readouts import READOUTS as KINDS
+    from lenet.grid import readouts as R
+    from lenet.grid.runfolder import parse_cell
+
+    folder = Path(folder)
+    with open(folder / R.SEEDS, newline="") as f:
+        rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
+    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
+    kinds = [k for k in KINDS if any(key[2] == k for key in at)]
+    nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+    show = lambda r: "" if r is None else f"{100 * r['mean']:.1f} {_ci(r['ci_lo'], r['ci_hi'])}"
+    body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
+    note = (f"Mean test accuracy (%) over {max(r['seeds'] for r in rows)} class splits (each split's mean over its "
+            f"trials), 95% interval with the splits resampled.")
+    head = ["k", "n", *[f"{k} (the paper's)" if k == "mse" else k for k in kinds]]
+    return _table(head, body) + ["", note, "", *readout_margins(folder)]
+
+
+def readout_margins(folder) -> list[str]:
+    """Each readout minus the paper's (mse), in points, paired within each split, from readouts-margins.csv."""
+    from lenet.core.readouts import READOUTS as KINDS
+    from lenet.grid import readouts as R
+    from lenet.grid.runfolder import parse_cell
+
+    with open(Path(folder) / R.MARGINS, newline="") as f:
+        rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
+    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
+    kinds = [k for k in KINDS if any(key[2] == k for key in at)]
+    nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+    show = lambda r: "" if r is None else f"{_pts(r['margin'])} {_ci(r['lo'], r['hi'], False)}"
+    body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
+    return _table(["k", "n", *[f"{k} minus mse" for k in kinds]], body) + [
+        "", "Test-accuracy margin over the paper's readout in points, paired within each split (the same cells), "
+            "mean over the splits, 95% interval with the splits resampled."]
+
+
 def markdown(name: str, results, with_twins=None) -> str:
-    """Block `name` ("headline", "results" or "oneshot"), markers included."""
+    """Block `name` (one of BLOCKS), markers included."""
     if name == "oneshot":
         return "\n".join([begin(name), *oneshot(), end(name)]) + "\n"
+    if name in READOUTS:
+        return "\n".join([begin(name), *readouts(READOUTS[name]), end(name)]) + "\n"
+    if name == "omniglot-margins":  # the transfer margins of the grid on Omniglot (README)
+        return "\n".join([begin(name), *margins(READOUTS["readouts-omniglot"]), end(name)]) + "\n"
     parts = [*cells(results), "", *margins(results)]
     if name == "results":
         parts = ["#### Accuracy per cell", *cells(results), "", "#### Transfer margins", *margins(results), "",

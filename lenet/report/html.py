@@ -62,7 +62,8 @@ def _settings(meta: dict) -> str:
     return html_table(["setting", "value"], rows, left=2)
 
 
-def report_html(summary: list[dict], runs: list[dict], meta: dict) -> str:
+def report_html(summary: list[dict], runs: list[dict], meta: dict, extra: str = "") -> str:
+    """The grid's report; `extra`, HTML of more sections (the readouts side by side), goes before every run."""
     figs = []
     if summary:
         figs.append(figures.accuracy_vs_levels(summary))
@@ -95,6 +96,7 @@ def report_html(summary: list[dict], runs: list[dict], meta: dict) -> str:
         "<h2>Summary (test accuracy over trials; val: mean validation accuracy; capped: runs that ended at "
         "the training budget without fitting their training set)</h2>",
         html_table(["n", "k", "mean", "min", "max", "runs", "val", "capped"], summary_rows),
+        extra,
         "<h2>Every run</h2>",
         html_table(["n", "k", "trial", "seed", "train acc", "test acc", "epochs", "steps", "ended at the budget",
                 "seconds"], run_rows),

@@ -49,11 +49,28 @@ def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net
     return net
 
 
+def readout_task(job, source: Net, split: Split, n: int, recipe: Recipe, readout: str) -> None:
+    """The new characters read out at retained level n another way than the paper's (lenet.core.readouts:
+    ce, centroid, probe): one record, the readout's accuracy on the training and the test set."""
+    import torch
+
+    from lenet.core.readouts import readout as read_out
+    from lenet.data import to_net_input
+    t0 = time.perf_counter()
+    x = to_net_input(split.train.images)
+    pred = read_out(readout, source.model, n, x, torch.from_numpy(split.train.labels),
+                    torch.cat([x, to_net_input(split.test.images)]), recipe).numpy()
+    train_acc = float((pred[:len(x)] == split.train.labels).mean())
+    test_acc = float((pred[len(x):] == split.test.labels).mean()) if len(split.test) else None
+    job.record(kind="epoch", epoch=1, step=0, train_loss=None, train_acc=train_acc, test_acc=test_acc,
+               seconds=time.perf_counter() - t0, readout=readout)
+
+
 def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[str]], levels: list[int],
-                    samples: list[int], trials: int, recipe: Recipe, out_dir: str) -> str:
+                    samples: list[int], trials: int, recipe: Recipe, out_dir: str, sizes: dict | None = None) -> str:
     """reproduce() once per seed (class split) into out_dir, or out_dir/seed-S and seeds.csv for
     several; resumable (finished runs there are kept). Each run is recorded, those finished before
-    (a resumed grid) first."""
+    (a resumed grid) first. `sizes`: the test and validation sizes (reproduce's; default the paper's)."""
     from lenet.grid.experiment import reproduce, seed_dir, write_seed_outputs
     many = len(targets) > 1
     dirs = {seed: seed_dir(out_dir, seed) if many else Path(out_dir) for seed in targets}
@@ -66,7 +83,7 @@ def experiment_task(job, source: Net, ds: CharacterSet, targets: dict[int, list[
         base = i * total // len(targets)
         by_seed[seed] = reproduce(
             source, ds, chars, levels=levels, samples=samples, trials=trials, seed=seed, recipe=recipe,
-            out_dir=dirs[seed], fast=True, stop=job.stop_event,
+            out_dir=dirs[seed], fast=True, stop=job.stop_event, **(sizes or {}),
             on_result=lambda r: job.record(kind="result", **asdict(r)),
             progress=lambda done, _total, base=base: job.progress(base + done, total))
         if job.stop_event.is_set():
@@ -126,11 +143,15 @@ TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
     "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"])),
     "transfer": lambda spec, nets, splits, ds: (transfer_task, nets["source"], splits["split"], spec["n"],
                                                 Recipe.from_dict(spec["recipe"])),
+    "readout": lambda spec, nets, splits, ds: (readout_task, nets["source"], splits["split"], spec["n"],
+                                               Recipe.from_dict(spec["recipe"]), spec["readout"]),
     "experiment": lambda spec, nets, splits, ds: (
         experiment_task, nets["source"], ds, {int(seed): chars for seed, chars in spec["targets"].items()},
-        spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"]),
+        spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"],
+        spec.get("sizes")),
     "study": lambda spec, nets, splits, ds: (study_task, spec["study"], spec["quick"], spec["seed"], nets["source"],
                                              ds, spec["targets"], spec["out_dir"], spec["command"]),
 }
 NEEDS = {"source": ((), ("split",)), "transfer": (("source",), ("split",)),  # (nets, splits) the store keeps
+         "readout": (("source",), ("split",)),
          "experiment": (("source",), ()), "study": (("source",), ())}

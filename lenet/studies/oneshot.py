@@ -129,9 +129,11 @@ def markdown(result: dict) -> str:
 
 
 def default_sources() -> dict[str, str]:
-    """The shipped source nets whose background is allowed: EMNIST's, and the Omniglot background one."""
+    """The shipped source nets whose background is allowed: EMNIST's, the Omniglot background one, and the
+    one trained on both together."""
     from lenet.core import checkpoint
-    return {name: str(path) for name in ("emnist", "omniglot") if (path := checkpoint.shipped(name)) is not None}
+    return {name: str(path) for name in ("emnist", "omniglot", "emnist+omniglot")
+            if (path := checkpoint.shipped(name)) is not None}
 
 
 def main(argv=None) -> int:
@@ -150,7 +152,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="runs 1-4, n = 4 and 5, the centroid and mse readouts (mse capped at 20 epochs)")
     p.add_argument("--source", action="append", metavar="NAME=PATH",
-                   help="a source net to read out (repeatable; default: the shipped emnist and omniglot ones)")
+                   help="a source net to read out (repeatable; default: the shipped emnist, omniglot and "
+                        "emnist+omniglot ones)")
     p.add_argument("--levels", type=int, nargs="+", help="retained levels n (default: 0..5)")
     p.add_argument("--readouts", help=f"comma-separated, some of {','.join(READOUTS)} (default: all)")
     p.add_argument("--data-dir", help="folder or all_runs.zip (default: $LENET_OMNIGLOT_DIR, then assets/omniglot)")

@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 from lenet.config import Recipe
 from lenet.data import CharacterSet
-from lenet.data.protocol import transfer_split
+from lenet.data.protocol import VAL_PER_CLASS, transfer_split
 from lenet.device import resolve
 from lenet.grid.cells import TEST_PER_CLASS, Cell, RunResult, run_seed
 from lenet.core.net import Net
@@ -64,13 +64,15 @@ def plan(cells: list[Cell], workers: int) -> list[list[int]]:
 def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cell], recipe: Recipe,
               seed: int, *, on_result: Callable[[RunResult], None] | None = None,
               stop: threading.Event | None = None, workers: int | None = None, device=None,
-              fused: bool | None = None, ray_address: str | None = None) -> list[RunResult]:
+              fused: bool | None = None, ray_address: str | None = None, test_per_class: int = TEST_PER_CLASS,
+              val_per_class: int = VAL_PER_CLASS) -> list[RunResult]:
     """Every cell's RunResult, in the order of `cells` (only finished runs if `stop` is set).
 
     `device`: see lenet.device (None reads LENET_DEVICE). `fused` (default: on CUDA) trains
     every cell at once in this process instead of per-n groups in `workers` processes.
     `ray_address` (None reads LENET_RAY; "" is local) sends the groups to a Ray cluster,
-    planned for `workers` (default: the cluster's CPUs)."""
+    planned for `workers` (default: the cluster's CPUs). `test_per_class` and `val_per_class` size each
+    character's fixed test set and each trial's validation set (transfer_split; Omniglot's are smaller)."""
     recipe.validate()
     dev = resolve(device)
     ray_address = address_from_env(ray_address)
@@ -87,8 +89,8 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
     splits = {}
     for c in cells:
         if (c.k, c.trial) not in splits:
-            splits[c.k, c.trial] = transfer_split(ds, target_classes, c.k, c.trial, seed, TEST_PER_CLASS,
-                                                  source_classes=source.classes)
+            splits[c.k, c.trial] = transfer_split(ds, target_classes, c.k, c.trial, seed, test_per_class,
+                                                  source_classes=source.classes, val_per_class=val_per_class)
     test = next(iter(splits.values())).test  # depends on seed only: the same for every cell
     shared = Shared({k: v.detach().clone() for k, v in source.model.state_dict().items()},
                     source.model.f6.out_features, test.images, test.labels, len(list(target_classes)),
@@ -105,7 +107,7 @@ def run_cells(source: Net, ds: CharacterSet, target_classes, cells: Iterable[Cel
         tasks.append(Task(cells[group[0]].n, specs, sum(cells[i].k * LEVEL_COST[cells[i].n] for i in group)))
     if ray_address:
         finished = run_on_ray(shared, tasks, ray_address, stop)
-    elif workers == 1:
+    elif workers == 1 or len(tasks) == 1:  # one task group: no worker processes to start for it
         finished = run_in_process(shared, tasks, stop)
     else:
         finished = run_in_processes(shared, tasks, workers, stop)
