@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 from lenet.data import DataError
 from ui import classroom as cls
+from ui import roles
 
 st.title("Class")
 st.caption("One set of drawings for a whole class: the teacher opens a class and shows its code, students join "
@@ -13,7 +14,7 @@ st.caption("One set of drawings for a whole class: the teacher opens a class and
 
 def sign_in() -> None:
     """on_click: the password never stays in the session's state."""
-    result = cls.sign_in(st.session_state.get("cls-password", ""))
+    result = roles.sign_in(st.session_state.get("cls-password", ""))
     st.session_state["cls-password"] = ""
     st.session_state["cls-flash"] = ("success" if result.ok else "error", result.message)
 
@@ -27,8 +28,8 @@ def join() -> None:
         st.session_state["cls-flash"] = ("success", f"Joined class {room.code}: draw on Teach.")
 
 
-teacher = cls.teacher_mode() and cls.is_teacher()
-if not cls.teacher_mode():
+teacher = roles.teacher_mode() and roles.is_teacher()
+if not roles.teacher_mode():
     st.info("No teacher password is set on this server: an open lab, where anyone may open a class and train.")
 elif teacher:
     st.button("Sign out", on_click=cls.sign_out, help="Back to a student's view; the password signs in again.")
@@ -40,7 +41,7 @@ kind, message = st.session_state.pop("cls-flash", (None, None))
 if kind:
     getattr(st, kind)(message)
 
-if cls.is_teacher():
+if roles.is_teacher():
     st.subheader("Run a class")
     running = cls.running_class()
     row = st.container(horizontal=True, vertical_alignment="bottom")

@@ -6,7 +6,7 @@ import time
 import streamlit as st
 
 import ui
-from ui import classroom
+from ui import roles
 from lenet import settings
 from lenet.grid import experiment
 from lenet.report.claims import CLAIMS, check_splits
@@ -111,7 +111,7 @@ if seeds:
 cells = len(levels) * len(samples) * int(trials) * len(seeds)
 st.caption(f"{cells} runs. Figure 2 fills in live as they finish; the results then appear under "
            f"**Your finished results**.")
-if st.button("Run the grid", type="primary") and classroom.require_teacher("start a grid"):
+if st.button("Run the grid", type="primary") and roles.require_teacher("start a grid"):
     if not levels or not samples or not seeds:
         st.error("Choose at least one retained level n, one k and one seed.")
     else:

@@ -5,7 +5,7 @@ import re
 import streamlit as st
 
 import ui
-from ui import classroom
+from ui import roles
 from lenet.core import checkpoint
 from lenet.config import N_CLASSES, SOURCE_RECIPE
 from lenet.data import DataError, active_set
@@ -104,7 +104,7 @@ heldout = c2.number_input("Held-out samples per character", 1, 1000, 100, key="s
 epochs = c3.number_input("Max epochs", 1, 200, SOURCE_RECIPE.max_epochs, key="src-epochs",
                          help="The most passes over the training images; it stops earlier at "
                               f"{SOURCE_RECIPE.target_train_acc:.2%} training accuracy, as the paper does.")
-if st.button("Start training", type="primary") and classroom.require_teacher("train a source net"):
+if st.button("Start training", type="primary") and roles.require_teacher("train a source net"):
     if len(chars) < 2:
         st.error(f"Pick at least 2 source characters (you picked {len(chars)}).")
     else:

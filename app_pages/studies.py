@@ -3,7 +3,7 @@ and finished studies to reopen (figures, table, report.html)."""
 import streamlit as st
 
 import ui
-from ui import classroom
+from ui import roles
 from lenet import studies
 
 st.title("Studies: the questions the paper left open")
@@ -37,7 +37,7 @@ st.markdown(f"**{mods[name].TITLE}.** {mods[name].QUESTION}")
 if terms(name):
     st.caption(terms(name))
 st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)}.")
-if st.button("Run the study", type="primary") and classroom.require_teacher("start a study"):
+if st.button("Run the study", type="primary") and roles.require_teacher("start a study"):
     ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped)
 
 

@@ -2,7 +2,7 @@
 import streamlit as st
 
 import ui
-from ui import classroom
+from ui import classroom, roles
 from lenet.config import LEVELS
 from lenet.data import DataError
 from lenet.drawing.canvas import BlankImage, canvas_to_image
@@ -70,7 +70,7 @@ with names:
         for sid, img in samples:
             with gallery.container(width=60, gap="small"):
                 ui.show_image28(img, "", width=56)
-                if classroom.is_teacher() and st.button("✕", key=f"del-{sid}", help="delete this sample"):
+                if roles.is_teacher() and st.button("✕", key=f"del-{sid}", help="delete this sample"):
                     store.delete(char, sid)
                     st.rerun()
     for problem in store.problems:
@@ -120,7 +120,7 @@ c1.caption(f"Frozen: {', '.join(l.upper() for l in LEVELS[:n]) or 'none'}; "
 epochs = c2.number_input("Max epochs", 1, 1000, 60, key="teach-epochs",
                          help="An epoch is one pass over your drawings. Training stops earlier once the outputs "
                               "are close to their codes (the status line says why it stopped).")
-if st.button("Train on my drawings", type="primary") and classroom.within_quota(1):
+if st.button("Train on my drawings", type="primary") and roles.within_quota(1):
     drawn = store.to_charset()
     split = ui.check_data(ui.teach_split, drawn)
     if split is not None:

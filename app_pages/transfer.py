@@ -4,7 +4,7 @@ import random
 import streamlit as st
 
 import ui
-from ui import classroom
+from ui import roles
 from lenet.config import LEVELS, N_CLASSES, TRANSFER_RECIPE
 from lenet.report.figures import architecture_figure, compare_runs, training_curves
 from lenet.core.model import architecture
@@ -97,7 +97,7 @@ with left:
     baseline = st.checkbox("Also train n = 0 beside it", key="tr-baseline", value=False, disabled=n == 0,
                            help="A net trained from scratch (no transfer) on the same samples, beside each run: "
                                 "what transfer is measured against.")
-    if st.button("Start", type="primary") and classroom.within_quota(int(trials) * (2 if baseline and n > 0 else 1)):
+    if st.button("Start", type="primary") and roles.within_quota(int(trials) * (2 if baseline and n > 0 else 1)):
         if len(chars) < 2:
             st.error(f"Pick at least 2 new characters (you picked {len(chars)}).")
         else:

@@ -1,7 +1,8 @@
 """App glue shared by the pages (the science lives in lenet/; this package only wires it to Streamlit):
 session.py (identity, state, the job pool), background.py (submit, Resume, live job panels), nets.py (dataset and source
-net), training.py (the jobs the pages start), drawing.py (canvas and prediction), classroom.py (teacher or
-student, the session's class, the class net; the pages import it as `from ui import classroom`).
+net), training.py (the jobs the pages start), drawing.py (canvas and prediction), roles.py (teacher or
+student: require_teacher, within_quota), classroom.py (the session's class, the class net; the pages import
+them as `from ui import roles, classroom`).
 
 A browser session is identified by `sid` in the URL (st.query_params), so a reload keeps the
 same jobs, drawings and choices. Per-session state lives server-side in a process-wide dict

@@ -9,6 +9,7 @@ from lenet.report.figures import training_curves
 from lenet.runtime.jobs import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Job
 from lenet.runtime.tasks import NEEDS, job_function
 
+from .roles import within_quota
 from .session import dataset, pool, session_id, state
 
 
@@ -134,7 +135,6 @@ def curves_chart(snap):
 
 def _may_resume() -> bool:
     """A resumed job counts against a student's quota like a new one."""
-    from .classroom import within_quota  # deferred: ui.classroom builds on the trainings that build on this module
     return within_quota(1)
 
 

@@ -20,6 +20,7 @@ from lenet.runtime.worker import in_worker
 from lenet.core.net import Net
 from lenet.runtime.tasks import first_source_task
 
+from .roles import require_teacher
 from .session import QUICK_SOURCE, dataset, default_setup, pool, session_dir, state
 from .background import job_panel
 
@@ -117,7 +118,6 @@ def emnist_download_panel() -> None:
     if not st.button("Download full EMNIST", key="dl-emnist", help="Fetch the full set once; it then replaces "
                                                                      "the subset for everyone on this server."):
         return
-    from .classroom import require_teacher  # deferred: ui.classroom builds on this module through ui.training
     if not require_teacher("download full EMNIST to the server"):
         return
     bar = st.progress(0.0, text="Connecting…")
