@@ -2,8 +2,9 @@
 import streamlit as st
 
 import ui
-from lenet.config import LEVELS
+from lenet.config import DRAWN_TEACH, LEVELS
 from lenet.data import DataError
+from lenet.drawing.augment import augment_split
 from lenet.drawing.canvas import BlankImage, canvas_to_image
 from lenet.drawing.store import SampleStore, clean_name
 from lenet.core.transfer import trainable_fraction
@@ -116,15 +117,22 @@ c1.caption(f"Frozen: {', '.join(l.upper() for l in LEVELS[:n]) or 'none'}; "
 epochs = c2.number_input("Max epochs", 1, 1000, 60, key="teach-epochs",
                          help="An epoch is one pass over your drawings. Training stops earlier once the outputs "
                               "are close to their codes (the status line says why it stopped).")
+augment = c2.toggle("Drawn copies", value=True, key="teach-augment",
+                    help=f"Train on {DRAWN_TEACH.copies:g} copies of each drawing too, each slightly distorted and "
+                         "redrawn with another pen and size: the net then reads new drawers better "
+                         "(measured by `python -m lenet bench teach-drawn`, docs/data.md).")
 if st.button("Train on my drawings", type="primary"):
     drawn = store.to_charset()
     split = ui.check_data(ui.teach_split, drawn)
     if split is not None:
+        k = len(split.train)
+        if augment:
+            split = augment_split(split, DRAWN_TEACH)
         # A handful of drawings is learned (100%) within an epoch or two; training on to the
         # epoch cap pulls the outputs onto their codes, so fresh drawings are read reliably.
         recipe = ui.transfer_recipe(int(epochs), 0).replace(target_train_acc=1.01)
         ui.check_data(ui.start_transfer, source, split, n, recipe,
-                      f"teach {' '.join(split.classes)} n={n}", kind="teach", k=len(split.train),
+                      f"teach {' '.join(split.classes)} n={n}", kind="teach", k=k,
                       held_out=len(split.test))
 
 jobs = ui.session_jobs("teach")

@@ -15,17 +15,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 from skimage.morphology import skeletonize
 
 from lenet.core import checkpoint
 from lenet.ink import strokes
-from lenet.config import STROKE_WIDTH
+from lenet.config import NOT_SURE, STROKE_WIDTH
 from lenet.data import CharacterSet, find_emnist, load
 from lenet.ink.framing import frame_character
 from lenet.data.protocol import source_split
 from lenet.core.net import Net
-from lenet.drawing.canvas import canvas_to_image
+from lenet.core import calibration
+from lenet.core.codes import distances
+from lenet.drawing.canvas import canvas_to_image, trajectory_to_image
 
 CANVAS = 280  # px, the Draw page's canvas (ui.drawing.CANVAS_PX)
 PENS = (4, 10, 18, 28, 40)  # px on the canvas
@@ -44,9 +47,11 @@ def skeleton(image28: np.ndarray) -> np.ndarray:
     return skeletonize(big >= strokes.INK * big.max())
 
 
-def draw(skel: np.ndarray, pen: float, size: float, rng: np.random.Generator, canvas: int = CANVAS) -> np.ndarray:
+def draw(skel: np.ndarray, pen: float, size: float, rng: np.random.Generator, canvas: int = CANVAS,
+         trajectory: bool = False):
     """A skeleton drawn as canvas strokes: (canvas, canvas, 4) uint8, black ink on transparent,
-    the skeleton's larger side `size` x canvas, placed at random where the pen stays on the canvas."""
+    the skeleton's larger side `size` x canvas, placed at random where the pen stays on the canvas.
+    trajectory: also return the pen's path, (canvas, canvas) bool, as the canvas records it."""
     ys, xs = np.nonzero(skel)
     scale = size * canvas / (max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)
     reach = pen / 2 + 1
@@ -66,7 +71,7 @@ def draw(skel: np.ndarray, pen: float, size: float, rng: np.random.Generator, ca
     pad = (len(cover) - canvas) // 2  # redraw pads so the pen fits; the canvas clips
     rgba = np.zeros((canvas, canvas, 4), np.uint8)
     rgba[:, :, 3] = np.round(cover[pad:pad + canvas, pad:pad + canvas] * 255)
-    return rgba
+    return (rgba, np.asarray(path)) if trajectory else rgba
 
 
 def heldout(net: Net, ds: CharacterSet, per_class: int, seed: int = 0) -> CharacterSet:
@@ -108,39 +113,50 @@ def run(nets: dict[str, Net], ds: CharacterSet, pens=PENS, sizes=SIZES, per_clas
                "heldout_acc": float(np.mean(np.array(net.predict(chars.images)) == truth)),
                "redrawn_acc": float(np.mean(np.array(net.predict(redrawn)) == truth)),
                "heldout_stroke_width": float(np.mean([strokes.width(im) for im in chars.images])),
-               "before": {}, "after": {}, "width_after": {}}
+               "before": {}, "after": {}, "trajectory": {}, "width_after": {}}
         say(f"{name}: {len(chars)} held-out characters of {res['classes']} from {ds.source}; "
             f"as they are: {res['heldout_acc']:.1%}, stroke width {res['heldout_stroke_width']:.2f} px; "
             f"skeletons redrawn at 28x28: {res['redrawn_acc']:.1%}")
         t0 = time.perf_counter()
+        after = []
         for pen in pens:
             for size in sizes:
                 rng = np.random.default_rng([seed, pen, round(size * 100)])
-                drawn = [draw(s, pen, size, rng) for s in skeletons]
+                drawn = [draw(s, pen, size, rng, trajectory=True) for s in skeletons]
                 key = f"{pen}px/{size:.0%}"
                 for when, norm in (("before", False), ("after", True)):
-                    images = np.stack([canvas_to_image(d, normalise=norm) for d in drawn])
+                    images = np.stack([canvas_to_image(d, normalise=norm) for d, _ in drawn])
                     res[when][key] = float(np.mean(np.array(net.predict(images)) == truth))
                     if norm:
                         res["width_after"][key] = float(np.mean([strokes.width(im) for im in images]))
+                        after.append(images)
+                images = np.stack([trajectory_to_image(path) for _, path in drawn])
+                res["trajectory"][key] = float(np.mean(np.array(net.predict(images)) == truth))
                 say(f"  pen {pen:>2} px, size {size:.0%}: before {res['before'][key]:.1%}, "
-                    f"after {res['after'][key]:.1%}")
+                    f"after {res['after'][key]:.1%}, from the trajectory {res['trajectory'][key]:.1%}")
         res["seconds"] = round(time.perf_counter() - t0, 1)
-        for when in ("before", "after"):
+        for when in ("before", "after", "trajectory"):
             res[f"worst_{when}"] = min(res[when].values())
             res[f"mean_{when}"] = float(np.mean(list(res[when].values())))
+        if net.temperature is not None:  # calibration on held-out characters, scanned and drawn (after)
+            idx = {c: i for i, c in enumerate(net.classes)}
+            y = np.array([idx[c] for c in truth])
+            res["calibration"] = {what: calibration.report(distances(net.outputs(ims), net.codes),
+                                                           torch.as_tensor(np.tile(y, len(ims) // len(y))),
+                                                           net.temperature)
+                                  for what, ims in (("scanned", chars.images), ("drawn", np.concatenate(after)))}
         res["cells_within_3_points"] = sum(res["heldout_acc"] - a <= 0.03 for a in res["after"].values())
         res["cells_within_3_points_of_redrawn"] = sum(res["redrawn_acc"] - a <= 0.03 for a in res["after"].values())
         out["nets"][name] = res
     return out
 
 
-def table(res: dict, pens, sizes) -> str:
-    """Markdown: pens down, sizes across, 'before -> after' in each cell."""
+def table(res: dict, pens, sizes, after: str = "after") -> str:
+    """Markdown: pens down, sizes across, 'before -> after' in each cell (after: "after" or "trajectory")."""
     lines = ["| pen \\ size | " + " | ".join(f"{s:.0%}" for s in sizes) + " |",
              "| --- |" + " --- |" * len(sizes)]
     for pen in pens:
-        cells = [f"{res['before'][f'{pen}px/{s:.0%}']:.0%} -> **{res['after'][f'{pen}px/{s:.0%}']:.0%}**"
+        cells = [f"{res['before'][f'{pen}px/{s:.0%}']:.0%} -> **{res[after][f'{pen}px/{s:.0%}']:.0%}**"
                  for s in sizes]
         lines.append(f"| {pen} px | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -176,4 +192,11 @@ def main(argv=None) -> int:
               f"{res['mean_after']:.1%}; cells within 3 points of held out: {res['cells_within_3_points']}"
               f"/{len(res['after'])}, of the redrawn skeletons ({res['redrawn_acc']:.1%}): "
               f"{res['cells_within_3_points_of_redrawn']}/{len(res['after'])}")
+        print(f"from the pen's trajectory instead of the raster:\n{table(res, pens, sizes, 'trajectory')}\n"
+              f"worst cell {res['worst_trajectory']:.1%}, mean {res['mean_trajectory']:.1%}")
+        for what, c in res.get("calibration", {}).items():
+            print(f"calibrated confidences on the held-out characters, {what} ({c['n']}): temperature "
+                  f"{c['temperature']:.3f}, ECE {c['ece']:.1%}, NLL {c['nll']:.3f}; 'not sure' (< {NOT_SURE:.0%}) "
+                  f"on {c['not_sure_share']:.1%}, right {c['accuracy_when_sure']:.1%} when sure and "
+                  f"{c['accuracy_when_not_sure']:.1%} when not")
     return 0

@@ -1,0 +1,104 @@
+"""Reading drawings as well as scans (issue #22): drawn copies, the scored stopping point,
+calibrated confidences, and normalising from the pen's trajectory."""
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from lenet.config import DRAWN_SOURCE, SOURCE_RECIPE, STROKE_WIDTH
+from lenet.core import calibration
+from lenet.data import CharacterSet, load
+from lenet.data.protocol import Split, default_class_split, source_split, source_val
+from lenet.drawing import drawn
+from lenet.drawing.augment import augment_split, drawn_copies
+from lenet.drawing.canvas import canvas_to_image, fabric_paths, trajectory_to_image
+from lenet.ink import strokes
+
+
+@pytest.fixture(scope="module")
+def synth():
+    ds = load("synthetic")
+    return ds, default_class_split(ds.classes)[0]
+
+
+def test_drawn_copies_are_seeded_labelled_drawings_of_their_originals(synth):
+    ds, chars = synth
+    few = source_split(ds, chars[:4], 5, 1).train  # 20 characters
+    half = drawn_copies(few, replace(DRAWN_SOURCE, copies=1.5), seed=3)
+    assert 20 + 5 <= len(half) <= 20 + 15 and half.images.dtype == np.uint8 and half.images.shape[1:] == (28, 28)
+    assert np.array_equal(half.images, drawn_copies(few, replace(DRAWN_SOURCE, copies=1.5), seed=3).images)
+    assert set(half.labels.tolist()) == set(few.labels.tolist())
+    one = drawn_copies(few, replace(DRAWN_SOURCE, copies=1.0), seed=3)
+    assert np.array_equal(one.labels, few.labels)
+    # a drawing, not the scan: EMNIST's stroke width, and the same character (correlated with its original)
+    assert np.mean([strokes.width(im) for im in one.images]) == pytest.approx(STROKE_WIDTH, abs=0.6)
+    corr = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(one.images, few.images)]
+    assert 0.3 < np.median(corr) < 0.97
+    aug = augment_split(Split(few, few, few.classes), replace(DRAWN_SOURCE, copies=2.0))
+    assert len(aug.train) == 60 and len(aug.test) == 20 and np.array_equal(aug.train.images[:20], few.images)
+
+
+def test_the_source_stopping_point_is_read_on_the_scanned_characters_alone(synth):
+    """With extra views that contradict the scans (mislabelled copies), the training accuracy fit stops on is still the
+    scanned characters' own: exactly what the returned net reads on them."""
+    from lenet.core.net import train_source
+    ds, chars = synth
+    split = source_split(ds, chars[:6], 30, 5)
+    noise = CharacterSet(split.train.images[:60].copy(), (split.train.labels[:60] + 1) % 6,  # mislabelled
+                         split.classes, ds.source, "mislabelled")
+    net, fit = train_source(split, SOURCE_RECIPE.replace(max_epochs=9, lr=0.05, batch_size=8), extra=noise,
+                            extra_meta={"what": "mislabelled"})
+    assert fit.train_acc == pytest.approx(net.accuracy(split.train), abs=1e-6)
+    assert net.meta["extra_train"] == len(noise) and net.meta["train_per_class"] == 30
+    mixed = net.accuracy(CharacterSet(np.concatenate([split.train.images, noise.images]),
+                                      np.concatenate([split.train.labels, noise.labels]), split.classes, "", ""))
+    assert abs(fit.train_acc - mixed) > 0.02  # the mixed set reads otherwise: the test can tell them apart
+
+
+def test_temperature_scaling_recovers_a_known_temperature_and_lowers_the_calibration_error():
+    g = torch.Generator().manual_seed(0)
+    d = torch.rand(5000, 20, generator=g) * 4  # distances to 20 codes
+    truth_t = 0.35
+    y = torch.multinomial(torch.softmax(-d / truth_t, 1), 1, generator=g)[:, 0]
+    t = calibration.fit_temperature(d, y)
+    assert t == pytest.approx(truth_t, rel=0.1)
+    grid = np.exp(np.linspace(np.log(0.05), np.log(5), 80))  # an independent check: brute force
+    assert calibration.nll(d, y, t) <= min(calibration.nll(d, y, float(s)) for s in grid) + 1e-4
+    good, bad = (calibration.ece(calibration.confidences(d, s), y) for s in (t, 5 * t))
+    assert good < 0.02 < 0.1 < bad
+    rep = calibration.report(d, y, t)
+    assert rep["accuracy_when_sure"] > rep["accuracy"] > rep["accuracy_when_not_sure"]
+    with pytest.raises(ValueError, match="no characters"):
+        calibration.fit_temperature(d[:0], y[:0])
+
+
+def test_a_thick_pen_keeps_its_loops_open_when_read_from_the_trajectory():
+    ring = np.zeros((112, 112), bool)  # an "O": a circle of radius 40 at 112 px
+    a = np.linspace(0, 2 * np.pi, 800)
+    ring[np.round(56 + 40 * np.sin(a)).astype(int), np.round(56 + 40 * np.cos(a)).astype(int)] = True
+    rgba, path = drawn.draw(ring, 40, 0.15, np.random.default_rng(0), trajectory=True)  # 40 px pen, 42 px ring
+    raster, traj = canvas_to_image(rgba), trajectory_to_image(path)
+    assert raster[12:16, 12:16].mean() > 150, "the raster's loop fills in (thinning cannot reopen it)"
+    assert traj[12:16, 12:16].mean() < 30, "the trajectory's loop stays open"
+    assert strokes.width(traj) == pytest.approx(STROKE_WIDTH, abs=0.6)
+
+
+def test_fabric_paths_become_the_pens_centre_lines():
+    objects = [{"type": "path", "path": [["M", 20, 30], ["Q", 60, 30, 100, 30], ["L", 100, 200]]},
+               {"type": "rect", "left": 0}, {"type": "path", "path": [["M", "x"], ["Q", 1]]}]
+    p = fabric_paths(objects, 280, 280)
+    assert p.shape == (280, 280) and p[30, 20:101].all() and p[30:201, 100].all()
+    assert p.sum() < 81 + 171 + 5  # one pixel wide
+    assert trajectory_to_image(p).shape == (28, 28)
+
+
+def test_source_validation_characters_are_beyond_the_training_and_held_out_draws(synth):
+    ds, chars = synth
+    split = source_split(ds, chars, 300, 100, seed=1)
+    val = source_val(ds, chars, 300, 100, seed=1, val_per_class=40)
+    assert val.counts() == {c: 40 for c in chars}
+    seen = {im.tobytes() for im in np.concatenate([split.train.images, split.test.images])}
+    assert not any(im.tobytes() in seen for im in val.images)
