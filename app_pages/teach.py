@@ -5,7 +5,7 @@ import ui
 from lenet.config import DRAWN_TEACH, LEVELS
 from lenet.data import DataError
 from lenet.drawing.augment import augment_split
-from lenet.drawing.canvas import BlankImage, canvas_to_image
+from lenet.drawing.canvas import BlankImage
 from lenet.drawing.store import SampleStore, clean_name
 from lenet.core.transfer import trainable_fraction
 
@@ -82,7 +82,7 @@ with drawing:
                        help="The character the next drawing is a sample of.")
     rgba = ui.canvas("teach-canvas", clear=False)
     try:
-        image = canvas_to_image(rgba) if rgba is not None else None
+        image = ui.read_drawing(rgba, ui.canvas_objects("teach-canvas")) if rgba is not None else None
     except BlankImage:
         image = None
     # the button first: the preview appearing beside it must not move it
@@ -156,4 +156,4 @@ if taught:
     with tl:
         test = ui.canvas("teach-test")
     with tr:
-        ui.prediction_panel(net, test, "Draw a character to test the taught net.")
+        ui.prediction_panel(net, test, "Draw a character to test the taught net.", ui.canvas_objects("teach-test"))

@@ -1,7 +1,7 @@
 """Reading drawings as well as scans (issue #22): drawn copies, the scored stopping point,
 calibrated confidences, and normalising from the pen's trajectory."""
 import json
-import math
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -102,3 +102,25 @@ def test_source_validation_characters_are_beyond_the_training_and_held_out_draws
     assert val.counts() == {c: 40 for c in chars}
     seen = {im.tobytes() for im in np.concatenate([split.train.images, split.test.images])}
     assert not any(im.tobytes() in seen for im in val.images)
+
+
+def test_train_source_adds_drawn_copies_and_calibrates_on_validation_characters(tmp_path, capsys):
+    """On by default: drawn copies of the training characters, a temperature fitted on characters beyond the
+    training and held-out draws (here the shipped EMNIST subset); --no-drawn is the paper's plain net."""
+    from lenet.cli import main
+    from lenet.core import checkpoint
+    subset = Path(__file__).resolve().parents[1] / "assets" / "emnist-subset"
+    common = ["train-source", "--data", "emnist", "--data-dir", str(subset), "--classes", "ABCDE", "--per-class", "20",
+              "--heldout", "5", "--epochs", "2", "--json"]
+    assert main([*common, "--drawn-copies", "0.5", "--out", str(tmp_path / "drawn")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 25 <= res["drawn_copies"] <= 75 and res["calibration"]["n"] == 2 * 5 * 40
+    net = checkpoint.load(tmp_path / "drawn")
+    assert net.meta["extra_train"] == res["drawn_copies"] and net.meta["augment"]["copies"] == 0.5
+    assert net.temperature == pytest.approx(res["calibration"]["temperature"]) and net.temperature > 0
+    top = net.read(np.asarray(load("emnist", str(subset)).images[0]), 3)
+    assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1] and sum(p for _, p in top) <= 1 + 1e-6
+    assert main([*common, "--no-drawn", "--out", str(tmp_path / "plain")]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["drawn_copies"] == 0 and res["calibration"] is None
+    assert checkpoint.load(tmp_path / "plain").temperature is None

@@ -17,8 +17,8 @@ from .training import (default_targets, experiment_chart, experiment_dirs, exper
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
 from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
-from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
-    prediction_panel, show_image28, table)
+from .drawing import (CLEAR_HINT, canvas, canvas_objects, canvas_row, check_data, classify, clear_button, clear_canvas,
+    net_picker, prediction_panel, read_drawing, show_image28, table)
 
 __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', 'epoch_records',
     'job_label', 'job_panel', 'job_title', 'session_jobs', 'MAX_UPLOAD_MB', 'active_data', 'active_source',
@@ -29,4 +29,4 @@ __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', '
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
     'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
-    'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table']
+    'canvas_objects', 'check_data', 'classify', 'clear_canvas', 'read_drawing', 'net_picker', 'prediction_panel', 'show_image28', 'table']

@@ -9,7 +9,7 @@ import streamlit as st
 from lenet.config import NOT_SURE
 from lenet.data import DataError
 from lenet.core.net import Net
-from lenet.drawing.canvas import BlankImage, canvas_to_image
+from lenet.drawing.canvas import BlankImage, drawing_to_image
 
 from .nets import require_source
 from .training import all_nets
@@ -58,8 +58,20 @@ def canvas(name: str, clear: bool = True):
     seen = repr(objects)
     st.session_state[f"{name}-seen"] = seen
     if not objects or seen == st.session_state.get(f"{name}-stale"):
+        st.session_state[f"{name}-objects"] = None
         return None
+    st.session_state[f"{name}-objects"] = objects  # the pens' paths: read_drawing reads the trajectory
     return result.image_data
+
+
+def canvas_objects(name: str) -> list | None:
+    """The canvas `name`'s last drawing as fabric.js objects (its pens' paths), or None."""
+    return st.session_state.get(f"{name}-objects")
+
+
+def read_drawing(rgba: np.ndarray, objects: list | None = None) -> np.ndarray:
+    """The 28x28 image of a canvas drawing: from its pens' trajectory when given (lenet.drawing.canvas)."""
+    return drawing_to_image(rgba, objects)
 
 
 def clear_button(name: str) -> None:
@@ -92,21 +104,23 @@ def clear_canvas(name: str) -> None:
     st.session_state[f"{name}-stale"] = st.session_state.get(f"{name}-seen")
 
 
-def classify(net: Net, rgba: np.ndarray, top: int = 5) -> tuple[np.ndarray, list[tuple[str, float]]]:
-    """Canvas pixels -> (the 28x28 image the net gets, its top nearest characters with distances).
-    Raises lenet.drawing.canvas.BlankImage when nothing is drawn."""
-    image = canvas_to_image(rgba)
+def classify(net: Net, rgba: np.ndarray, top: int = 5, objects: list | None = None
+             ) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """Canvas pixels (and its pens' paths) -> (the 28x28 image the net gets, its top nearest characters
+    with distances). Raises lenet.drawing.canvas.BlankImage when nothing is drawn."""
+    image = read_drawing(rgba, objects)
     return image, net.rank(image, min(top, len(net.classes)))
 
 
-def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str) -> np.ndarray | None:
+def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str, objects: list | None = None
+                     ) -> np.ndarray | None:
     """The Prediction metric and the top 3 with calibrated confidences (or, for a net without a temperature,
     the top 5 by code distance) for a canvas; the 28x28 image, or None (no ink yet)."""
     if rgba is None:
         st.info(prompt)
         return None
     try:
-        image, ranking = classify(net, rgba)
+        image, ranking = classify(net, rgba, objects=objects)
     except BlankImage as e:
         st.info(f"{e}: the canvas has no ink yet.")
         return None

@@ -22,10 +22,10 @@ from .nets import active_source
 # --- the two kinds of training the pages start ----------------------------------------------
 
 def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, heldout: int,
-                          recipe: Recipe, label: str) -> Job:
+                          recipe: Recipe, label: str, drawn: float = 0.0) -> Job:
     split = source_split(ds, chars, per_class, heldout)  # bad choices raise here, before queueing
-    return _start("source", label, {"task": "source", "recipe": recipe.to_dict()}, {}, {"split": split},
-                  classes=list(chars), per_class=per_class)
+    return _start("source", label, {"task": "source", "recipe": recipe.to_dict(), "drawn": drawn}, {},
+                  {"split": split}, classes=list(chars), per_class=per_class)
 
 
 def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None,

@@ -147,13 +147,21 @@ def cmd_train_source(args) -> None:
 
 def _calibrate(net, ds, classes, args) -> dict | None:
     """Fit the net's temperature on the source task's validation characters (beyond its training and
-    held-out draws), as scanned and as one drawn copy each; None where the data has none to spare."""
+    held-out draws; for the synthetic set, whose 500 a class are all drawn, 40 a class rendered with
+    another seed), as scanned and as one drawn copy each; None where the data has none to spare."""
+    from dataclasses import replace
+
     import numpy as np
     from lenet.config import DRAWN_SOURCE
     from lenet.data.protocol import source_val
     from lenet.drawing.augment import drawn_copies
 
     val = source_val(ds, classes, args.per_class, args.heldout, args.seed)
+    if len(val) < len(classes) and ds.source == "synthetic":  # all 500 used: fresh glyphs of another seed
+        from lenet.data.protocol import relabel, rows_of
+        from lenet.data.synthetic import load_synthetic
+        more = load_synthetic(seed=args.seed + 1000, per_class=40)
+        val = relabel(more, [rows_of(more, c) for c in classes], classes)
     if len(val) < len(classes):
         _err(f"not calibrated: {len(val)} validation characters beyond the training and held-out draws")
         return None

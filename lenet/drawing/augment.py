@@ -2,9 +2,10 @@
 
 A net that has only seen scanned pencil strokes reads the same characters drawn with one round
 pen worse. A drawn copy of a (28, 28) character is what the Draw page would read had a person
-traced it: a small affine and elastic distortion, the skeleton (`drawn.skeleton`), drawn on the
-canvas with a random pen, size and place (`drawn.draw`), read back by `canvas_to_image`. The
-ranges are `config.DrawnCopies`; the choice of mix and distortion is in lenet/config.py.
+traced it: a small affine and elastic distortion, the skeleton (`drawn.skeleton`), traced on the
+canvas at a random size and place (`drawn.trace`), read back from the pen's trajectory
+(`canvas.trajectory_to_image`). The ranges are `config.DrawnCopies`; the choice of mix and
+distortion is in lenet/config.py.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from lenet.config import DrawnCopies
 from lenet.data import CharacterSet
 from lenet.data.protocol import Split
 from lenet.drawing import drawn
-from lenet.drawing.canvas import BlankImage, canvas_to_image
+from lenet.drawing.canvas import BlankImage, trajectory_to_image
 
 
 def distort(image: np.ndarray, rng: np.random.Generator, cfg: DrawnCopies) -> np.ndarray:
@@ -39,15 +40,16 @@ def distort(image: np.ndarray, rng: np.random.Generator, cfg: DrawnCopies) -> np
 
 
 def drawn_copy(image: np.ndarray, rng: np.random.Generator, cfg: DrawnCopies) -> np.ndarray:
-    """One drawn copy of a (28, 28) uint8 character: distorted, thinned, drawn on the canvas, read back."""
+    """One drawn copy of a (28, 28) uint8 character: distorted, thinned, traced on the canvas at a random
+    size and place, and read back from the pen's trajectory as the Draw page reads a drawing
+    (canvas.trajectory_to_image; a round pen's width does not change that reading, so none is drawn)."""
     out = distort(image, rng, cfg)
-    if out.max() == 0:  # distorted off the frame (never at these ranges): trace the original
-        out = image
-    pen, size = rng.uniform(*cfg.pen), rng.uniform(*cfg.size)
-    try:
-        return canvas_to_image(drawn.draw(drawn.skeleton(out), pen, size, rng))
-    except BlankImage:  # a speck thinned to nothing: trace it undistorted
-        return canvas_to_image(drawn.draw(drawn.skeleton(image), pen, size, rng))
+    size = rng.uniform(*cfg.size)
+    for im in (out, image):  # distorted to a speck (not at these ranges): trace the original
+        skel = drawn.skeleton(im) if im.max() > 0 else np.zeros((1, 1), bool)
+        if skel.sum() >= 2:
+            return trajectory_to_image(drawn.trace(skel, size, rng))
+    raise BlankImage("a character with no strokes to trace")
 
 
 def drawn_copies(data: CharacterSet, cfg: DrawnCopies, seed: int = 0) -> CharacterSet:

@@ -192,3 +192,13 @@ def fabric_paths(objects: list, width: int, height: int) -> np.ndarray:
         elif pts:
             pen.line(pts, fill=1, width=1)
     return np.asarray(img)
+
+
+def drawing_to_image(rgba: np.ndarray, objects: list | None = None) -> np.ndarray:
+    """What the Draw and Teach canvases read: the pens' trajectory when the canvas recorded one (its
+    json_data objects), so a thick pen's loops stay open; else the pixels (`canvas_to_image`)."""
+    if objects:
+        path = fabric_paths(objects, rgba.shape[1], rgba.shape[0])
+        if path.sum() >= 2:
+            return trajectory_to_image(path)
+    return canvas_to_image(rgba)

@@ -23,27 +23,29 @@ from lenet.data import CharacterSet, find_emnist, load
 from lenet.data.protocol import default_class_split, source_split, source_val
 from lenet.drawing import drawn
 from lenet.drawing.augment import drawn_copies
-from lenet.drawing.canvas import canvas_to_image
+from lenet.drawing.canvas import trajectory_to_image
 
 BASE = DrawnCopies()
 STILL = replace(BASE, rotation=0.0, shear=0.0, scale=(1.0, 1.0), elastic_alpha=0.0)
 CANDIDATES = {
     "plain": replace(BASE, copies=0.0),
     "drawn-0.5": replace(BASE, copies=0.5),
-    "drawn-1": BASE,
+    "drawn-1": replace(BASE, copies=1.0),
     "drawn-1-undistorted": replace(STILL, copies=1.0),
     "drawn-2": replace(BASE, copies=2.0),
 }
 
 
 def drawn_set(chars: CharacterSet, pens, sizes, seed: int = 0) -> dict[str, np.ndarray]:
-    """{"pen px/size": the characters drawn on the canvas with that pen and size, read back}, as bench drawn."""
+    """{"pen px/size": the characters drawn on the canvas with that pen and size, read back from the pen's
+    trajectory as the Draw page reads them}, drawn as bench drawn draws them."""
     skeletons = [drawn.skeleton(im) for im in chars.images]
     out = {}
     for pen in pens:
         for size in sizes:
             rng = np.random.default_rng([seed, pen, round(size * 100)])
-            out[f"{pen}px/{size:.0%}"] = np.stack([canvas_to_image(drawn.draw(s, pen, size, rng)) for s in skeletons])
+            out[f"{pen}px/{size:.0%}"] = np.stack([trajectory_to_image(drawn.draw(s, pen, size, rng, trajectory=True)[1])
+                                                   for s in skeletons])
     return out
 
 

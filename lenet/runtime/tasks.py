@@ -31,8 +31,19 @@ def recorders(job) -> dict:
     return dict(on_step=on_step, on_epoch=on_epoch)
 
 
-def source_task(job, split: Split, recipe: Recipe) -> Net:
-    net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
+def source_task(job, split: Split, recipe: Recipe, drawn: float = 0.0) -> Net:
+    """A source net; `drawn` > 0: with that many drawn copies of each training character
+    (lenet.drawing.augment, config.DRAWN_SOURCE), as `train-source` trains by default."""
+    extra, cfg = None, None
+    if drawn > 0:
+        from dataclasses import replace
+
+        from lenet.config import DRAWN_SOURCE
+        from lenet.drawing.augment import drawn_copies
+        cfg = replace(DRAWN_SOURCE, copies=drawn)
+        extra = drawn_copies(split.train, cfg, recipe.seed)
+    net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event, extra=extra,
+                          extra_meta=None if cfg is None else cfg.to_dict())
     return net
 
 
@@ -123,7 +134,8 @@ def job_function(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None =
 
 
 TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
-    "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"])),
+    "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"]),
+                                              float(spec.get("drawn", 0.0))),
     "transfer": lambda spec, nets, splits, ds: (transfer_task, nets["source"], splits["split"], spec["n"],
                                                 Recipe.from_dict(spec["recipe"])),
     "experiment": lambda spec, nets, splits, ds: (
