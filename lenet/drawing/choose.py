@@ -44,8 +44,8 @@ def drawn_set(chars: CharacterSet, pens, sizes, seed: int = 0) -> dict[str, np.n
     for pen in pens:
         for size in sizes:
             rng = np.random.default_rng([seed, pen, round(size * 100)])
-            out[f"{pen}px/{size:.0%}"] = np.stack([trajectory_to_image(drawn.draw(s, pen, size, rng, trajectory=True)[1])
-                                                   for s in skeletons])
+            paths = [drawn.draw(s, pen, size, rng, trajectory=True)[1] for s in skeletons]
+            out[f"{pen}px/{size:.0%}"] = np.stack([trajectory_to_image(p) for p in paths])
     return out
 
 
@@ -66,12 +66,14 @@ def run(ds: CharacterSet, candidates: dict[str, DrawnCopies], seed: int = 0, val
         net, fit = train_source(split, SOURCE_RECIPE.replace(seed=seed), extra=extra, extra_meta=cfg.to_dict())
         truth = np.array(classes)[val.labels]
         cells = {k: float(np.mean(np.array(net.predict(v)) == truth)) for k, v in val_drawn.items()}
-        row = {"candidate": name, **cfg.to_dict(), "val_scanned": float(np.mean(np.array(net.predict(val.images)) == truth)),
+        scanned = float(np.mean(np.array(net.predict(val.images)) == truth))
+        row = {"candidate": name, **cfg.to_dict(), "val_scanned": scanned,
                "val_drawn_mean": float(np.mean(list(cells.values()))), "val_drawn_worst": min(cells.values()),
                "train_acc": fit.train_acc, "epochs": fit.epochs, "copies_seconds": round(made, 1),
                "train_seconds": round(fit.seconds, 1), "cells": cells}
         say(f"{name}: scanned {row['val_scanned']:.1%}, drawn mean {row['val_drawn_mean']:.1%} "
-            f"(worst {row['val_drawn_worst']:.1%}), {fit.epochs} epochs, copies {made:.0f} s, training {fit.seconds:.0f} s")
+            f"(worst {row['val_drawn_worst']:.1%}), {fit.epochs} epochs, copies {made:.0f} s, "
+            f"training {fit.seconds:.0f} s")
         rows.append(row)
     plain = next((r["val_scanned"] for r in rows if r["copies"] == 0), None)
     ok = [r for r in rows if plain is None or r["val_scanned"] >= plain - 0.01]
@@ -98,7 +100,8 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print("| candidate | scanned (val) | drawn mean (val) | drawn worst (val) | epochs |\n| --- | --- | --- | --- | --- |")
+    print("| candidate | scanned (val) | drawn mean (val) | drawn worst (val) | epochs |\n"
+          "| --- | --- | --- | --- | --- |")
     for r in rows:
         mark = " <- chosen" if r["chosen"] else ""
         print(f"| {r['candidate']}{mark} | {r['val_scanned']:.1%} | {r['val_drawn_mean']:.1%} | "

@@ -156,7 +156,8 @@ def run(nets: dict[str, Net], ds: CharacterSet, pens=PENS, sizes=SIZES, per_clas
                                   for what, ims in (("scanned", chars.images), ("drawn", np.concatenate(read)))}
         res["cells_within_3_points"] = sum(res["heldout_acc"] - a <= 0.03 for a in res["after"].values())
         res["cells_within_3_points_of_redrawn"] = sum(res["redrawn_acc"] - a <= 0.03 for a in res["after"].values())
-        res["trajectory_cells_within_3_points"] = sum(res["heldout_acc"] - a <= 0.03 for a in res["trajectory"].values())
+        res["trajectory_cells_within_3_points"] = sum(res["heldout_acc"] - a <= 0.03
+                                                      for a in res["trajectory"].values())
         out["nets"][name] = res
     return out
 
