@@ -124,3 +124,37 @@ def test_train_source_adds_drawn_copies_and_calibrates_on_validation_characters(
     res = json.loads(capsys.readouterr().out)
     assert res["drawn_copies"] == 0 and res["calibration"] is None
     assert checkpoint.load(tmp_path / "plain").temperature is None
+
+
+def _panel(net_dir: str, temperature: float | None):
+    """A page that shows ui.prediction_panel for a drawn bar with the net in net_dir at this temperature."""
+    import numpy as np
+    import ui
+    from lenet.core import checkpoint
+    net = checkpoint.load(net_dir)
+    net.meta["temperature"] = temperature
+    net.meta["calibration"] = {"ece": 0.031}
+    rgba = np.full((280, 280, 4), 255, np.uint8)
+    rgba[40:240, 120:140, :3] = 0  # a black vertical bar
+    ui.prediction_panel(net, rgba, "draw")
+
+
+def test_the_reading_shows_the_top_3_with_calibrated_confidences_or_says_not_sure(tmp_path, synth):
+    from streamlit.testing.v1 import AppTest
+    from lenet.core import checkpoint
+    from lenet.core.net import train_source
+    ds, chars = synth
+    net, _ = train_source(source_split(ds, chars, 20, 2), SOURCE_RECIPE.replace(max_epochs=2, lr=0.05))
+    checkpoint.save(net, tmp_path / "net")
+    for t, sure in ((1e-3, True), (50.0, False)):  # a sharp softmax is sure; a flat one is not
+        at = AppTest.from_function(_panel, args=(str(tmp_path / "net"), t), default_timeout=30).run()
+        assert not at.exception, [e.value for e in at.exception]
+        table = at.table[0].value
+        assert list(table.columns) == ["character", "confidence"] and len(table) == 3
+        shares = [int(p.rstrip("%")) for p in table["confidence"]]
+        assert shares == sorted(shares, reverse=True)
+        assert (at.metric[0].value == "not sure") != sure
+        assert (at.metric[0].value == table["character"][0]) == sure
+        assert "3.1%" in " ".join(c.value for c in at.caption)
+    at = AppTest.from_function(_panel, args=(str(tmp_path / "net"), None), default_timeout=30).run()
+    assert "distance to its code" in at.table[0].value.columns and len(at.table[0].value) == 5
