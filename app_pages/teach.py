@@ -119,7 +119,7 @@ epochs = c2.number_input("Max epochs", 1, 1000, 60, key="teach-epochs",
                               "are close to their codes (the status line says why it stopped).")
 augment = c2.toggle("Drawn copies", value=True, key="teach-augment",
                     help=f"Train on {DRAWN_TEACH.copies:g} copies of each drawing too, each slightly distorted and "
-                         "redrawn with another pen and size: the net then reads new drawers better "
+                         "traced again at another size: the net then reads new drawers better "
                          "(measured by `python -m lenet bench teach-drawn`, docs/data.md).")
 if st.button("Train on my drawings", type="primary"):
     drawn = store.to_charset()

@@ -27,7 +27,7 @@ from lenet.report.claims import pooled
 
 TEACH_RECIPE = TRANSFER_RECIPE.replace(max_epochs=60, target_train_acc=1.01)  # Teach's page: 60 epochs at most
 AS_DRAWN = replace(DRAWN_TEACH, copies=1.0, rotation=0.0, shear=0.0, scale=(1.0, 1.0), elastic_alpha=0.0)
-COPIES = (0, 4, 10, 20)  # candidates: drawn copies per sample (0: Teach without augmentation)
+COPIES = (0, 5, 10, 20)  # candidates: drawn copies per sample (0: Teach without augmentation)
 
 
 def as_drawn(chars: CharacterSet, seed: int) -> CharacterSet:
