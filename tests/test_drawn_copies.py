@@ -88,7 +88,8 @@ def test_a_thick_pen_keeps_its_loops_open_when_read_from_the_trajectory():
 
 def test_fabric_paths_become_the_pens_centre_lines():
     objects = [{"type": "path", "path": [["M", 20, 30], ["Q", 60, 30, 100, 30], ["L", 100, 200]]},
-               {"type": "rect", "left": 0}, {"type": "path", "path": [["M", "x"], ["Q", 1]]}]
+               {"type": "rect", "left": 0}, {"type": "path", "path": [["M", "x"], ["Q", 1]]},
+               {"type": "path", "path": [["M", float("nan"), 5], ["L", 1e300, float("inf")]]}, "junk", None]
     p = fabric_paths(objects, 280, 280)
     assert p.shape == (280, 280) and p[30, 20:101].all() and p[30:201, 100].all()
     assert p.sum() < 81 + 171 + 5  # one pixel wide

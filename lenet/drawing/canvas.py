@@ -13,6 +13,7 @@ drawing canvas's default) every opaque pixel is ink whatever its colour.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -179,7 +180,7 @@ def fabric_paths(objects: list, width: int, height: int) -> np.ndarray:
         for cmd in obj.get("path") or []:
             if not isinstance(cmd, (list, tuple)) or not cmd:
                 continue
-            xy = [float(v) for v in cmd[1:] if isinstance(v, (int, float))]
+            xy = [float(v) for v in cmd[1:] if isinstance(v, (int, float)) and math.isfinite(v)]
             if cmd[0] in ("M", "L") and len(xy) >= 2:
                 pts.append((xy[0], xy[1]))
             elif cmd[0] == "Q" and len(xy) >= 4:  # a quadratic Bezier: its control point and end, sampled
@@ -187,6 +188,7 @@ def fabric_paths(objects: list, width: int, height: int) -> np.ndarray:
                 for t in np.linspace(0.25, 1, 4):
                     pts.append(((1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t * t * x1,
                                 (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t * t * y1))
+        pts = [(min(max(x, -1.0), width + 1.0), min(max(y, -1.0), height + 1.0)) for x, y in pts]  # on the canvas
         if len(pts) == 1:
             pen.point(pts[0], fill=1)
         elif pts:
