@@ -4,7 +4,6 @@ import streamlit as st
 import ui
 from lenet.config import DRAWN_TEACH, LEVELS
 from lenet.data import DataError
-from lenet.drawing.augment import augment_split
 from lenet.drawing.canvas import BlankImage
 from lenet.drawing.store import SampleStore, clean_name
 from lenet.core.transfer import trainable_fraction
@@ -125,15 +124,12 @@ if st.button("Train on my drawings", type="primary"):
     drawn = store.to_charset()
     split = ui.check_data(ui.teach_split, drawn)
     if split is not None:
-        k = len(split.train)
-        if augment:
-            split = augment_split(split, DRAWN_TEACH)
         # A handful of drawings is learned (100%) within an epoch or two; training on to the
         # epoch cap pulls the outputs onto their codes, so fresh drawings are read reliably.
         recipe = ui.transfer_recipe(int(epochs), 0).replace(target_train_acc=1.01)
         ui.check_data(ui.start_transfer, source, split, n, recipe,
-                      f"teach {' '.join(split.classes)} n={n}", kind="teach", k=k,
-                      held_out=len(split.test))
+                      f"teach {' '.join(split.classes)} n={n}", kind="teach", k=len(split.train),
+                      held_out=len(split.test), drawn=DRAWN_TEACH.copies if augment else 0.0)
 
 jobs = ui.session_jobs("teach")
 if jobs:

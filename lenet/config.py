@@ -247,6 +247,6 @@ NOT_SURE = 0.5
 #   0        54.5%        53.8%
 #   5        61.5%        60.5%
 #   10       64.3%        62.6%
-#   20       65.8%        64.7%   <- chosen (the top of the range tried: the copies are made in the
-#                                    page, ~5 ms each, so more were not tried)
+#   20       65.8%        64.7%   <- chosen (the top of the range tried: each copy costs ~5 ms in
+#                                    the job before it trains, so more were not tried)
 DRAWN_TEACH = DrawnCopies(copies=20.0)

@@ -159,3 +159,26 @@ def test_the_reading_shows_the_top_3_with_calibrated_confidences_or_says_not_sur
         assert "3.1%" in " ".join(c.value for c in at.caption)
     at = AppTest.from_function(_panel, args=(str(tmp_path / "net"), None), default_timeout=30).run()
     assert "distance to its code" in at.table[0].value.columns and len(at.table[0].value) == 5
+
+
+def test_a_teach_job_trains_on_drawn_copies_of_the_samples(synth):
+    """Teach's augmentation happens in the job (the worker): 3 copies of each of 3 samples -> 12 a character."""
+    import threading
+    from lenet.config import TRANSFER_RECIPE
+    from lenet.core.net import train_source
+    from lenet.runtime.tasks import TASKS
+    ds, chars = synth
+    source, _ = train_source(source_split(ds, chars[:4], 20, 2), SOURCE_RECIPE.replace(max_epochs=1))
+    new = [c for c in ds.classes if c not in chars][:3]
+    split = source_split(ds, new, 3, 1)
+
+    class Job:
+        stop_event = threading.Event()
+
+        def record(self, **kw):
+            pass
+    recipe = TRANSFER_RECIPE.replace(max_epochs=2, max_steps=0)
+    for drawn, per_char in ((3.0, 12), (0.0, 3)):
+        spec = {"n": 4, "recipe": recipe.to_dict(), "drawn": drawn}
+        fn, *args = TASKS["transfer"](spec, {"source": source}, {"split": split}, None)
+        assert fn(Job(), *args).meta["k"] == per_char

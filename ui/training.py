@@ -35,12 +35,13 @@ def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: Char
 
 
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
-                   **params) -> Job:
+                   drawn: float = 0.0, **params) -> Job:
+    """drawn > 0: the worker adds that many drawn copies of each training sample (Teach's augmentation)."""
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
-    return _start(kind, label, {"task": "transfer", "n": n, "recipe": recipe.to_dict()}, {"source": source},
-                  {"split": split}, n=n, classes=list(split.classes), **params)
+    return _start(kind, label, {"task": "transfer", "n": n, "recipe": recipe.to_dict(), "drawn": drawn},
+                  {"source": source}, {"split": split}, n=n, classes=list(split.classes), **params)
 
 
 def transfer_recipe(max_epochs: int, seed: int) -> Recipe:

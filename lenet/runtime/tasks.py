@@ -55,7 +55,15 @@ def first_source_task(job, kind: str, path: str | None, per_class: int, heldout:
     return source_task(job, source_split(ds, default_class_split(ds)[0], per_class, heldout), recipe)
 
 
-def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net:
+def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe, drawn: float = 0.0) -> Net:
+    """A transferred net; `drawn` > 0: with that many drawn copies of each training sample (Teach's
+    augmentation, config.DRAWN_TEACH), made here in the worker rather than in the page."""
+    if drawn > 0:
+        from dataclasses import replace
+
+        from lenet.config import DRAWN_TEACH
+        from lenet.drawing.augment import augment_split
+        split = augment_split(split, replace(DRAWN_TEACH, copies=drawn), recipe.seed)
     net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
     return net
 
@@ -137,7 +145,7 @@ TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
     "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"]),
                                               float(spec.get("drawn", 0.0))),
     "transfer": lambda spec, nets, splits, ds: (transfer_task, nets["source"], splits["split"], spec["n"],
-                                                Recipe.from_dict(spec["recipe"])),
+                                                Recipe.from_dict(spec["recipe"]), float(spec.get("drawn", 0.0))),
     "experiment": lambda spec, nets, splits, ds: (
         experiment_task, nets["source"], ds, {int(seed): chars for seed, chars in spec["targets"].items()},
         spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"]),
