@@ -15,10 +15,10 @@ with left:
     st.caption(ui.CLEAR_HINT)
 with right:
     image = ui.prediction_panel(net, rgba, "Draw a character on the canvas; the prediction appears when you lift "
-                                           "the pen.")
+                                           "the pen.", ui.canvas_objects("draw-canvas"))
     if image is not None:
         s.last_drawing = image
         ui.show_image28(net_view(image), "what the net sees (32x32)")
-        st.caption("Your strokes, redrawn with the stroke width of EMNIST's handwriting whatever the pen "
-                   "and the size of the drawing, framed like EMNIST. Feature maps shows what each level "
-                   "computes for it.")
+        st.caption("Your strokes, redrawn along the pen's path with the stroke width of EMNIST's handwriting "
+                   "whatever the pen and the size of the drawing (so a thick pen's loops stay open), framed "
+                   "like EMNIST. Feature maps shows what each level computes for it.")

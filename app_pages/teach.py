@@ -3,9 +3,9 @@ import streamlit as st
 
 import ui
 from ui import classroom, roles
-from lenet.config import LEVELS
+from lenet.config import DRAWN_TEACH, LEVELS
 from lenet.data import DataError
-from lenet.drawing.canvas import BlankImage, canvas_to_image
+from lenet.drawing.canvas import BlankImage
 from lenet.drawing.store import SampleStore, clean_name
 from lenet.core.transfer import trainable_fraction
 
@@ -85,7 +85,7 @@ with drawing:
                        help="The character the next drawing is a sample of.")
     rgba = ui.canvas("teach-canvas", clear=False)
     try:
-        image = canvas_to_image(rgba) if rgba is not None else None
+        image = ui.read_drawing(rgba, ui.canvas_objects("teach-canvas")) if rgba is not None else None
     except BlankImage:
         image = None
     # the button first: the preview appearing beside it must not move it
@@ -120,6 +120,10 @@ c1.caption(f"Frozen: {', '.join(l.upper() for l in LEVELS[:n]) or 'none'}; "
 epochs = c2.number_input("Max epochs", 1, 1000, 60, key="teach-epochs",
                          help="An epoch is one pass over your drawings. Training stops earlier once the outputs "
                               "are close to their codes (the status line says why it stopped).")
+augment = c2.toggle("Drawn copies", value=True, key="teach-augment",
+                    help=f"Train on {DRAWN_TEACH.copies:g} copies of each drawing too, each slightly distorted and "
+                         "traced again at another size: the net then reads new drawers better "
+                         "(measured by `python -m lenet bench teach-drawn`, docs/data.md).")
 if st.button("Train on my drawings", type="primary") and roles.within_quota(1):
     drawn = store.to_charset()
     split = ui.check_data(ui.teach_split, drawn)
@@ -129,7 +133,7 @@ if st.button("Train on my drawings", type="primary") and roles.within_quota(1):
         recipe = ui.transfer_recipe(int(epochs), 0).replace(target_train_acc=1.01)
         ui.check_data(ui.start_transfer, source, split, n, recipe,
                       f"teach {' '.join(split.classes)} n={n}", kind="teach", k=len(split.train),
-                      held_out=len(split.test))
+                      held_out=len(split.test), drawn=DRAWN_TEACH.copies if augment else 0.0)
 
 jobs = ui.session_jobs("teach")
 if jobs:
@@ -152,6 +156,6 @@ if taught:
     with tl:
         test = ui.canvas("teach-test")
     with tr:
-        ui.prediction_panel(net, test, "Draw a character to test the taught net.")
+        ui.prediction_panel(net, test, "Draw a character to test the taught net.", ui.canvas_objects("teach-test"))
     with st.expander("What it misread, and taking it home"):
         ui.run_details("teach", label, "teach-run", what="held-out drawings", fallback_train=True)

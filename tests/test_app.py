@@ -102,6 +102,7 @@ def test_source_page_controls_bad_inputs_and_a_short_training_job(env):
     at.number_input(key="src-per-class").set_value(5000).run()
     button(at, "Start training").click().run()
     assert "has 500 samples" in texts(at.error)
+    assert at.toggle(key="src-drawn").value, "drawn copies are on by default, as in train-source"
     # a short job, started and finished
     at.number_input(key="src-per-class").set_value(20)
     at.number_input(key="src-heldout").set_value(5)
@@ -270,6 +271,7 @@ def test_teach_page_names_trains_and_keeps_samples(env):
             store.add(name, img)
     at = page("app_pages/teach.py")  # a reload: the drawings are still there
     assert "4 sample(s)" in texts(at.markdown)
+    assert at.toggle(key="teach-augment").value, "Teach augments drawn samples by default"
     at.number_input(key="teach-epochs").set_value(20).run()
     button(at, "Train on my drawings").click().run()
     until(at, lambda a: "Done" in texts(a.success))

@@ -162,6 +162,11 @@ def test_draw_an_N_and_read_the_prediction(server, page):
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "draw-prediction.png"), full_page=True)
     assert value == "N", f"the shipped net read a drawn N as {value!r}"
+    # the top 3 with calibrated confidences (the shipped net has a temperature), most likely first
+    table = page.locator('[data-testid="stTable"]').last
+    assert "confidence" in table.inner_text()
+    shares = [int(t.strip().rstrip("%")) for t in table.locator("td").all_inner_texts() if t.strip().endswith("%")]
+    assert len(shares) == 3 and shares == sorted(shares, reverse=True) and shares[0] >= 50, shares
 
 
 def test_a_thin_and_a_thick_pen_both_read_N(server, page):

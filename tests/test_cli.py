@@ -38,7 +38,7 @@ def source(tmp_path_factory):
     """A tiny source net (20 characters x 10 samples, 1 epoch) made by the CLI itself."""
     out = tmp_path_factory.mktemp("source")
     rc, stdout, err = lenet("train-source", "--data", "synthetic", "--out", out, "--per-class", 10,
-                            "--heldout", 5, "--epochs", 1, "--json")
+                            "--heldout", 5, "--epochs", 1, "--no-drawn", "--json")
     assert rc == 0, err
     res = json.loads(stdout)
     net = checkpoint.load(out)

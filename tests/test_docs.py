@@ -81,7 +81,8 @@ def _options(p: argparse.ArgumentParser) -> set[str]:
 
 def _help_options(main) -> set[str]:
     """The options of a command with its own parser, read from its --help: `bench` (lenet.bench.main)
-    and `bench drawn` (lenet.drawing.drawn.main), which cli.main hands their arguments to."""
+    and `bench drawn`, `bench drawn-mix`, `bench teach-drawn` (lenet.drawing), which cli.main hands
+    their arguments to."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         main(["--help"])
@@ -118,10 +119,11 @@ def bad_commands(files: list[Path]) -> list[str]:
             parser, rest = commands[words[0]], words[1:]
             if words[0] == "bench":
                 from lenet import bench
-                from lenet.drawing import drawn
-                drawing = rest[:1] == ["drawn"]
-                options = _help_options(drawn.main if drawing else bench.main)
-                rest = rest[1:] if drawing else rest
+                from lenet.drawing import choose, drawn, taught
+                mains = {"drawn": drawn.main, "drawn-mix": choose.main, "teach-drawn": taught.main}
+                own = mains.get(rest[0]) if rest else None
+                options = _help_options(own or bench.main)
+                rest = rest[1:] if own else rest
             else:
                 nested = _subparsers(parser)
                 if nested and rest and not rest[0].startswith("-") and not placeholder(rest[0]):

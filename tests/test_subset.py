@@ -136,7 +136,7 @@ def test_the_shipped_net_reads_subset_characters_it_never_saw(subset):
     assert len(rows) - len(unseen) < 0.4 * len(rows)  # a third of them were in its draw
     pred = net.predict(subset.images[unseen])
     acc = np.mean([p == subset.classes[subset.labels[r]] for p, r in zip(pred, unseen)])
-    assert acc > 0.84  # 0.873 on 6,752 characters; 0.8665 on its own 2,000 held out
+    assert acc > 0.86  # 0.888 on 6,752 characters; 0.890 on its own 2,000 held out (issue #22: drawn copies)
 
 
 def test_subset_errors_are_specific(fresh, tmp_path):

@@ -7,7 +7,7 @@ import streamlit as st
 
 from lenet import settings
 from lenet.classroom import ClassRoom, Classes
-from lenet.config import LEVELS
+from lenet.config import DRAWN_TEACH, LEVELS
 from lenet.core.net import Net
 from lenet.data import DataError
 from lenet.files import write_text
@@ -125,7 +125,8 @@ def start_class_net(room: ClassRoom, source: Net):
     recipe = transfer_recipe(CLASS_NET_EPOCHS, 0).replace(target_train_acc=1.01)  # as Teach: on to the codes
     n = CLASS_NET_LEVELS
     return start_transfer(source, split, n, recipe, f"class {room.code} net: {' '.join(split.classes)} n={n}",
-                          kind="class", code=room.code, k=len(split.train), held_out=len(split.test))
+                          kind="class", code=room.code, k=len(split.train), held_out=len(split.test),
+                          drawn=DRAWN_TEACH.copies)  # drawings, as Teach: drawn copies read new drawers better
 
 
 def class_jobs(room: ClassRoom) -> list:

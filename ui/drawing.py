@@ -6,9 +6,10 @@ import re
 import numpy as np
 import streamlit as st
 
+from lenet.config import NOT_SURE
 from lenet.data import DataError
 from lenet.core.net import Net
-from lenet.drawing.canvas import BlankImage, canvas_to_image
+from lenet.drawing.canvas import BlankImage, drawing_to_image
 
 from .nets import require_source
 from .training import all_nets
@@ -58,8 +59,20 @@ def canvas(name: str, clear: bool = True):
     seen = repr(objects)
     st.session_state[f"{name}-seen"] = seen
     if not objects or seen == st.session_state.get(f"{name}-stale"):
+        st.session_state[f"{name}-objects"] = None
         return None
+    st.session_state[f"{name}-objects"] = objects  # the pens' paths: read_drawing reads the trajectory
     return result.image_data
+
+
+def canvas_objects(name: str) -> list | None:
+    """The canvas `name`'s last drawing as fabric.js objects (its pens' paths), or None."""
+    return st.session_state.get(f"{name}-objects")
+
+
+def read_drawing(rgba: np.ndarray, objects: list | None = None) -> np.ndarray:
+    """The 28x28 image of a canvas drawing: from its pens' trajectory when given (lenet.drawing.canvas)."""
+    return drawing_to_image(rgba, objects)
 
 
 def clear_button(name: str) -> None:
@@ -92,27 +105,43 @@ def clear_canvas(name: str) -> None:
     st.session_state[f"{name}-stale"] = st.session_state.get(f"{name}-seen")
 
 
-def classify(net: Net, rgba: np.ndarray, top: int = 5) -> tuple[np.ndarray, list[tuple[str, float]]]:
-    """Canvas pixels -> (the 28x28 image the net gets, its top nearest characters with distances).
-    Raises lenet.drawing.canvas.BlankImage when nothing is drawn."""
-    image = canvas_to_image(rgba)
+def classify(net: Net, rgba: np.ndarray, top: int = 5, objects: list | None = None
+             ) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """Canvas pixels (and its pens' paths) -> (the 28x28 image the net gets, its top nearest characters
+    with distances). Raises lenet.drawing.canvas.BlankImage when nothing is drawn."""
+    image = read_drawing(rgba, objects)
     return image, net.rank(image, min(top, len(net.classes)))
 
 
-def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str) -> np.ndarray | None:
-    """The Prediction metric and the top 5 for a canvas; the 28x28 image, or None (no ink yet)."""
+def prediction_panel(net: Net, rgba: np.ndarray | None, prompt: str, objects: list | None = None
+                     ) -> np.ndarray | None:
+    """The Prediction metric and the top 3 with calibrated confidences (or, for a net without a temperature,
+    the top 5 by code distance) for a canvas; the 28x28 image, or None (no ink yet)."""
     if rgba is None:
         st.info(prompt)
         return None
     try:
-        image, ranking = classify(net, rgba)
+        image, ranking = classify(net, rgba, objects=objects)
     except BlankImage as e:
         st.info(f"{e}: the canvas has no ink yet.")
         return None
-    st.metric("Prediction", ranking[0][0], help="The character whose target code is nearest to the net's output.")
-    table([{"character": c, "distance to its code": f"{d:.2f}"} for c, d in ranking])
-    st.caption("Each character has a 20-number target code; the net answers with 20 numbers, and the nearest "
-               "code wins. A smaller distance is a closer match (0 would be exact).")
+    if net.temperature is None:  # a net without held-out characters to calibrate on (Teach, Transfer)
+        st.metric("Prediction", ranking[0][0], help="The character whose target code is nearest to the net's output.")
+        table([{"character": c, "distance to its code": f"{d:.2f}"} for c, d in ranking])
+        st.caption("Each character has a 20-number target code; the net answers with 20 numbers, and the nearest "
+                   "code wins. A smaller distance is a closer match (0 would be exact). This net is not "
+                   "calibrated, so it gives no confidences.")
+        return image
+    top = net.read(image, min(3, len(net.classes)))
+    sure = top[0][1] >= NOT_SURE
+    st.metric("Prediction", top[0][0] if sure else "not sure",
+              help=f"The most likely character, or \"not sure\" when its confidence is below {NOT_SURE:.0%}.")
+    table([{"character": c, "confidence": f"{p:.0%}"} for c, p in top])
+    cal = net.meta.get("calibration") or {}
+    st.caption(("" if sure else f"Its best guess, {top[0][0]}, is below {NOT_SURE:.0%}. ")
+               + "Confidences are calibrated: a softmax of the distances from the net's output to each "
+               f"character's target code, at a temperature fitted on held-out characters (calibration error "
+               f"{cal.get('ece', float('nan')):.1%} there). Of answers given at 70%, about 70% are right.")
     return image
 
 

@@ -22,10 +22,10 @@ from .nets import active_source
 # --- the two kinds of training the pages start ----------------------------------------------
 
 def start_source_training(ds: CharacterSet, chars: list[str], per_class: int, heldout: int,
-                          recipe: Recipe, label: str) -> Job:
+                          recipe: Recipe, label: str, drawn: float = 0.0) -> Job:
     split = source_split(ds, chars, per_class, heldout)  # bad choices raise here, before queueing
-    return _start("source", label, {"task": "source", "recipe": recipe.to_dict()}, {}, {"split": split},
-                  classes=list(chars), per_class=per_class)
+    return _start("source", label, {"task": "source", "recipe": recipe.to_dict(), "drawn": drawn}, {},
+                  {"split": split}, classes=list(chars), per_class=per_class)
 
 
 def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: CharacterSet | None = None,
@@ -35,15 +35,16 @@ def _start(kind: str, label: str, spec: dict, nets: dict, splits: dict, ds: Char
 
 
 def start_transfer(source: Net, split: Split, n: int, recipe: Recipe, label: str, kind: str = "transfer",
-                   readout: str = "mse", **params) -> Job:
+                   readout: str = "mse", drawn: float = 0.0, **params) -> Job:
     """A transfer run: the paper's readout (mse) trains the levels above n with live curves; another
-    (lenet.core.readouts) reads the new characters out at level n and records its accuracy once."""
+    (lenet.core.readouts) reads the new characters out at level n and records its accuracy once.
+    drawn > 0: the worker adds that many drawn copies of each training sample (Teach's augmentation)."""
     from lenet.core.readouts import DEFAULT, check_readouts
     check_readouts([readout])
     overlap = sorted(set(source.classes) & set(split.classes))
     if overlap:  # checked here too so the message comes before queueing, not as a failed job
         raise ValueError(f"{' '.join(overlap)} already belong to the source net; new characters must be new")
-    spec = {"task": "transfer", "n": n, "recipe": recipe.to_dict()} if readout == DEFAULT else \
+    spec = {"task": "transfer", "n": n, "recipe": recipe.to_dict(), "drawn": drawn} if readout == DEFAULT else \
         {"task": "readout", "n": n, "recipe": recipe.to_dict(), "readout": readout}
     return _start(kind, label, spec, {"source": source}, {"split": split}, n=n, classes=list(split.classes),
                   readout=readout, **params)

@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:2] == ["bench", "drawn"]:  # the drawn-characters benchmark (lenet.drawing.drawn)
             from lenet.drawing import drawn
             return drawn.main(argv[2:])
+        if argv[:2] == ["bench", "drawn-mix"]:  # choosing the source net's drawn copies (lenet.drawing.choose)
+            from lenet.drawing import choose
+            return choose.main(argv[2:])
+        if argv[:2] == ["bench", "teach-drawn"]:  # Teach's augmentation measured (lenet.drawing.taught)
+            from lenet.drawing import taught
+            return taught.main(argv[2:])
         if argv[:2] == ["bench", "oneshot"]:  # Omniglot's one-shot benchmark (lenet.studies.oneshot)
             from lenet.studies import oneshot
             return oneshot.main(argv[2:])

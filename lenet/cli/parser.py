@@ -7,8 +7,8 @@ from lenet import settings
 from lenet.cli import commands
 from lenet.cli.commands import CliError
 from lenet.config import (
-    OMNIGLOT_SAMPLES, OMNIGLOT_TEST_PER_CLASS, OMNIGLOT_VAL_PER_CLASS, PAPER_LEVELS, PAPER_SAMPLES, PAPER_TRIALS,
-    RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE,
+    DRAWN_SOURCE, OMNIGLOT_SAMPLES, OMNIGLOT_TEST_PER_CLASS, OMNIGLOT_VAL_PER_CLASS, PAPER_LEVELS, PAPER_SAMPLES,
+    PAPER_TRIALS, RECIPE_CANDIDATES, SOURCE_RECIPE, TRANSFER_RECIPE,
 )
 from lenet.data.protocol import TWIN_RULES
 
@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--distort", type=int, default=0, metavar="COPIES",
                    help="add this many random affine distortions of each training drawing (lenet.ink.distort; "
                         "for Omniglot's 20 drawers; default 0: none, the paper's)")
+    s.add_argument("--drawn", action=argparse.BooleanOptionalAction, default=True,
+                   help="train on drawn copies of the training characters too (lenet.drawing.augment, "
+                        "config.DRAWN_SOURCE: read drawings as well as scans) and calibrate on validation "
+                        "characters where the data has them; --no-drawn: the paper's plain source net")
+    s.add_argument("--drawn-copies", type=float, default=DRAWN_SOURCE.copies, metavar="C",
+                   help=f"drawn copies per training character (default {DRAWN_SOURCE.copies:g}, chosen by "
+                        "`bench drawn-mix` on validation characters)")
     _device_arg(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(fn=commands.cmd_train_source)

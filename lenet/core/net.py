@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lenet.core import calibration
 from lenet.core.codes import distances, make_codes, min_hamming, transfer_codes
 from lenet.config import N_CLASSES, SOURCE_RECIPE, TRANSFER_RECIPE, Recipe
 from lenet.data import CharacterSet, to_net_input
@@ -48,6 +49,32 @@ class Net:
         order = d.argsort()[:top].tolist()
         return [(self.classes[i], float(d[i])) for i in order]
 
+    @property
+    def temperature(self) -> float | None:
+        """The softmax temperature fitted by `calibrate` (None: not calibrated)."""
+        t = self.meta.get("temperature")
+        return float(t) if t else None
+
+    def confidences(self, images: np.ndarray) -> torch.Tensor:
+        """(N, classes) calibrated probabilities of (N, 28, 28) images (lenet.core.calibration)."""
+        if self.temperature is None:
+            raise ValueError("this net has no calibrated temperature (Net.calibrate)")
+        return calibration.confidences(distances(self.outputs(images), self.codes), self.temperature)
+
+    def read(self, image: np.ndarray, top: int = 3) -> list[tuple[str, float]]:
+        """The `top` most likely characters of one (28, 28) image with their calibrated confidences."""
+        p = self.confidences(image[None])[0]
+        order = p.argsort(descending=True)[:top].tolist()
+        return [(self.classes[i], float(p[i])) for i in order]
+
+    def calibrate(self, images: np.ndarray, labels: np.ndarray) -> dict:
+        """Fit the temperature on held-out (N, 28, 28) images with labels indexing self.classes; store it
+        in meta; return the calibration report on these images (lenet.core.calibration.report)."""
+        d, y = distances(self.outputs(images), self.codes), torch.as_tensor(labels, dtype=torch.long)
+        t = calibration.fit_temperature(d, y)
+        self.meta["temperature"] = t
+        return calibration.report(d, y, t)
+
     def accuracy(self, data: CharacterSet) -> float:
         """Accuracy on a set labelled with this net's classes (labels index `data.classes`)."""
         idx = {c: i for i, c in enumerate(self.classes)}
@@ -78,18 +105,28 @@ def _tensors(split: Split):
 def train_source(split: Split, recipe: Recipe = SOURCE_RECIPE, *,
                  on_step: Callable[[int, float], None] | None = None,
                  on_epoch: Callable[[EpochStats], None] | None = None,
-                 stop: threading.Event | None = None, device=None) -> tuple[Net, FitResult]:
+                 stop: threading.Event | None = None, device=None,
+                 extra: CharacterSet | None = None, extra_meta: dict | None = None) -> tuple[Net, FitResult]:
     """Train a whole net from scratch on the source characters (the paper's source net);
-    `device` as in `fit`."""
+    `device` as in `fit`. `extra`: more training views of the same characters (drawn copies,
+    lenet.drawing.augment; described by `extra_meta`), trained on with them; the training accuracy
+    and loss that stop the net are measured on split.train alone (lenet/config.py, DrawnCopies)."""
     codes = make_codes(recipe.code_kind, len(split.classes), N_CLASSES, recipe.seed)
     model = LeNet5(n_outputs=codes.shape[1], seed=recipe.seed, lanes=True)  # C1..S4 through lenet.kernels.lanes
     x, y, xt, yt = _tensors(split)
-    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop, device=device)
+    scored = None
+    if extra is not None and len(extra):
+        scored = len(x)
+        x = torch.cat([x, to_net_input(extra.images)])
+        y = torch.cat([y, torch.from_numpy(extra.labels)])
+    result = fit(model, x, y, codes, recipe, xt, yt, on_step=on_step, on_epoch=on_epoch, stop=stop, device=device,
+                 scored=scored)
     model.lanes = False  # drawings come one at a time: the plain ops
     meta = {"role": "source", "data": split.train.source, "data_description": split.train.description,
             "recipe": recipe.to_dict(), "train_acc": result.train_acc, "heldout_acc": result.test_acc,
             "epochs": result.epochs, "train_per_class": int(len(split.train) // len(split.classes)),
-            "min_hamming": min_hamming(codes), "retained": 0, "stopped": result.stopped}
+            "min_hamming": min_hamming(codes), "retained": 0, "stopped": result.stopped,
+            "extra_train": 0 if scored is None else len(x) - scored, "augment": extra_meta}
     return Net(model, list(split.classes), codes, meta), result
 
 

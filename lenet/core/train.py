@@ -155,7 +155,8 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
         x_val: torch.Tensor | None = None, y_val: torch.Tensor | None = None,
         on_step: Callable[[int, float], None] | None = None,
         on_epoch: Callable[[EpochStats], None] | None = None,
-        stop: threading.Event | None = None, cache_frozen: bool = True, device=None) -> FitResult:
+        stop: threading.Event | None = None, cache_frozen: bool = True, device=None,
+        scored: int | None = None) -> FitResult:
     """Train the model's trainable parameters with SGD + momentum on MSE to the codes.
 
     Stops by `StoppingRule(recipe)` (the budget, a fitted training set, patience on the
@@ -163,7 +164,9 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     weights are kept), or when `stop` is set. The validation set is evaluated every epoch only
     for `val_patience`; otherwise once, at the end. `cache_frozen` runs the frozen bottom levels once instead of
     every step (same result). `device` (see lenet.device; None reads LENET_DEVICE) is where
-    it trains; the model is handed back on the device it came from.
+    it trains; the model is handed back on the device it came from. `scored`: the training loss and
+    accuracy that the stopping rule reads are measured on the first `scored` training samples only
+    (the source net's scanned characters, ahead of their drawn copies; None: all of them).
     """
     recipe.validate()
     if len(x_train) == 0:
@@ -174,7 +177,7 @@ def fit(model: torch.nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, co
     try:
         return _fit(model, x_train.to(dev), y_train.to(dev), codes.to(dev), recipe,
                     *(None if t is None else t.to(dev) for t in (x_test, y_test, x_val, y_val)),
-                    on_step, on_epoch, stop, cache_frozen)
+                    on_step, on_epoch, stop, cache_frozen, scored)
     finally:
         model.to(home)
 
@@ -197,7 +200,7 @@ def sgd_momentum(params: list[torch.Tensor], grads, bufs: list[torch.Tensor], lr
 
 
 def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, on_step, on_epoch, stop,
-         cache_frozen) -> FitResult:
+         cache_frozen, scored=None) -> FitResult:
     level = retained_levels(model) if cache_frozen else 0
     h_train = frozen_features(model, x_train, level)
     h_test = frozen_features(model, x_test, level) if x_test is not None and len(x_test) else None
@@ -239,7 +242,7 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
                 on_step(step, loss if fused is not None else loss.item())
         if stopped and step == 0:
             break
-        train_loss, train_acc = evaluate(model, h_train, y_train, codes, level)
+        train_loss, train_acc = evaluate(model, h_train[:scored], y_train[:scored], codes, level)
         if not math.isfinite(train_loss):
             raise TrainingError(f"the training loss became {train_loss} at epoch {epoch}; "
                                 f"try a smaller learning rate (lr={recipe.lr})")
@@ -273,7 +276,7 @@ def _fit(model, x_train, y_train, codes, recipe, x_test, y_test, x_val, y_val, o
         with torch.no_grad():
             for p, w in zip(params, best_weights):
                 p.copy_(w)
-        train_loss, train_acc = evaluate(model, h_train, y_train, codes, level)
+        train_loss, train_acc = evaluate(model, h_train[:scored], y_train[:scored], codes, level)
         if h_test is not None:
             test_acc = evaluate(model, h_test, y_test, codes, level)[1]
     val_final = best_val if best_weights is not None else \

@@ -128,6 +128,18 @@ def source_split(ds: CharacterSet, source_classes, per_class: int = 400, heldout
     return Split(relabel(ds, train, chars), relabel(ds, test, chars), chars)
 
 
+def source_val(ds: CharacterSet, source_classes, per_class: int = 400, heldout_per_class: int = 100,
+                seed: int = 0, val_per_class: int = 40) -> CharacterSet:
+    """Validation characters of a source task: up to val_per_class of each character beyond its
+    per_class training and heldout_per_class held-out samples (the same seeded permutation as
+    `source_split`), so choices about the source net never look at its held-out set."""
+    chars = list(source_classes)
+    check_classes(ds, chars, "source classes")
+    rows = [np.random.default_rng([seed, SEED_SOURCE, class_key(c)]).permutation(rows_of(ds, c))
+            [per_class + heldout_per_class:per_class + heldout_per_class + val_per_class] for c in chars]
+    return relabel(ds, rows, chars)
+
+
 def transfer_split(ds: CharacterSet, target_classes, k: int, trial: int = 0, seed: int = 0,
                    test_per_class: int = 50, source_classes=None, val_per_class: int = VAL_PER_CLASS) -> Split:
     """k training samples per target character (a new draw per trial), a validation set and a fixed test set.

@@ -13,6 +13,7 @@ drawing canvas's default) every opaque pixel is ink whatever its colour.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -154,3 +155,52 @@ def net_view(image28: np.ndarray) -> np.ndarray:
     if a.shape != (28, 28) or a.dtype != np.uint8:
         raise DataError(f"expected a (28, 28) uint8 image, got {a.shape} {a.dtype}")
     return to_net_input(a[None])[0, 0].numpy()
+
+
+def trajectory_to_image(path: np.ndarray) -> np.ndarray:
+    """The pen's centre line on the canvas ((H, W) bool, e.g. `fabric_paths`) -> (28, 28) uint8, redrawn
+    along it with EMNIST's stroke width (strokes.along) and framed: a thick pen's filled loops stay open."""
+    p = np.asarray(path, dtype=bool)
+    if p.ndim != 2 or p.sum() < 2:
+        raise BlankImage("the canvas is empty: draw a character first")
+    with np.errstate(invalid="raise", divide="raise"):
+        return frame_character(np.pad(strokes.along(p), MARGIN), ink_is_dark=False)
+
+
+def fabric_paths(objects: list, width: int, height: int) -> np.ndarray:
+    """The drawing canvas's json_data objects (fabric.js freehand paths: M, Q, L commands in canvas px)
+    -> the pens' centre lines, (height, width) bool. Other objects and malformed commands are skipped."""
+    from PIL import ImageDraw
+    img = Image.new("1", (width, height))
+    pen = ImageDraw.Draw(img)
+    for obj in objects or []:
+        if not isinstance(obj, dict) or obj.get("type") != "path":
+            continue
+        pts = []
+        for cmd in obj.get("path") or []:
+            if not isinstance(cmd, (list, tuple)) or not cmd:
+                continue
+            xy = [float(v) for v in cmd[1:] if isinstance(v, (int, float)) and math.isfinite(v)]
+            if cmd[0] in ("M", "L") and len(xy) >= 2:
+                pts.append((xy[0], xy[1]))
+            elif cmd[0] == "Q" and len(xy) >= 4:  # a quadratic Bezier: its control point and end, sampled
+                (x0, y0), (cx, cy), (x1, y1) = pts[-1] if pts else xy[:2], xy[:2], xy[2:4]
+                for t in np.linspace(0.25, 1, 4):
+                    pts.append(((1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t * t * x1,
+                                (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t * t * y1))
+        pts = [(min(max(x, -1.0), width + 1.0), min(max(y, -1.0), height + 1.0)) for x, y in pts]  # on the canvas
+        if len(pts) == 1:
+            pen.point(pts[0], fill=1)
+        elif pts:
+            pen.line(pts, fill=1, width=1)
+    return np.asarray(img)
+
+
+def drawing_to_image(rgba: np.ndarray, objects: list | None = None) -> np.ndarray:
+    """What the Draw and Teach canvases read: the pens' trajectory when the canvas recorded one (its
+    json_data objects), so a thick pen's loops stay open; else the pixels (`canvas_to_image`)."""
+    if objects:
+        path = fabric_paths(objects, rgba.shape[1], rgba.shape[0])
+        if path.sum() >= 2:
+            return trajectory_to_image(path)
+    return canvas_to_image(rgba)

@@ -3,8 +3,10 @@
 Drawn characters made here, not collected: held-out characters of a net's classes are
 thinned to their skeletons and redrawn the way the Draw page's canvas draws (a 280 px
 RGBA canvas, an antialiased round pen of 4-40 px, the character 30-90% of the canvas),
-then read through the canvas pipeline (`preprocess.canvas_to_image`) with and without
-stroke normalisation. A benchmark: it prints figures and asserts nothing.
+then read through the canvas pipeline (`canvas.canvas_to_image`) with and without stroke
+normalisation, and from the pen's trajectory as the Draw page reads a drawing
+(`canvas.trajectory_to_image`); with calibrated nets, the calibration error of their confidences.
+A benchmark: it prints figures and asserts nothing.
 """
 from __future__ import annotations
 
@@ -15,17 +17,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 from skimage.morphology import skeletonize
 
 from lenet.core import checkpoint
 from lenet.ink import strokes
-from lenet.config import STROKE_WIDTH
+from lenet.config import NOT_SURE, STROKE_WIDTH
 from lenet.data import CharacterSet, find_emnist, load
 from lenet.ink.framing import frame_character
 from lenet.data.protocol import source_split
 from lenet.core.net import Net
-from lenet.drawing.canvas import canvas_to_image
+from lenet.core import calibration
+from lenet.core.codes import distances
+from lenet.drawing.canvas import canvas_to_image, trajectory_to_image
 
 CANVAS = 280  # px, the Draw page's canvas (ui.drawing.CANVAS_PX)
 PENS = (4, 10, 18, 28, 40)  # px on the canvas
@@ -44,12 +49,12 @@ def skeleton(image28: np.ndarray) -> np.ndarray:
     return skeletonize(big >= strokes.INK * big.max())
 
 
-def draw(skel: np.ndarray, pen: float, size: float, rng: np.random.Generator, canvas: int = CANVAS) -> np.ndarray:
-    """A skeleton drawn as canvas strokes: (canvas, canvas, 4) uint8, black ink on transparent,
-    the skeleton's larger side `size` x canvas, placed at random where the pen stays on the canvas."""
+def trace(skel: np.ndarray, size: float, rng: np.random.Generator, reach: float = 1.0,
+          canvas: int = CANVAS) -> np.ndarray:
+    """The pen's path (its centre line) of a skeleton traced on the canvas: (canvas, canvas) bool, the
+    skeleton's larger side `size` x canvas, placed at random at least `reach` px from the edges."""
     ys, xs = np.nonzero(skel)
     scale = size * canvas / (max(ys.max() - ys.min(), xs.max() - xs.min()) + 1)
-    reach = pen / 2 + 1
     h, w = (ys.max() - ys.min()) * scale, (xs.max() - xs.min()) * scale
     oy = rng.uniform(reach, max(reach, canvas - reach - h)) - ys.min() * scale
     ox = rng.uniform(reach, max(reach, canvas - reach - w)) - xs.min() * scale
@@ -62,11 +67,20 @@ def draw(skel: np.ndarray, pen: float, size: float, rng: np.random.Generator, ca
             if (y + dy, x + dx) in on:
                 pen_down.line([(ox + x * scale, oy + y * scale), (ox + (x + dx) * scale, oy + (y + dy) * scale)],
                               fill=1, width=1)
-    cover = strokes.redraw(np.asarray(path), pen)
+    return np.asarray(path)
+
+
+def draw(skel: np.ndarray, pen: float, size: float, rng: np.random.Generator, canvas: int = CANVAS,
+         trajectory: bool = False):
+    """A skeleton drawn as canvas strokes: (canvas, canvas, 4) uint8, black ink on transparent,
+    the skeleton's larger side `size` x canvas, placed at random where the pen stays on the canvas.
+    trajectory: also return the pen's path, (canvas, canvas) bool, as the canvas records it."""
+    path = trace(skel, size, rng, pen / 2 + 1, canvas)
+    cover = strokes.redraw(path, pen)
     pad = (len(cover) - canvas) // 2  # redraw pads so the pen fits; the canvas clips
     rgba = np.zeros((canvas, canvas, 4), np.uint8)
     rgba[:, :, 3] = np.round(cover[pad:pad + canvas, pad:pad + canvas] * 255)
-    return rgba
+    return (rgba, path) if trajectory else rgba
 
 
 def heldout(net: Net, ds: CharacterSet, per_class: int, seed: int = 0) -> CharacterSet:
@@ -108,39 +122,52 @@ def run(nets: dict[str, Net], ds: CharacterSet, pens=PENS, sizes=SIZES, per_clas
                "heldout_acc": float(np.mean(np.array(net.predict(chars.images)) == truth)),
                "redrawn_acc": float(np.mean(np.array(net.predict(redrawn)) == truth)),
                "heldout_stroke_width": float(np.mean([strokes.width(im) for im in chars.images])),
-               "before": {}, "after": {}, "width_after": {}}
+               "before": {}, "after": {}, "trajectory": {}, "width_after": {}}
         say(f"{name}: {len(chars)} held-out characters of {res['classes']} from {ds.source}; "
             f"as they are: {res['heldout_acc']:.1%}, stroke width {res['heldout_stroke_width']:.2f} px; "
             f"skeletons redrawn at 28x28: {res['redrawn_acc']:.1%}")
         t0 = time.perf_counter()
+        read = []  # from the trajectory, as the Draw page reads: for calibration
         for pen in pens:
             for size in sizes:
                 rng = np.random.default_rng([seed, pen, round(size * 100)])
-                drawn = [draw(s, pen, size, rng) for s in skeletons]
+                drawn = [draw(s, pen, size, rng, trajectory=True) for s in skeletons]
                 key = f"{pen}px/{size:.0%}"
                 for when, norm in (("before", False), ("after", True)):
-                    images = np.stack([canvas_to_image(d, normalise=norm) for d in drawn])
+                    images = np.stack([canvas_to_image(d, normalise=norm) for d, _ in drawn])
                     res[when][key] = float(np.mean(np.array(net.predict(images)) == truth))
                     if norm:
                         res["width_after"][key] = float(np.mean([strokes.width(im) for im in images]))
+                images = np.stack([trajectory_to_image(path) for _, path in drawn])
+                read.append(images)
+                res["trajectory"][key] = float(np.mean(np.array(net.predict(images)) == truth))
                 say(f"  pen {pen:>2} px, size {size:.0%}: before {res['before'][key]:.1%}, "
-                    f"after {res['after'][key]:.1%}")
+                    f"after {res['after'][key]:.1%}, from the trajectory {res['trajectory'][key]:.1%}")
         res["seconds"] = round(time.perf_counter() - t0, 1)
-        for when in ("before", "after"):
+        for when in ("before", "after", "trajectory"):
             res[f"worst_{when}"] = min(res[when].values())
             res[f"mean_{when}"] = float(np.mean(list(res[when].values())))
+        if net.temperature is not None:  # calibration on held-out characters, scanned and drawn (after)
+            idx = {c: i for i, c in enumerate(net.classes)}
+            y = np.array([idx[c] for c in truth])
+            res["calibration"] = {what: calibration.report(distances(net.outputs(ims), net.codes),
+                                                           torch.as_tensor(np.tile(y, len(ims) // len(y))),
+                                                           net.temperature)
+                                  for what, ims in (("scanned", chars.images), ("drawn", np.concatenate(read)))}
         res["cells_within_3_points"] = sum(res["heldout_acc"] - a <= 0.03 for a in res["after"].values())
         res["cells_within_3_points_of_redrawn"] = sum(res["redrawn_acc"] - a <= 0.03 for a in res["after"].values())
+        res["trajectory_cells_within_3_points"] = sum(res["heldout_acc"] - a <= 0.03
+                                                      for a in res["trajectory"].values())
         out["nets"][name] = res
     return out
 
 
-def table(res: dict, pens, sizes) -> str:
-    """Markdown: pens down, sizes across, 'before -> after' in each cell."""
+def table(res: dict, pens, sizes, after: str = "after") -> str:
+    """Markdown: pens down, sizes across, 'before -> after' in each cell (after: "after" or "trajectory")."""
     lines = ["| pen \\ size | " + " | ".join(f"{s:.0%}" for s in sizes) + " |",
              "| --- |" + " --- |" * len(sizes)]
     for pen in pens:
-        cells = [f"{res['before'][f'{pen}px/{s:.0%}']:.0%} -> **{res['after'][f'{pen}px/{s:.0%}']:.0%}**"
+        cells = [f"{res['before'][f'{pen}px/{s:.0%}']:.0%} -> **{res[after][f'{pen}px/{s:.0%}']:.0%}**"
                  for s in sizes]
         lines.append(f"| {pen} px | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -176,4 +203,12 @@ def main(argv=None) -> int:
               f"{res['mean_after']:.1%}; cells within 3 points of held out: {res['cells_within_3_points']}"
               f"/{len(res['after'])}, of the redrawn skeletons ({res['redrawn_acc']:.1%}): "
               f"{res['cells_within_3_points_of_redrawn']}/{len(res['after'])}")
+        print(f"from the pen's trajectory instead of the raster:\n{table(res, pens, sizes, 'trajectory')}\n"
+              f"worst cell {res['worst_trajectory']:.1%}, mean {res['mean_trajectory']:.1%}; cells within 3 points "
+              f"of held out: {res['trajectory_cells_within_3_points']}/{len(res['trajectory'])}")
+        for what, c in res.get("calibration", {}).items():
+            print(f"calibrated confidences on the held-out characters, {what} ({c['n']}): temperature "
+                  f"{c['temperature']:.3f}, ECE {c['ece']:.1%}, NLL {c['nll']:.3f}; 'not sure' (< {NOT_SURE:.0%}) "
+                  f"on {c['not_sure_share']:.1%}, right {c['accuracy_when_sure']:.1%} when sure and "
+                  f"{c['accuracy_when_not_sure']:.1%} when not")
     return 0

@@ -74,3 +74,18 @@ def normalise(ink: np.ndarray, pen28: float = STROKE_PEN) -> np.ndarray:
     ys, xs = np.nonzero(skeleton)
     skel_side = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
     return redraw(skeleton, pen_for(skel_side, pen28))
+
+
+def along(path: np.ndarray, pen28: float = STROKE_PEN) -> np.ndarray:
+    """(H, W) bool centre line of the pen (the trajectory a canvas records) -> ink redrawn along it with
+    the pen that is pen28 px wide at 28x28: `normalise` without thinning, so a thick pen's loops,
+    which fill in on the raster, stay open. Returns float zeros if the path is empty."""
+    p = np.asarray(path, dtype=bool)
+    if not p.any():
+        return np.zeros(p.shape, np.float32)
+    ys, xs = np.nonzero(p)
+    p = p[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    f = int(np.ceil(WORK_SIDE / max(p.shape)))
+    if f > 1:  # a small drawing's path is coarse: redraw it at about WORK_SIDE, as `normalise` thins
+        p = skeletonize(np.pad(np.kron(p, np.ones((f, f), bool)), 1))
+    return redraw(p, pen_for(max(p.shape), pen28))

@@ -31,8 +31,19 @@ def recorders(job) -> dict:
     return dict(on_step=on_step, on_epoch=on_epoch)
 
 
-def source_task(job, split: Split, recipe: Recipe) -> Net:
-    net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event)
+def source_task(job, split: Split, recipe: Recipe, drawn: float = 0.0) -> Net:
+    """A source net; `drawn` > 0: with that many drawn copies of each training character
+    (lenet.drawing.augment, config.DRAWN_SOURCE), as `train-source` trains by default."""
+    extra, cfg = None, None
+    if drawn > 0:
+        from dataclasses import replace
+
+        from lenet.config import DRAWN_SOURCE
+        from lenet.drawing.augment import drawn_copies
+        cfg = replace(DRAWN_SOURCE, copies=drawn)
+        extra = drawn_copies(split.train, cfg, recipe.seed)
+    net, _ = train_source(split, recipe, **recorders(job), stop=job.stop_event, extra=extra,
+                          extra_meta=None if cfg is None else cfg.to_dict())
     return net
 
 
@@ -44,7 +55,15 @@ def first_source_task(job, kind: str, path: str | None, per_class: int, heldout:
     return source_task(job, source_split(ds, default_class_split(ds)[0], per_class, heldout), recipe)
 
 
-def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe) -> Net:
+def transfer_task(job, source: Net, split: Split, n: int, recipe: Recipe, drawn: float = 0.0) -> Net:
+    """A transferred net; `drawn` > 0: with that many drawn copies of each training sample (Teach's
+    augmentation, config.DRAWN_TEACH), made here in the worker rather than in the page."""
+    if drawn > 0:
+        from dataclasses import replace
+
+        from lenet.config import DRAWN_TEACH
+        from lenet.drawing.augment import augment_split
+        split = augment_split(split, replace(DRAWN_TEACH, copies=drawn), recipe.seed)
     net, _ = train_transfer(source, split, n, recipe, **recorders(job), stop=job.stop_event)
     return net
 
@@ -140,9 +159,10 @@ def job_function(spec: dict, nets: dict, splits: dict, ds: CharacterSet | None =
 
 
 TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
-    "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"])),
+    "source": lambda spec, nets, splits, ds: (source_task, splits["split"], Recipe.from_dict(spec["recipe"]),
+                                              float(spec.get("drawn", 0.0))),
     "transfer": lambda spec, nets, splits, ds: (transfer_task, nets["source"], splits["split"], spec["n"],
-                                                Recipe.from_dict(spec["recipe"])),
+                                                Recipe.from_dict(spec["recipe"]), float(spec.get("drawn", 0.0))),
     "readout": lambda spec, nets, splits, ds: (readout_task, nets["source"], splits["split"], spec["n"],
                                                Recipe.from_dict(spec["recipe"]), spec["readout"]),
     "experiment": lambda spec, nets, splits, ds: (
