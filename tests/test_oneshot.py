@@ -89,14 +89,18 @@ def test_bench_oneshot_refuses_bad_arguments(capsys):
 
 
 def test_the_docs_table_is_the_shipped_result():
-    """docs/omniglot.md's table is generated from the shipped `bench oneshot --json` output, which is the
-    full benchmark and reproduces the demo's baseline."""
+    """docs/omniglot.md's table is what `python -m lenet tables --write docs/omniglot.md` writes from the
+    shipped `bench oneshot --json` output, which is the full benchmark and reproduces the demo's baseline."""
     from pathlib import Path
-    from lenet.studies.oneshot import SHIPPED_RESULT, markdown
+    from lenet.grid import tables
+    from lenet.studies.oneshot import SHIPPED_RESULT
     root = Path(__file__).resolve().parents[1]
     result = json.loads((root / SHIPPED_RESULT).read_text())
     assert result["runs"] == 20 and result["test_drawings"] == 400 and not result["quick"]
-    assert markdown(result) in (root / "docs" / "omniglot.md").read_text()
+    block = tables.markdown("oneshot-table", None)
+    assert block in (root / "docs" / "omniglot.md").read_text()
+    assert "| omniglot | 4 | 32.00% (27.6-36.7) | 23.75% (19.8-28.2) | 20.00% (16.4-24.2) |" in block
+    assert block.count("\n| emnist | ") == 6 and "| modified Hausdorff NN | - | 38.75% (34.1-43.6) |" in block
     (mhd,) = [r for r in result["rows"] if r["method"] == "modified Hausdorff NN"]
     assert mhd["error"] == pytest.approx(DEMO_MHD_ERROR, abs=0.5)
     assert all(not p.startswith("/") for p in result["sources"].values())  # no machine paths shipped

@@ -4,7 +4,8 @@
 ("headline": the cells and margins; "results": those, the claims and the twin comparison) from
 assets/results-emnist (the twin-free default splits) and assets/results-emnist-twins (the
 older picks of seeds 0-2), and "oneshot" (where the paper's method stands on Omniglot's one-shot
-benchmark) from assets/results-oneshot/oneshot.json (`bench oneshot --json`), and the readouts side by
+benchmark) and "oneshot-table" (every source net x n x readout, docs/omniglot.md) from
+assets/results-oneshot/oneshot.json (`bench oneshot --json`), and the readouts side by
 side per n and k with each readout's paired margin over the paper's ("readouts-emnist" from
 assets/results-readouts, "readouts-omniglot" from assets/results-omniglot, each several class splits;
 "omniglot-margins": that grid's transfer margins); a test checks the files hold what it writes.
@@ -20,7 +21,7 @@ from lenet.files import ASSETS, write_text
 from lenet.grid import experiment as E
 from lenet.report.claims import CLAIMS, pooled, split_margins
 
-BLOCKS = ("headline", "results", "oneshot", "readouts-emnist", "readouts-omniglot", "omniglot-margins")
+BLOCKS = ("headline", "results", "oneshot", "oneshot-table", "readouts-emnist", "readouts-omniglot", "omniglot-margins")
 ONESHOT = ASSETS / "results-oneshot" / "oneshot.json"
 READOUTS = {"readouts-emnist": ASSETS / "results-readouts", "readouts-omniglot": ASSETS / "results-omniglot"}
 
@@ -142,6 +143,21 @@ def oneshot(path=ONESHOT) -> list[str]:
     return _table(["method", "retained levels", "error"], rows)
 
 
+def oneshot_table(path=ONESHOT) -> list[str]:
+    """The whole benchmark (`bench oneshot --json`): % error (its 95% Wilson interval), a row per source net
+    and n, a column per readout, the baselines below."""
+    result = json.loads(Path(path).read_text())
+    nets = [r for r in result["rows"] if r["method"] == "LeNet-5"]
+    kinds = list(dict.fromkeys(r["readout"] for r in nets))
+    show = lambda r: f"{r['error']:.2f}%" + (f" ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f})" if "ci95" in r else "")
+    cell = {(r["source"], r["n"], r["readout"]): show(r) for r in nets}
+    body = [[source, n, *(cell.get((source, n, k), "") for k in kinds)]
+            for source in dict.fromkeys(r["source"] for r in nets)
+            for n in sorted({r["n"] for r in nets if r["source"] == source})]
+    body += [[r["method"], "-", show(r), *[""] * (len(kinds) - 1)] for r in result["rows"] if r["method"] != "LeNet-5"]
+    return _table(["source net", "n", *kinds], body)
+
+
 def readouts(folder) -> list[str]:
     """Mean test accuracy per k and n over the class splits of a `reproduce --seeds --readouts` folder, a
     column per readout (mse: the paper's, the grid's runs), 95% intervals (readouts-seeds.csv); then each
@@ -186,6 +202,8 @@ def markdown(name: str, results, with_twins=None) -> str:
     """Block `name` (one of BLOCKS), markers included."""
     if name == "oneshot":
         return "\n".join([begin(name), *oneshot(), end(name)]) + "\n"
+    if name == "oneshot-table":  # the whole benchmark (docs/omniglot.md)
+        return "\n".join([begin(name), *oneshot_table(), end(name)]) + "\n"
     if name in READOUTS:
         return "\n".join([begin(name), *readouts(READOUTS[name]), end(name)]) + "\n"
     if name == "omniglot-margins":  # the transfer margins of the grid on Omniglot (README)

@@ -110,24 +110,6 @@ def oneshot(runs: list[Run], sources: dict, levels=(0, 1, 2, 3, 4, 5), readouts=
 SHIPPED_RESULT = "assets/results-oneshot/oneshot.json"  # `bench oneshot --json`'s output, as it ships
 
 
-def markdown(result: dict) -> str:
-    """The benchmark's result (`bench oneshot --json`) as docs/omniglot.md's table: % error (its 95%
-    interval), a row per source net and n, a column per readout, the baselines below."""
-    nets = [r for r in result["rows"] if r["method"] == "LeNet-5"]
-    kinds = list(dict.fromkeys(r["readout"] for r in nets))
-    show = lambda r: f"{r['error']:.2f}%" + (f" ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f})" if "ci95" in r else "")
-    cell = {(r["source"], r["n"], r["readout"]): show(r) for r in nets}
-    lines = [f"| source net | n | {' | '.join(kinds)} |", "| --- | --- |" + " --- |" * len(kinds)]
-    for source in dict.fromkeys(r["source"] for r in nets):
-        for n in sorted({r["n"] for r in nets if r["source"] == source}):
-            lines.append(f"| {source} | {n} | " + " | ".join(
-                cell.get((source, n, k), "") for k in kinds) + " |")
-    for r in result["rows"]:
-        if r["method"] != "LeNet-5":
-            lines.append(f"| {r['method']} | - | " + " | ".join([show(r)] + [""] * (len(kinds) - 1)) + " |")
-    return "\n".join(lines)
-
-
 def default_sources() -> dict[str, str]:
     """The shipped source nets whose background is allowed: EMNIST's, the Omniglot background one, and the
     one trained on both together."""
