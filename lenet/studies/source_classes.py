@@ -11,7 +11,6 @@ transfer run. n = 0 transfers nothing, so it runs once per (k, trial) as the ref
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,8 +28,8 @@ from lenet.core.model import LeNet5
 from lenet.core.net import Net, train_source
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model,
-    source_settings, train_target, training_set,
+    SOURCE_HELDOUT_PER_CLASS, Build, StudyDir, Table, capped, check_common, run_group, run_plain, shared_for,
+    source_model, source_settings, training_set,
 )
 from lenet.studies.runner import run_tasks
 from lenet.report.study import study_report
@@ -108,12 +107,13 @@ def train_one(shared: dict, task: dict) -> dict:
             "meta": net.meta}
 
 
-def run_one(shared: dict, task: dict) -> dict:
-    t0 = time.perf_counter()
-    recipe = run_recipe(shared, task)
+def build(shared: dict, task: dict) -> Build:
     src = source_model({**shared, "source_state": shared["sources"][task["source"]]} if task["n"] else shared)
-    net = transfer(src, task["n"], seed=recipe.seed)
-    return train_target(net, shared, task, recipe, t0)[0]
+    return Build(transfer(src, task["n"], seed=task["seed"]), task["n"])
+
+
+def run_one(shared: dict, task: dict) -> dict:
+    return run_plain({**shared, "study": NAME}, task)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -147,7 +147,8 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "",
-                   workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+                   workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None,
+                   plain: bool = False) -> list[dict]:
     """Source nets for every (arm, S), then every transfer run; the summary rows (arm, S, n, k, target_acc...).
     `source` only fixes the new characters' test draw; the study trains its own source nets."""
     settings.check()
@@ -182,7 +183,7 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
                     f"in {res['meta']['epochs']} epochs")
             if stop is not None and stop.is_set():
                 return []
-        shared = {**shared_for(source, ds, targets, settings.seed, recipe),
+        shared = {**shared_for(source, ds, targets, settings.seed, recipe), "study": NAME,
                   "sources": {f"{a} {S}": st for (a, S), st in nets.items()}}
         train = {(k, t): training_set(ds, source, targets, k, t, settings.seed)
                  for k in settings.samples for t in range(settings.trials)}
@@ -194,8 +195,9 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
                     tasks += [{"arm": a, "S": S, "n": n, "k": k, "trial": t, "source": f"{a} {S}",
                                "seed": run_seed(settings.seed, Cell(n, k, t)), **train[k, t]} for a, S in keys]
         meta = {"question": QUESTION, "command": command}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[t["k"] * (1.0 if t["n"] == 0 else 0.15) for t in tasks],
-                      workers=workers, ray=ray, stop=stop, progress=progress, log=log,
+        rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta,
+                      costs=[t["k"] * (1.0 if t["n"] == 0 else 0.15) for t in tasks],
+                      group=None if plain else (lambda t: t["n"]), workers=workers, ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,
