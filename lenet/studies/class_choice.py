@@ -130,6 +130,20 @@ def agreement(summary: list[dict]) -> dict:
     return out
 
 
+ACROSS = (("k",), ("spearman", "best_acc", "worst_acc", "spread", "mean_acc"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Per k (the sets differ from split to split): the proxy's rank agreement with real transfer, the
+    best, worst and mean set's test accuracy, and the spread (best minus worst)."""
+    out = []
+    for k, a in agreement(summary).items():
+        accs = [r["target_acc"] for r in summary if r["k"] == int(k)]
+        out.append({"k": int(k), "spearman": a["spearman"], "best_acc": a["best_acc"], "worst_acc": a["worst_acc"],
+                    "spread": a["best_acc"] - a["worst_acc"], "mean_acc": float(np.mean(accs))})
+    return out
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     fig = go.Figure()
     for k in sorted({r["k"] for r in summary}):

@@ -176,6 +176,15 @@ def summarize(rows: list[dict]) -> list[dict]:
             for (n, k, a), v in sorted(groups.items(), key=lambda i: (i[0][1], i[0][0], order[i[0][2]]))]
 
 
+ACROSS = (("n", "k", "arm"), ("target_acc", "vs_AnB"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `vs_AnB`: test accuracy minus the transferred levels' (same n, k, trials)."""
+    anb = {(r["n"], r["k"]): r["target_acc"] for r in summary if r["arm"] == "AnB"}
+    return [dict(r, vs_AnB=r["target_acc"] - anb.get((r["n"], r["k"]), float("nan"))) for r in summary]
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     ks = sorted({r["k"] for r in summary}) or [0]
     fig = make_subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], shared_yaxes=True)

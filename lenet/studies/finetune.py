@@ -18,6 +18,7 @@ frozen levels, never handed to the optimiser, so the frozen arm is the grid's ru
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass
 
 import plotly.graph_objects as go
@@ -131,6 +132,15 @@ def summarize(rows: list[dict]) -> list[dict]:
     return [{"n": n, "k": k, "lr_mult": m, "target_acc": mean(rs, "target_acc"), "source_acc": mean(rs, "source_acc"),
              "source_drop": mean(rs, "source_drop"), "runs": len(rs)}
             for (n, k, m), rs in sorted(groups.items())]
+
+
+ACROSS = (("n", "k", "lr_mult"), ("target_acc", "gain", "source_drop"))  # lenet.studies.splits
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `gain`: test accuracy minus the frozen arm's (AnB+ minus AnB, same n, k, trials)."""
+    frozen = {(r["n"], r["k"]): r["target_acc"] for r in summary if r["lr_mult"] == 0}
+    return [dict(r, gain=r["target_acc"] - frozen.get((r["n"], r["k"]), math.nan)) for r in summary]
 
 
 def figures(summary: list[dict]) -> list[go.Figure]:

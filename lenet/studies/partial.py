@@ -211,6 +211,15 @@ def summarize(rows: list[dict], settings: Settings, chosen: dict[tuple, str]) ->
     return out
 
 
+ACROSS = (("level", "criterion", "kept_fraction", "k"), ("target_acc", "vs_random", "vs_whole"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `vs_whole`: test accuracy minus the whole level's (p = 1, the grid's run)."""
+    whole = {r["k"]: r["target_acc"] for r in summary if r["kept_fraction"] == 1.0}
+    return [dict(r, vs_whole=r["target_acc"] - whole.get(r["k"], math.nan)) for r in summary]
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     """Target accuracy vs kept fraction, one line per criterion, one panel per k."""
     ks = sorted({r["k"] for r in summary}) or [0]

@@ -125,6 +125,15 @@ def summarize(rows: list[dict]) -> list[dict]:
             for (a, S, n, k), v in sorted(groups.items(), key=lambda i: (i[0][3], i[0][0], i[0][2], i[0][1]))]
 
 
+ACROSS = (("arm", "S", "n", "k"), ("target_acc", "vs_none"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `vs_none`: test accuracy minus no transfer's (n = 0, same k and trials)."""
+    none = {r["k"]: r["target_acc"] for r in summary if r["arm"] == NONE}
+    return [dict(r, vs_none=r["target_acc"] - none.get(r["k"], float("nan"))) for r in summary]
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     """Test accuracy vs S, one panel per arm, one line per (n, k); n = 0 as a flat reference."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{a}" for a in ARMS], shared_yaxes=True)
