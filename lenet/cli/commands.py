@@ -301,7 +301,7 @@ def cmd_study(args) -> None:
     from lenet.grid.fast.ray_runner import address_from_env
     from lenet.studies.common import command_line
 
-    names = list(studies.NAMES) if args.name == "all" else [args.name]
+    names = list(studies.BY_COST) if args.name == "all" else [args.name]
     if args.name == "all" and not args.seeds:
         raise ValueError("study all needs --seeds (e.g. --seeds 0 1 2)")
     for name in names:
