@@ -1,5 +1,5 @@
-"""Studies: the questions the paper left open, each run as a background job whose figure fills in,
-and finished studies to reopen (figures, table, report.html)."""
+"""Studies: the questions the paper left open, each study's shipped results on several class splits shown at
+once, a new run as a background job whose figure fills in beside them, and finished studies to reopen."""
 import streamlit as st
 
 import ui
@@ -36,6 +36,30 @@ st.markdown(f"**{mods[name].TITLE}.** {mods[name].QUESTION}")
 if terms(name):
     st.caption(terms(name))
 st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)}.")
+
+
+def shipped_view(name: str):
+    """The shipped results of this study (no training); its first figure is returned to sit beside a new run."""
+    found = ui.shipped_study(name)
+    if found is None:
+        st.caption("No shipped results for this study (assets/results-studies).")
+        return None
+    seeds = found["meta"]["seeds"]
+    with st.expander(f"Shipped results: {name} on {len(seeds)} class splits (seeds {', '.join(map(str, seeds))})",
+                     expanded=True):
+        st.caption(f"On {found['meta'].get('data', 'EMNIST')}. Each figure is the mean over the splits (each split its own source net and new characters); "
+                   f"the table gives 95% intervals with the splits resampled and each value's range over the "
+                   f"splits. Made by `{found['command']}`.")
+        for i, fig in enumerate(found["figures"][1:], start=1):
+            st.plotly_chart(fig, key=f"st-shipped-fig{i}")
+        ui.table(found["rows"])
+    return found["figures"][0]
+
+
+shipped_fig = shipped_view(name)
+if shipped_fig is not None:
+    shipped_fig.update_layout(title_text=f"Shipped: {shipped_fig.layout.title.text}")
+    st.plotly_chart(shipped_fig, key="st-shipped-fig0")
 if st.button("Run the study", type="primary"):
     ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped)
 

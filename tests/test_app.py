@@ -300,6 +300,23 @@ def test_experiments_page_runs_a_small_grid(env):
     assert {p.name for p in out.iterdir()} >= {"seed-0", "seed-3", "seeds.csv", "claims.csv"}
 
 
+def test_studies_page_shows_the_shipped_results_on_open_without_a_job(env):
+    """Every study's shipped results (assets/results-studies, three class splits) with figures and 95%
+    intervals the moment /studies opens in a new session; nothing trains."""
+    from lenet import studies
+    at = page("app_pages/studies.py", sid="shipped-studies")
+    for name in studies.NAMES:
+        if at.selectbox(key="st-name").value != f"{name}: {studies.get(name).TITLE}":
+            at.selectbox(key="st-name").set_value(name).run()
+        assert not at.exception
+        labels = [e.label for e in at.expander]
+        assert f"Shipped results: {name} on 3 class splits (seeds 0, 1, 2)" in labels, labels
+        assert len(at.get("plotly_chart")) >= 1, f"{name}: a figure from the shipped CSVs"
+        cells = " ".join(str(v) for t in at.table for v in t.value.to_numpy().ravel())
+        assert "[" in cells and " to " in cells, f"{name}: intervals and ranges over the splits"
+    assert not at.success and not (env["home"] / "studies" / "shipped-studies").exists(), "no job was started"
+
+
 def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
     from lenet import studies
     at = page("app_pages/studies.py")

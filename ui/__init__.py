@@ -16,7 +16,7 @@ from .nets import (MAX_UPLOAD_MB, active_data, active_source, browser_data_path,
 from .training import (default_targets, experiment_chart, experiment_dirs, experiment_runs, experiment_summary, finished_nets,
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe)
-from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
+from .studies import TERMS, live_summary, read_study, shipped_study, start_study, study_dirs, summary_table
 from .drawing import (CLEAR_HINT, canvas, canvas_row, check_data, classify, clear_button, clear_canvas, net_picker,
     prediction_panel, show_image28, table)
 
@@ -28,5 +28,5 @@ __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', '
     'experiment_dirs', 'experiment_runs', 'experiment_summary', 'finished_nets', 'make_transfer_split', 'read_experiment',
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'CLEAR_HINT', 'canvas',
-    'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
+    'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'shipped_study', 'start_study', 'study_dirs', 'summary_table',
     'check_data', 'classify', 'clear_canvas', 'net_picker', 'prediction_panel', 'show_image28', 'table']

@@ -102,6 +102,7 @@ def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool, shipped: Ne
     (folder / SPLITS).write_text(csv_text(fields(mod), rows, floats=".6f"))
     old = json.loads((folder / SPLITS_META).read_text()) if (folder / SPLITS_META).exists() else {}
     meta = {"study": name, "question": mod.QUESTION, "seeds": list(seeds), "quick": quick,
+            "data": getattr(ds, "description", ds.source),
             "settings": {k: v for k, v in vars(settings).items() if k != "seed"},
             "seconds": {**old.get("seconds", {}), **{str(s): v for s, v in seconds.items()}},
             "command": command(-1)}
