@@ -255,11 +255,18 @@ def _readouts(args, source, ds, chars, levels, samples, trials, seed, recipe, wh
 
 def cmd_tables(args) -> None:
     from lenet.grid import tables
+    from lenet.studies import tables as study_tables
 
     if not (Path(args.results) / "claims.csv").exists():
         raise ValueError(f"--results {args.results}: no claims.csv (run reproduce with --seeds first)")
     if args.write:
-        changed = {str(f): tables.write(f, args.results, args.twins) for f in args.write}
+        def write(f) -> list[str]:  # the grid's blocks from --results, the studies' from --studies
+            if not study_tables.has_block(f):
+                return tables.write(f, args.results, args.twins)
+            grid = tables.write(f, args.results, args.twins) if any(
+                tables.begin(b) in Path(f).read_text() for b in tables.BLOCKS) else []
+            return grid + study_tables.write(f, Path(args.studies))
+        changed = {str(f): write(f) for f in args.write}
         _emit(args, {"changed": changed}, "\n".join(f"{f}: {', '.join(c) + ' rewritten' if c else 'up to date'}"
                                                   for f, c in changed.items()))
     else:

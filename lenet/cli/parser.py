@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--results", default="assets/results-emnist", help="a reproduce --seeds folder (twin-free)")
     tb.add_argument("--twins", default="assets/results-emnist-twins",
                     help="the same seeds reproduced with --twins allow, for the with-twins comparison")
+    tb.add_argument("--studies", default="assets/results-studies",
+                    help="a study all --seeds folder, for the studies' blocks (docs/studies.md, README.md)")
     tb.add_argument("--write", nargs="+", metavar="FILE",
                     help="rewrite the result blocks these files hold (README.md docs/reproduction.md) instead of "
                          "printing the tables")
