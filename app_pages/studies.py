@@ -47,8 +47,8 @@ def shipped_view(name: str) -> None:
     seeds = found["meta"]["seeds"]
     with st.expander(f"Shipped results: {name} on {len(seeds)} class splits (seeds {', '.join(map(str, seeds))})",
                      expanded=True):
-        st.caption(f"On {found['meta'].get('data', 'EMNIST')}. Each figure is the mean over the splits (each split its own source net and new characters); "
-                   f"the table gives 95% intervals with the splits resampled and each value's range over the "
+        st.caption(f"On {found['meta'].get('data', 'EMNIST')}. Each figure is the mean over the splits (each "
+                   f"split its own source net and new characters); the table gives 95% intervals with the splits resampled and each value's range over the "
                    f"splits. Made by `{found['command']}`.")
         for i, fig in enumerate(found["figures"]):
             st.plotly_chart(fig, key=f"st-shipped-fig{i}")
@@ -80,7 +80,8 @@ for job, meta in ui.session_jobs("study")[-1:]:
         left, right = st.columns(2) if reference else (None, st.container())
         if reference:  # the shipped figure beside the new run's, which fills in as it trains
             left.plotly_chart(reference["figures"][0], key="st-beside")
-            left.caption(f"Shipped: {len(reference['meta']['seeds'])} class splits, {reference['meta'].get('data', 'EMNIST')}.")
+            left.caption(f"Shipped: {len(reference['meta']['seeds'])} class splits, "
+                         f"{reference['meta'].get('data', 'EMNIST')}.")
         with right:
             ui.job_panel(job, "study", chart=lambda snap, n=meta["study"]: live_chart(snap, n))
 

@@ -195,8 +195,8 @@ def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: 
     with StudyDir(out_dir, NAME, meta_settings) as sd:
         meta = {"question": QUESTION, "command": command, "source_accuracy": source.meta.get("heldout_acc")}
         rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta, costs=costs,
-                      group=None if plain else (lambda t: (t["n"] if t["lr_mult"] == 0 else 0)), workers=workers, ray=ray, stop=stop,
-                      progress=progress, log=log,
+                      group=None if plain else (lambda t: t["n"] if t["lr_mult"] == 0 else 0),  # AnB+: every level
+                      workers=workers, ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,

@@ -209,8 +209,9 @@ def markdown(name: str, folder: Path = SHIPPED) -> str:
             secs = sum(meta.get("seconds", {}).values())
             body += [f"#### {study}", "", f"**Answer.** {line}", "",
                      f"{len(meta['seeds'])} class splits (seeds {', '.join(map(str, meta['seeds']))}), "
-                     f"{secs / 60:.1f} min of wall time (the shipped run, on the shared 2-core machine); mean over the splits [95% interval, splits resampled]; accuracies in %, "
-                     f"differences in points.", "", *table, ""]
+                     f"{secs / 60:.1f} min of wall time (the shipped run, on the shared 2-core machine); mean over "
+                     f"the splits [95% interval, splits resampled]; accuracies in %, differences in points.", "",
+                     *table, ""]
     return "\n".join([begin(name), *body, end(name)]) + "\n"
 
 
