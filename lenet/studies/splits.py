@@ -7,7 +7,8 @@ its characters are the split's (seed 0), else trained once with the source recip
 trains it and kept in OUT/sources/seed-S/ (not shipped). Then OUT/NAME/splits.csv: each of the
 study's cells (its module's ACROSS keys) with every value's mean over the splits (each split's own
 mean over its trials), min and max over the splits and 95% interval, splits resampled
-(lenet.report.claims.pooled), and OUT/NAME/splits.json (seeds, settings, wall time per split).
+(lenet.report.claims.pooled), and OUT/NAME/splits.json (seeds, settings, each split's training time in
+seconds: its study folder's, summed over resumes).
 """
 from __future__ import annotations
 
@@ -96,7 +97,9 @@ def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool, shipped: Ne
         if stop is not None and stop.is_set():
             return []
         by_seed[seed] = rows
-        seconds[seed] = round(time.perf_counter() - t0, 1)
+        done = folder / f"seed-{seed}" / "meta.json"  # its training time, summed over every resume
+        seconds[seed] = json.loads(done.read_text()).get("seconds", 0.0) if done.exists() else \
+            round(time.perf_counter() - t0, 1)
     rows = across(mod, by_seed)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SPLITS).write_text(csv_text(fields(mod), rows, floats=".6f"))
@@ -104,7 +107,7 @@ def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool, shipped: Ne
     meta = {"study": name, "question": mod.QUESTION, "seeds": list(seeds), "quick": quick,
             "data": getattr(ds, "description", ds.source),
             "settings": {k: v for k, v in vars(settings).items() if k != "seed"},
-            "seconds": {**old.get("seconds", {}), **{str(s): v for s, v in seconds.items()}},
+            "seconds": {**old.get("seconds", {}), **{str(s): round(v, 1) for s, v in seconds.items()}},
             "command": command(-1)}
     (folder / SPLITS_META).write_text(json.dumps(meta, indent=2, default=list))
     return rows
