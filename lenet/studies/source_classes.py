@@ -162,9 +162,12 @@ ACROSS = (("arm", "S", "n", "k"), ("target_acc", "vs_none"))
 
 
 def across_rows(summary: list[dict]) -> list[dict]:
-    """Summary rows with `vs_none`: test accuracy minus no transfer's (n = 0, same k and trials)."""
+    """Summary rows with `vs_none`: test accuracy minus no transfer's (n = 0, same k and trials). An S the data
+    could not supply (the whole pool, its size differing from split to split) is pooled as the S asked for."""
+    asked = Settings().class_counts
     none = {r["k"]: r["target_acc"] for r in summary if r["arm"] == NONE}
-    return [dict(r, vs_none=r["target_acc"] - none.get(r["k"], float("nan"))) for r in summary]
+    return [dict(r, S=r["S"] if r["arm"] == NONE or r["S"] in asked else max(asked),
+                 vs_none=r["target_acc"] - none.get(r["k"], float("nan"))) for r in summary]
 
 
 def figures(summary: list[dict]) -> list[go.Figure]:

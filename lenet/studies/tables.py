@@ -58,12 +58,15 @@ def have_shipped(name: str, folder: Path = SHIPPED) -> bool:
 
 # --- the generated block of docs/studies.md: each study's answer, worded by its intervals -------------
 
+CLEAR = 0.0005  # an interval must clear 0 by what the tables show (0.1 point, rounded) to count
+
+
 def _above(r: dict, v: str) -> bool:
-    return math.isfinite(r.get(f"{v}_low", math.nan)) and r[f"{v}_low"] > 0
+    return math.isfinite(r.get(f"{v}_low", math.nan)) and r[f"{v}_low"] >= CLEAR
 
 
 def _below(r: dict, v: str) -> bool:
-    return math.isfinite(r.get(f"{v}_high", math.nan)) and r[f"{v}_high"] < 0
+    return math.isfinite(r.get(f"{v}_high", math.nan)) and r[f"{v}_high"] <= -CLEAR
 
 
 def _cells(rows: list[dict], name) -> str:
