@@ -1,5 +1,5 @@
-"""Studies: the questions the paper left open, each run as a background job whose figure fills in,
-and finished studies to reopen (figures, table, report.html)."""
+"""Studies: the questions the paper left open, each study's shipped results on several class splits shown at
+once, a new run as a background job whose figure fills in beside them, and finished studies to reopen."""
 import streamlit as st
 
 import ui
@@ -37,6 +37,26 @@ st.markdown(f"**{mods[name].TITLE}.** {mods[name].QUESTION}")
 if terms(name):
     st.caption(terms(name))
 st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join(targets)}.")
+
+
+def shipped_view(name: str) -> None:
+    """The shipped results of this study, read from their CSVs (no training)."""
+    found = ui.shipped_study(name)
+    if found is None:
+        st.caption("No shipped results for this study (assets/results-studies).")
+        return
+    seeds = found["meta"]["seeds"]
+    with st.expander(f"Shipped results: {name} on {len(seeds)} class splits (seeds {', '.join(map(str, seeds))})",
+                     expanded=True):
+        st.caption(f"On {found['meta'].get('data', 'EMNIST')}. Each figure is the mean over the splits (each "
+                   f"split its own source net and new characters); the table gives 95% intervals with the splits resampled and each value's range over the "
+                   f"splits. Made by `{found['command']}`.")
+        for i, fig in enumerate(found["figures"]):
+            st.plotly_chart(fig, key=f"st-shipped-fig{i}")
+        ui.table(found["rows"])
+
+
+shipped_view(name)
 if st.button("Run the study", type="primary") and roles.require_teacher("start a study"):
     ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped)
 
@@ -57,7 +77,14 @@ def live_chart(snap, name: str):
 for job, meta in ui.session_jobs("study")[-1:]:
     with st.container(border=True):
         st.markdown(ui.job_title(job, meta))
-        ui.job_panel(job, "study", chart=lambda snap, n=meta["study"]: live_chart(snap, n))
+        reference = ui.shipped_study(meta["study"])
+        left, right = st.columns(2) if reference else (None, st.container())
+        if reference:  # the shipped figure beside the new run's, which fills in as it trains
+            left.plotly_chart(reference["figures"][0], key="st-beside")
+            left.caption(f"Shipped: {len(reference['meta']['seeds'])} class splits, "
+                         f"{reference['meta'].get('data', 'EMNIST')}.")
+        with right:
+            ui.job_panel(job, "study", chart=lambda snap, n=meta["study"]: live_chart(snap, n))
 
 st.subheader("Finished studies")
 folders = ui.study_dirs()

@@ -271,6 +271,35 @@ def profile(steps: int = 50) -> str:
     return "\n".join(out)
 
 
+def study_runs(source: Net, ds, tgt, trials: int) -> dict:
+    """The studies' runs (lenet.studies.common.build) one at a time through fit with gradient hooks (--plain)
+    against the same runs grouped on the fast path (lenet.grid.fast.nets), both in this process on one
+    thread: fine-tuned levels (AnB+, every level trained), kept C3 maps (a zero-scale mask), random frozen levels."""
+    from lenet.studies.common import run_group, run_plain, shared_for, training_set
+    from lenet.grid.cells import Cell, run_seed
+    sets = {(k, t): training_set(ds, source, tgt, k, t, 0) for k in (1, 5) for t in range(trials)}
+    plan = {"finetune": [{"n": n, "lr_mult": 0.1, "k": k, "trial": t, "seed": run_seed(0, Cell(n, k, t)), **sets[k, t]}
+                         for n in (3, 5) for (k, t) in sets],
+            "partial": [{"k": k, "trial": t, "kept": "0 2 4 6 8 10 12 14", "seed": run_seed(0, Cell(2, k, t)),
+                         **sets[k, t]} for (k, t) in sets],
+            "controls": [{"arm": "random-frozen", "n": 2, "k": k, "trial": t, "seed": run_seed(0, Cell(2, k, t)),
+                          **sets[k, t]} for (k, t) in sets]}
+    t_plain = t_fast = 0.0
+    deltas = []
+    for name, tasks in plan.items():
+        shared = {**shared_for(source, ds, tgt, 0, TRANSFER_RECIPE, heldout=name == "finetune"), "study": name,
+                  "level": "c3"}
+        t0 = time.perf_counter()
+        plain = [run_plain(shared, t) for t in tasks]
+        t1 = time.perf_counter()
+        fast = run_group(shared, {"tasks": tasks})
+        t_plain, t_fast = t_plain + t1 - t0, t_fast + time.perf_counter() - t1
+        deltas += [abs(a["target_acc"] - b["target_acc"]) for a, b in zip(plain, fast)]
+    return {"study_ratio": round(t_plain / t_fast, 2), "study_plain_seconds": round(t_plain, 2),
+            "study_fast_seconds": round(t_fast, 2), "study_runs": len(deltas),
+            "study_max_acc_delta": round(max(deltas), 4)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lenet bench", description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -321,6 +350,14 @@ def main(argv=None) -> int:
     say(f"sweep_ratio {out['sweep_ratio']} (plain {t_plain:.1f} s / fast {t_fast:.1f} s on {len(small)} runs; "
         f"reference path with cached frozen levels {t_cached:.1f} s: ratio {out['sweep_ratio_vs_reference']}), "
         f"max_acc_delta {out['max_acc_delta']}, identical {out['identical_runs']}")
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the study workers train
+    out.update(study_runs(source, ds, tgt, 1 if args.quick else 2))
+    torch.set_num_threads(threads)
+    say(f"study_ratio {out['study_ratio']} (the studies' runs one at a time through fit {out['study_plain_seconds']:.1f} s"
+        f" / grouped on the fast path {out['study_fast_seconds']:.1f} s, {out['study_runs']} runs, one thread), "
+        f"study_max_acc_delta {out['study_max_acc_delta']}")
 
     trials = 1 if args.quick else PAPER_TRIALS
     cells = grid(PAPER_LEVELS, PAPER_SAMPLES, trials)

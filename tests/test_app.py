@@ -312,6 +312,28 @@ def test_experiments_page_runs_a_small_grid(env):
     assert "were read as" in texts(at.caption)
 
 
+def test_studies_page_shows_the_shipped_results_on_open_without_a_job(env):
+    """Each shipped study (assets/results-studies: three class splits) with its figures, 95% intervals and
+    ranges over the splits the moment /studies opens in a new session; nothing trains."""
+    from lenet import studies
+    from lenet.studies.tables import have_shipped
+    shipped = [n for n in studies.NAMES if have_shipped(n)]
+    assert "partial" in shipped, "assets/results-studies ships the studies (python -m lenet study all --seeds 0 1 2)"
+    at = page("app_pages/studies.py", sid="shipped-studies")
+    for name in studies.NAMES:
+        at.selectbox(key="st-name").set_value(name).run()
+        assert not at.exception
+        labels = [e.label for e in at.expander]
+        if name not in shipped:
+            assert not any(label.startswith("Shipped results") for label in labels)
+            continue
+        assert f"Shipped results: {name} on 3 class splits (seeds 0, 1, 2)" in labels, labels
+        assert len(at.get("plotly_chart")) >= 1, f"{name}: a figure from the shipped CSVs"
+        cells = " ".join(str(v) for t in at.table for v in t.value.to_numpy().ravel())
+        assert "[" in cells and " to " in cells, f"{name}: intervals and ranges over the splits"
+    assert not at.success and not (env["home"] / "studies" / "shipped-studies").exists(), "no job was started"
+
+
 def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
     from lenet import studies
     at = page("app_pages/studies.py")

@@ -19,7 +19,7 @@ from .training import (default_targets, experiment_chart, experiment_dirs, exper
     make_transfer_split, read_experiment, shipped_results, start_experiment, start_source_training, start_transfer,
     teach_split, transfer_recipe, READOUTS, run_name, is_omniglot)
 from .omniglot import teach_panel as omniglot_teach_panel
-from .studies import TERMS, live_summary, read_study, start_study, study_dirs, summary_table
+from .studies import TERMS, live_summary, read_study, shipped_study, start_study, study_dirs, summary_table
 from .drawing import (CLEAR_HINT, canvas, canvas_objects, canvas_row, check_data, classify, clear_button, clear_canvas,
     net_picker, prediction_panel, read_drawing, show_image28, table)
 from .confusion import show_confusion
@@ -34,6 +34,6 @@ __all__ = ['ASSETS', 'sessions', 'pool', 'session_dir', 'session_id', 'state', '
     'shipped_results', 'start_experiment',
     'start_source_training', 'start_transfer', 'teach_split', 'transfer_recipe', 'READOUTS', 'run_name',
     'omniglot_teach_panel', 'is_omniglot', 'CLEAR_HINT', 'canvas',
-    'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'start_study', 'study_dirs', 'summary_table',
+    'canvas_row', 'clear_button', 'TERMS', 'live_summary', 'read_study', 'shipped_study', 'start_study', 'study_dirs', 'summary_table',
     'canvas_objects', 'check_data', 'classify', 'clear_canvas', 'read_drawing', 'net_picker', 'prediction_panel',
     'show_image28', 'table', 'show_confusion', 'run_details', 'grid_run_closer']

@@ -13,6 +13,8 @@ from lenet.runtime.jobs import Job
 from lenet.core.net import Net
 from lenet.grid.runfolder import parse_cell
 from lenet.studies.common import command_line
+from lenet.studies.splits import read_splits
+from lenet.studies.tables import SHIPPED, SHIPPED_COMMAND, have_shipped, shipped_rows
 from lenet.runtime.tasks import job_function
 
 from .background import submit
@@ -58,6 +60,17 @@ def read_study(folder: Path) -> tuple[dict, list[dict]]:
     with open(folder / "summary.csv", newline="") as f:
         rows = [{k: parse_cell(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return meta, rows
+
+
+def shipped_study(name: str) -> dict | None:
+    """The shipped results of study `name` (assets/results-studies/NAME, several class splits), read from
+    the CSVs the command wrote, no training: {"meta", "rows" (a readable table), "figures", "command"}."""
+    if not have_shipped(name, SHIPPED):
+        return None
+    mod = studies.get(name)
+    meta, rows, per = read_splits(SHIPPED / name)
+    summary = [r for rs in per.values() for r in rs] if name == "class-choice" else rows  # sets differ per split
+    return {"meta": meta, "rows": shipped_rows(mod, rows), "figures": mod.figures(summary), "command": SHIPPED_COMMAND}
 
 
 # Plain words for the studies' terms, shown beside each study (a reader need not know the papers).

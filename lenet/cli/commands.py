@@ -325,11 +325,18 @@ def _readouts(source, ds, chars, levels, samples, trials, seed, recipe, where, r
 
 def cmd_tables(args) -> None:
     from lenet.grid import tables
+    from lenet.studies import tables as study_tables
 
     if not (Path(args.results) / "claims.csv").exists():
         raise ValueError(f"--results {args.results}: no claims.csv (run reproduce with --seeds first)")
     if args.write:
-        changed = {str(f): tables.write(f, args.results, args.twins) for f in args.write}
+        def write(f) -> list[str]:  # the grid's blocks from --results, the studies' from --studies
+            if not study_tables.has_block(f):
+                return tables.write(f, args.results, args.twins)
+            grid = tables.write(f, args.results, args.twins) if any(
+                tables.begin(b) in Path(f).read_text() for b in tables.BLOCKS) else []
+            return grid + study_tables.write(f, Path(args.studies))
+        changed = {str(f): write(f) for f in args.write}
         _emit(args, {"changed": changed}, "\n".join(f"{f}: {', '.join(c) + ' rewritten' if c else 'up to date'}"
                                                   for f, c in changed.items()))
     else:
@@ -371,39 +378,75 @@ def cmd_study(args) -> None:
     from lenet.grid.fast.ray_runner import address_from_env
     from lenet.studies.common import command_line
 
-    mod = studies.get(args.name)
-    settings = (mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed)).check()
+    names = list(studies.BY_COST) if args.name == "all" else [args.name]
+    if args.name == "all" and not args.seeds:
+        raise ValueError("study all needs --seeds (e.g. --seeds 0 1 2)")
+    for name in names:
+        mod = studies.get(name)
+        (mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed)).check()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1 (got {args.workers})")
+    if args.seeds and args.source:
+        raise ValueError("--seeds trains each split's own source net; it cannot take --source")
     if args.data is None:  # the real characters when they are here
         args.data = "emnist" if find_emnist(args.data_dir) is not None else "synthetic"
     _check_ray(args)
     source_path = args.source or checkpoint.shipped(args.data)
-    if source_path is None:
+    if source_path is None and not args.seeds:
         raise CliError(f"no shipped source net for --data {args.data} (assets/source-{args.data} is missing); give --source")
-    source = checkpoint.load(source_path)
+    source = checkpoint.load(source_path) if source_path is not None else None
     ds = _load_data(args)
-    targets = new_characters(ds, source.classes, args.seed)
-    command = command_line(args.name, quick=args.quick, seed=args.seed, data=args.data, data_dir=args.data_dir,
-                           out=str(out), source=args.source)
-    header = (f"study {args.name}{' (quick)' if args.quick else ''}: {mod.QUESTION}\n"
-              f"source net: {source_path} ({_names(source.classes)}); new characters: {_names(targets)}")
     stop = threading.Event()
+    run = dict(stop=stop, workers=args.workers, ray=address_from_env(args.ray), plain=args.plain)
     try:
-        rows = studies.run(args.name, settings, source, ds, targets, out_dir=out, command=command, stop=stop,
-                           workers=args.workers, ray=address_from_env(args.ray),
-                           progress=Progress("runs", header=header), log=_err)
+        if args.seeds:
+            _study_splits(args, names, ds, out, run)
+            return
+        targets = new_characters(ds, source.classes, args.seed)
+        command = command_line(args.name, quick=args.quick, seed=args.seed, data=args.data, data_dir=args.data_dir,
+                               out=str(out), source=args.source)
+        header = (f"study {args.name}{' (quick)' if args.quick else ''}: {mod.QUESTION}\n"
+                  f"source net: {source_path} ({_names(source.classes)}); new characters: {_names(targets)}")
+        rows = studies.run(args.name, mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed),
+                           source, ds, targets, out_dir=out, command=command,
+                           progress=Progress("runs", header=header), log=_err, **run)
     except KeyboardInterrupt:
         stop.set()
-        raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out / 'runs.csv'}, rerun to resume")
+        raise KeyboardInterrupt(f"interrupted; finished runs are kept in {out}, rerun to resume")
     fields = mod.SUMMARY_FIELDS
     table = "\n".join("  " + "  ".join(f"{f}={r[f]:.4f}" if isinstance(r[f], float) else f"{f}={r[f]}" for f in fields)
                       for r in rows)
     _emit(args, {"study": args.name, "out": str(out), "rows": rows},
           f"{args.name}: {len(rows)} rows in {out} (runs.csv, summary.csv, report.html)\n{table}")
+
+
+def _study_splits(args, names, ds, out, run) -> None:
+    """Each study on each split of --seeds (lenet.studies.splits), then its rows across the splits."""
+    from lenet.studies.common import command_line
+    from lenet.studies.splits import SPLITS, run_splits
+
+    seeds = list(dict.fromkeys(args.seeds))
+    res, lines = {"out": str(out), "seeds": seeds, "studies": {}}, []
+    for name in names:
+        t0 = time.perf_counter()
+        seeds_text = " ".join(map(str, seeds))
+
+        def command(seed, name=name):  # the split's own command; -1: the whole multi-split command
+            if seed < 0:
+                return (f"python -m lenet study {args.name}{' --quick' if args.quick else ''} --seeds {seeds_text} "
+                        f"--data {args.data}" + (f" --data-dir {args.data_dir}" if args.data_dir else "") +
+                        f" --out {out}")
+            return command_line(name, quick=args.quick, seed=seed, data=args.data, data_dir=args.data_dir,
+                                out=str(out / name / f"seed-{seed}"))
+        rows = run_splits(name, seeds, ds, out, quick=args.quick, command=command, log=_err,
+                          progress=Progress(f"{name} runs"), **run)
+        res["studies"][name] = {"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
+        lines.append(f"{name}: {len(rows)} rows across {len(seeds)} splits in {out / name / SPLITS} "
+                     f"({time.perf_counter() - t0:.0f} s)")
+    _emit(args, res, "\n".join(lines))
 
 
 def cmd_data_info(args) -> None:

@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--results", default="assets/results-emnist", help="a reproduce --seeds folder (twin-free)")
     tb.add_argument("--twins", default="assets/results-emnist-twins",
                     help="the same seeds reproduced with --twins allow, for the with-twins comparison")
+    tb.add_argument("--studies", default="assets/results-studies",
+                    help="a study all --seeds folder, for the studies' blocks (docs/studies.md, README.md)")
     tb.add_argument("--write", nargs="+", metavar="FILE",
                     help="rewrite the result blocks these files hold (README.md docs/reproduction.md "
                          "docs/omniglot.md) instead of printing the tables")
@@ -126,9 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lenet.studies import NAMES as STUDIES
     st = sub.add_parser("study", help="a question the paper left open, as a resumable study (lenet.studies)")
-    st.add_argument("name", choices=STUDIES, help="which study")
+    st.add_argument("name", choices=(*STUDIES, "all"), help="which study (all: every one, in turn)")
     st.add_argument("--quick", action="store_true", help="the small version (about 10 s on 2 idle cores)")
     st.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
+    st.add_argument("--seeds", type=int, nargs="+",
+                    help="several class splits, as reproduce --seeds: OUT/NAME/seed-S each (its own source net, "
+                         "trained in OUT/sources/seed-S unless shipped), then OUT/NAME/splits.csv across them")
+    st.add_argument("--plain", action="store_true",
+                    help="train every run through the plain fit, one at a time (the reference for the fast path)")
     _data_args(st, required=False)
     st.add_argument("--source", help="source net folder (default: the shipped one for --data)")
     st.add_argument("--workers", type=int, help="worker processes (default: up to 2)")

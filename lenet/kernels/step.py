@@ -72,7 +72,16 @@ if K.numba is not None:
             pf[i] -= lr * bf[i]
 
     @jit
-    def step_kernel(h, idx, tgt, wgt, level, params, grads, bufs, ws, t1, t3, lr, momentum):
+    def sgd_scaled(p, g, s, buf, lr, momentum):
+        """sgd with each gradient entry times s (a per-level learning rate, or 0: a frozen map), as a
+        gradient hook does in `fit`: buf = momentum * buf + s * g."""
+        pf, gf, sf, bf = p.reshape(-1), g.reshape(-1), s.reshape(-1), buf.reshape(-1)
+        for i in range(U(pf.shape[0])):
+            bf[i] = momentum * bf[i] + gf[i] * sf[i]
+            pf[i] -= lr * bf[i]
+
+    @jit
+    def step_kernel(h, idx, tgt, wgt, level, params, grads, bufs, ws, t1, t3, lr, momentum, scales, scaled):
         """One SGD + momentum step of R nets above `level` on their mini-batches; returns the loss.
         h (N, F): every run's inputs at `level` (the frozen levels' outputs), one row per sample;
         idx (R, B): the rows of each run's batch; tgt (R*B, 20) their targets; wgt (R*B,) each row's
@@ -81,7 +90,7 @@ if K.numba is not None:
         coef, bias (R, 6), c3 w (R, 1500), c3 b (R, 16), s4 coef, bias (R, 16), c5 w (R*120, 400), c5 b
         (R, 120), f6 w (R*20, 120), f6 b (R, 20); the frozen levels' entries are never read. ws: flat
         scratch buffers (SCRATCH floats per run and sample each); t1, t3: C1's and C3's tables (starts, kin, kid, back_starts,
-        back_kin, back_kid)."""
+        back_kin, back_kid). scales: per-entry gradient multipliers shaped like params, read where scaled[i] is set."""
         R, nb = idx.shape
         B = U(nb)
         w1, b1, c2, s2, w3, b3, c4, s4, w5, b5, w6, b6 = params
@@ -159,7 +168,10 @@ if K.numba is not None:
             dz_rows(y1, dy1, dz1, grads[1], 6, 28, 28, nb)
             corr_dw(x0, dz1, t1[0], t1[1], grads[0], 1, 32, 32, 6, 28, nb)
         for i in range(2 * level, 12):
-            sgd(params[i], grads[i], bufs[i], lr, momentum)
+            if scaled[i]:
+                sgd_scaled(params[i], grads[i], scales[i], bufs[i], lr, momentum)
+            else:
+                sgd(params[i], grads[i], bufs[i], lr, momentum)
         return loss
 
 
@@ -180,16 +192,18 @@ SCRATCH = (1024, 6 * 784, 6 * 196, 1600, 400, 6 * 37 * 32, 16 * 19 * 14, 6 * 784
 class Step:
     """`step(h, idx, targets, weight, lr, momentum) -> loss`: one SGD + momentum step of R nets above `level`,
     updating `params` and `momentum` (name -> tensor with the runs stacked first, as in
-    StackedUpper, or one net's own parameters when runs=1) in place; see step_kernel."""
+    StackedUpper, or one net's own parameters when runs=1) in place; see step_kernel. `scales` (name ->
+    tensor shaped like the parameter) multiplies those gradients entry by entry (StackedUpper.scale)."""
 
     def __init__(self, params: dict[str, torch.Tensor], momentum_bufs: dict[str, torch.Tensor], level: int,
-                 runs: int, batch: int):
+                 runs: int, batch: int, scales: dict[str, torch.Tensor] | None = None):
         self.level, self.batch = level, batch
         self.ws = tuple(np.zeros(s * runs * batch, np.float32) for s in SCRATCH)
         self.t1, self.t3 = _table(K.C1_TABLE), _table(K.C3_TABLE)
-        self.bind(params, momentum_bufs, runs)
+        self.bind(params, momentum_bufs, runs, scales)
 
-    def bind(self, params: dict[str, torch.Tensor], momentum_bufs: dict[str, torch.Tensor], runs: int) -> None:
+    def bind(self, params: dict[str, torch.Tensor], momentum_bufs: dict[str, torch.Tensor], runs: int,
+             scales: dict[str, torch.Tensor] | None = None) -> None:
         """Point at these tensors (after a regroup: fewer runs, new tensors)."""
         def view(t: torch.Tensor | None, name: str) -> np.ndarray:
             if t is None:
@@ -201,6 +215,9 @@ class Step:
         self.params = tuple(view(params.get(k), k) for k in SHAPES)
         self.bufs = tuple(view(momentum_bufs.get(k), k) for k in SHAPES)
         self.grads = tuple(np.zeros_like(p) for p in self.params)
+        scales = scales or {}
+        self.scales = tuple(view(scales.get(k), k) for k in SHAPES)
+        self.scaled = np.array([k in scales for k in SHAPES], np.bool_)
 
     def __call__(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
                  lr: float, momentum: float) -> float:
@@ -210,7 +227,8 @@ class Step:
         return float(step_kernel(h.detach().reshape(len(h), -1).contiguous().numpy(), idx.contiguous().numpy(),
                            targets.detach().reshape(R * nb, -1).contiguous().numpy(),
                            weight.detach().reshape(-1).contiguous().numpy(), self.level, self.params, self.grads,
-                           self.bufs, self.ws, self.t1, self.t3, np.float32(lr), np.float32(momentum)))
+                           self.bufs, self.ws, self.t1, self.t3, np.float32(lr), np.float32(momentum),
+                           self.scales, self.scaled))
 
 
 class SourceStep:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 NAMES = ("finetune", "partial", "source-classes", "class-choice", "controls")
+BY_COST = ("partial", "class-choice", "controls", "source-classes", "finetune")  # `study all`: the quickest first
 
 
 def get(name: str):

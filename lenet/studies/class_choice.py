@@ -11,7 +11,6 @@ worst set.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -30,8 +29,8 @@ from lenet.core.net import Net
 from lenet.report.html import html_table
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model,
-    source_settings, train_target, training_set, validation_set,
+    SOURCE_HELDOUT_PER_CLASS, Build, StudyDir, Table, capped, check_common, run_group, run_plain, shared_for,
+    source_model, source_settings, training_set, validation_set,
 )
 from lenet.studies.controls import nearest_centroid
 from lenet.studies.criteria import spearman
@@ -98,15 +97,17 @@ def source_sets(settings: Settings, ds, targets) -> list[list[str]]:
             for _ in range(settings.sets)]
 
 
-def run_one(shared: dict, task: dict) -> dict:
-    t0 = time.perf_counter()
-    recipe = run_recipe(shared, task)
+def build(shared: dict, task: dict) -> Build:
+    """The transfer net from the set's source net, with the set's proxy score on the trial's validation samples."""
     src = source_model({**shared, "source_state": shared["sources"][task["set"]]})
     x, y = to_net_input(task["images"]), torch.from_numpy(task["labels"])
     xv, yv = to_net_input(task["val_images"]), torch.from_numpy(task["val_labels"])
     proxy = nearest_centroid(src, shared["n"], x, y, xv, yv)
-    net = transfer(src, shared["n"], seed=recipe.seed)
-    return dict(proxy_acc=proxy, **train_target(net, shared, task, recipe, t0)[0])
+    return Build(transfer(src, shared["n"], seed=task["seed"]), shared["n"], row={"proxy_acc": proxy})
+
+
+def run_one(shared: dict, task: dict) -> dict:
+    return run_plain({**shared, "study": NAME}, task)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -129,6 +130,20 @@ def agreement(summary: list[dict]) -> dict:
     return out
 
 
+ACROSS = (("k",), ("spearman", "best_acc", "worst_acc", "spread", "mean_acc"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Per k (the sets differ from split to split): the proxy's rank agreement with real transfer, the
+    best, worst and mean set's test accuracy, and the spread (best minus worst)."""
+    out = []
+    for k, a in agreement(summary).items():
+        accs = [r["target_acc"] for r in summary if r["k"] == int(k)]
+        out.append({"k": int(k), "spearman": a["spearman"], "best_acc": a["best_acc"], "worst_acc": a["worst_acc"],
+                    "spread": a["best_acc"] - a["worst_acc"], "mean_acc": float(np.mean(accs))})
+    return out
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     fig = go.Figure()
     for k in sorted({r["k"] for r in summary}):
@@ -147,7 +162,7 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "",
                  workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None,
-                 log=None) -> list[dict]:
+                 log=None, plain: bool = False) -> list[dict]:
     """A source net per random set, then every (set, k, trial) transfer run with its proxy score."""
     settings.check()
     log = log or (lambda msg: None)
@@ -178,7 +193,8 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
                 log(f"source set {todo[j]} ({''.join(sets[todo[j]])}): train acc {res['meta']['train_acc']:.2%}")
             if stop is not None and stop.is_set():
                 return []
-        shared = {**shared_for(source, ds, targets, settings.seed, recipe), "sources": nets, "n": settings.n}
+        shared = {**shared_for(source, ds, targets, settings.seed, recipe), "sources": nets, "n": settings.n,
+                  "study": NAME}
         train = {(k, t): {**training_set(ds, source, targets, k, t, settings.seed),
                           **validation_set(ds, source, targets, k, t, settings.seed)}
                  for k in settings.samples for t in range(settings.trials)}
@@ -186,7 +202,8 @@ def class_choice(settings: Settings, source, ds, targets, *, out_dir=None, comma
                   "seed": run_seed(settings.seed, Cell(settings.n, k, t)), **train[k, t]}
                  for t in range(settings.trials) for k in settings.samples for i in range(len(sets))]
         meta = {"question": QUESTION, "command": command}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers,
+        rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta,
+                      costs=[float(t["k"]) for t in tasks], group=None if plain else (lambda t: 0), workers=workers,
                       ray=ray, stop=stop, progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         meta["agreement"] = agreement(summary)

@@ -10,13 +10,15 @@ report.html (the question, the command, plotly figures, the tables).
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
-from lenet.config import N_CLASSES, Recipe
+from lenet.config import LAYERS, N_CLASSES, Recipe
 from lenet.core.codes import transfer_codes
 from lenet.core.model import LeNet5
 from lenet.core.net import Net
@@ -25,6 +27,7 @@ from lenet.data import to_net_input
 from lenet.data.protocol import source_split, transfer_split
 from lenet.grid.cells import TEST_PER_CLASS
 from lenet.grid.experiment import source_fingerprint
+from lenet.grid.fast.nets import NetRun, train_nets
 from lenet.grid.runfolder import META, REPORT, RUNS, SUMMARY, RunFolder, Table, csv_text
 from lenet.studies.runner import run_tasks
 
@@ -55,14 +58,16 @@ class StudyDir(RunFolder):
         self.study = study
 
     def run(self, table: Table, tasks: list[dict], fn: Callable[[dict, dict], dict], shared: dict, meta: dict, *,
-            costs: list[float] | None = None, workers: int | None = None, ray: str | None = None,
+            costs: list[float] | None = None, group: Callable[[dict], object] | None = None,
+            workers: int | None = None, ray: str | None = None,
             stop: threading.Event | None = None,
             progress: Callable[[int, int], None] | None = None,
             on_summary: tuple[Callable[[list[dict]], list[dict]], Callable[[list[dict]], None]] | None = None,
             log: Callable[[str], None] | None = None) -> list[dict]:
         """Every planned run, the finished ones from runs.csv and the rest through fn(shared, task) on the
         workers; each finished row goes to runs.csv at once. Rows in plan order (only finished ones if stopped).
-        on_summary = (summarize, callback): callback(summarize(rows so far)) after each run, for live figures."""
+        on_summary = (summarize, callback): callback(summarize(rows so far)) after each run, for live figures.
+        group (the fast path): runs with the same group(task) train together, fn(shared, {"tasks": [...]}) -> rows."""
         log = log or (lambda msg: None)
         planned = [table.key_of(t) for t in tasks]
         if len(set(planned)) != len(planned):
@@ -78,12 +83,14 @@ class StudyDir(RunFolder):
         if progress:
             progress(len(done), len(planned))
         t0 = time.perf_counter()
-        for i, result in run_tasks(fn, shared, [tasks[i] for i in todo],
-                                   costs=[costs[i] for i in todo] if costs else None, workers=workers, ray=ray,
-                                   stop=stop):
-            task = tasks[todo[i]]
-            row = {f: result[f] if f in result else task[f] for f in table.fields}  # the task names the run
-            done.append(row)
+        cost = [costs[i] if costs else 1.0 for i in range(len(tasks))]
+        parts = groups(todo, tasks, cost, group, workers) if group else [[i] for i in todo]
+        work = [{"tasks": [tasks[i] for i in p]} if group else tasks[p[0]] for p in parts]
+        for g, results in run_tasks(fn, shared, work, costs=[sum(cost[i] for i in p) for p in parts],
+                                    workers=workers, ray=ray, stop=stop):
+            for i, result in zip(parts[g], results if group else [results]):
+                task = tasks[i]
+                done.append({f: result[f] if f in result else task[f] for f in table.fields})  # the task names the run
             self.write(RUNS, csv_text(table.fields, done))
             if on_summary:
                 on_summary[1](on_summary[0](done))
@@ -100,6 +107,25 @@ class StudyDir(RunFolder):
         self.write(SUMMARY, csv_text(summary_fields, summary, floats=".6f"))
         self.write(REPORT, report)
         self.write(META, json.dumps(meta, indent=2))
+
+
+MAX_GROUP = 12  # runs trained as one stacked model: more amortise better, fewer balance the workers better
+
+
+def groups(todo: list[int], tasks: list[dict], cost: list[float], key: Callable[[dict], object],
+           workers: int | None) -> list[list[int]]:
+    """Indexes of the runs to do, by key, each key's runs split (mixing k, as lenet.grid.fast.plan) so
+    that no group holds more than MAX_GROUP runs or much more than its share of the work."""
+    by: dict[object, list[int]] = {}
+    for i in todo:
+        by.setdefault(key(tasks[i]), []).append(i)
+    share = sum(cost[i] for i in todo) / (2 * max(1, workers or 2))
+    out = []
+    for idx in by.values():
+        idx = sorted(idx, key=lambda i: (tasks[i].get("k", 0), tasks[i].get("trial", 0)))
+        n = max(math.ceil(len(idx) / MAX_GROUP), min(len(idx), math.ceil(sum(cost[i] for i in idx) / share)))
+        out += [idx[p::n] for p in range(n)]
+    return out
 
 
 def check_common(samples, counts: dict, caps: dict | None = None) -> None:
@@ -184,3 +210,72 @@ def train_target(net: LeNet5, shared: dict, task: dict, recipe: Recipe, started:
               to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"]))
     return dict(train_acc=float(res.train_acc), target_acc=float(res.test_acc), epochs=int(res.epochs),
                 seconds=round(time.perf_counter() - started, 3)), res
+
+
+# --- one transfer run, built by the study, trained by fit or by the fast path --------------------
+
+@dataclass
+class Build:
+    """What a study's `build(shared, task)` makes: the net to train, the levels below `level` frozen
+    (the net's own weights there), and gradient scales on trainable parameters ("c3.kernels" ->
+    tensor shaped like it: lr_mult on fine-tuned levels, 0 on kept maps); `row` adds fields to its row."""
+    net: LeNet5
+    level: int
+    scale: dict[str, torch.Tensor] | None = None
+    row: dict = field(default_factory=dict)
+
+
+def with_hooks(b: Build) -> LeNet5:
+    """The plain path's net: levels below b.level frozen, the rest trainable, each scale a gradient hook.
+    SGD with momentum is linear in the gradient, so a scale s trains those entries at lr * s (0: never moved)."""
+    for i, name in enumerate(LAYERS):
+        getattr(b.net, name).requires_grad_(i >= b.level)
+    b.net.retained = b.level
+    for name, s in (b.scale or {}).items():
+        layer, p = name.split(".")
+        getattr(b.net, layer).get_parameter(p).register_hook(lambda g, s=s: g * s)
+    return b.net
+
+
+def _study(shared: dict):
+    from lenet import studies  # the module by name: workers get its functions without pickling them
+    return studies.get(shared["study"])
+
+
+def run_plain(shared: dict, task: dict) -> dict:
+    """One run of the study named in shared, trained by `fit` (the reference the fast path must equal)."""
+    t0 = time.perf_counter()
+    mod = _study(shared)
+    b = mod.build(shared, task)
+    if isinstance(b, dict):  # no training (a readout)
+        return dict(b, seconds=round(time.perf_counter() - t0, 3))
+    row, _ = train_target(with_hooks(b), shared, task, run_recipe(shared, task), t0)
+    row.update(b.row)
+    return mod.after(shared, task, row, b.net) if hasattr(mod, "after") else row
+
+
+def run_group(shared: dict, group: dict) -> list[dict]:
+    """The runs of one group through the fast path (lenet.grid.fast.nets): their rows, in order."""
+    t0 = time.perf_counter()
+    mod = _study(shared)
+    tasks = group["tasks"]
+    builds = [mod.build(shared, t) for t in tasks]
+    rows: list[dict | None] = [dict(b, seconds=round(time.perf_counter() - t0, 3)) if isinstance(b, dict) else None
+                               for b in builds]
+    runs = [NetRun(i, b.net, b.level, t["seed"], t["images"], t["labels"], b.scale)
+            for i, (b, t) in enumerate(zip(builds, tasks)) if not isinstance(b, dict)]
+    after = getattr(mod, "after", None)
+    for fin in train_nets(runs, shared["test_images"], shared["test_labels"], shared["n_classes"],
+                          Recipe.from_dict(shared["recipe"]), keep_weights=after is not None):
+        b, task = builds[fin.key], tasks[fin.key]
+        row = dict(train_acc=float(fin.train_acc), target_acc=float(fin.test_acc), epochs=int(fin.epochs),
+                   seconds=round(fin.seconds, 3), **b.row)
+        if after is not None:
+            net = b.net
+            with torch.no_grad():
+                for name, w in fin.weights.items():
+                    layer, p = name.split(".")
+                    getattr(net, layer).get_parameter(p).copy_(w)
+            row = after(shared, task, row, net)
+        rows[fin.key] = row
+    return rows

@@ -20,7 +20,6 @@ characters with the grid's recipe and seeds (A: the source characters, B: the ne
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,9 +39,9 @@ from lenet.report.figures import LAYOUT
 from lenet.core.model import LeNet5
 from lenet.core.readouts import centroid, features
 from lenet.core.net import train_source
-from lenet.core.transfer import check_levels, freeze_bottom, transfer
+from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
+    Build, StudyDir, Table, capped, check_common, run_group, run_plain, shared_for, source_model, source_settings,
     training_set,
 )
 from lenet.report.study import study_report
@@ -124,25 +123,27 @@ def in_domain_net(ds, targets, settings: Settings, out: Path | None, log):
     return net
 
 
-def run_one(shared: dict, task: dict) -> dict:
-    t0 = time.perf_counter()
-    recipe = run_recipe(shared, task)
-    n, arm = task["n"], task["arm"]
-    x, y = to_net_input(task["images"]), torch.from_numpy(task["labels"])
-    xt, yt = to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"])
+def build(shared: dict, task: dict):
+    """The run's net (its frozen levels: the source's, random, or the in-domain net's), or, for the
+    nearest-centroid arm, its finished row (no training)."""
+    n, arm, seed = task["n"], task["arm"], task["seed"]
     if arm == "nearest-centroid":
+        x, y = to_net_input(task["images"]), torch.from_numpy(task["labels"])
+        xt, yt = to_net_input(shared["test_images"]), torch.from_numpy(shared["test_labels"])
         model = source_model(shared)
         return dict(train_acc=nearest_centroid(model, n, x, y, x, y), target_acc=nearest_centroid(model, n, x, y, xt, yt),
-                    epochs=0, seconds=round(time.perf_counter() - t0, 3))
+                    epochs=0)
     if arm in ("random-frozen", "random-scaled"):
-        net = LeNet5(n_outputs=shared["n_outputs"], seed=recipe.seed)
+        net = LeNet5(n_outputs=shared["n_outputs"], seed=seed)
         if arm == "random-scaled":
             scale_like(net, source_model(shared), n)
-        net = freeze_bottom(net, n)
-    else:
-        src = source_model(shared) if arm == "AnB" else source_model({**shared, "source_state": shared["in_domain"]})
-        net = transfer(src, n, seed=recipe.seed)
-    return train_target(net, shared, task, recipe, t0)[0]
+        return Build(net, n)
+    src = source_model(shared) if arm == "AnB" else source_model({**shared, "source_state": shared["in_domain"]})
+    return Build(transfer(src, n, seed=seed), n)
+
+
+def run_one(shared: dict, task: dict) -> dict:
+    return run_plain({**shared, "study": NAME}, task)
 
 
 @torch.no_grad()
@@ -175,6 +176,15 @@ def summarize(rows: list[dict]) -> list[dict]:
             for (n, k, a), v in sorted(groups.items(), key=lambda i: (i[0][1], i[0][0], order[i[0][2]]))]
 
 
+ACROSS = (("n", "k", "arm"), ("target_acc", "vs_AnB"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `vs_AnB`: test accuracy minus the transferred levels' (same n, k, trials)."""
+    anb = {(r["n"], r["k"]): r["target_acc"] for r in summary if r["arm"] == "AnB"}
+    return [dict(r, vs_AnB=r["target_acc"] - anb.get((r["n"], r["k"]), float("nan"))) for r in summary]
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     ks = sorted({r["k"] for r in summary}) or [0]
     fig = make_subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], shared_yaxes=True)
@@ -194,7 +204,8 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
-             ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+             ray: str | None = None, stop=None, progress=None, on_summary=None, log=None,
+             plain: bool = False) -> list[dict]:
     """Every (arm, n, k, trial) run; the summary rows (n, k, arm, target_acc mean/min/max, runs)."""
     settings.check()
     log = log or (lambda msg: None)
@@ -207,7 +218,7 @@ def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: 
              for t in range(settings.trials) for k in settings.samples for n in settings.levels for a in settings.arms
              if n > 0 or a in ("AnB", "nearest-centroid")]
     with StudyDir(out_dir, NAME, meta_settings) as sd:
-        shared = shared_for(source, ds, targets, settings.seed, recipe)
+        shared = {**shared_for(source, ds, targets, settings.seed, recipe), "study": NAME}
         if "in-domain" in settings.arms:
             own = in_domain_net(ds, targets, settings, sd.out, log)
             shared["in_domain"] = {k: v.detach().clone() for k, v in own.model.state_dict().items()}
@@ -216,7 +227,9 @@ def controls(settings: Settings, source, ds, targets, *, out_dir=None, command: 
             meta["in_domain_source"] = {"train_acc": own.meta.get("train_acc"),
                                         "per_class": own.meta.get("train_per_class"), "epochs": own.meta.get("epochs")}
         costs = [0.01 if t["arm"] == "nearest-centroid" else t["k"] * (1.0 if t["n"] < 3 else 0.2) for t in tasks]
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop,
+        rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta, costs=costs,
+                      group=None if plain else (lambda t: (t["n"], t["arm"] in ("AnB", "in-domain"))),
+                      workers=workers, ray=ray, stop=stop,
                       progress=progress, log=log, on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,

@@ -18,7 +18,7 @@ frozen levels, never handed to the optimiser, so the frozen arm is the grid's ru
 from __future__ import annotations
 
 import copy
-import time
+import math
 from dataclasses import asdict, dataclass
 
 import plotly.graph_objects as go
@@ -33,8 +33,8 @@ from lenet.report.figures import LAYOUT
 from lenet.core.train import evaluate
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
-    training_set,
+    Build, StudyDir, Table, capped, check_common, run_group, run_plain, shared_for, source_model, source_settings,
+    training_set, with_hooks,
 )
 from lenet.report.study import study_report
 
@@ -80,15 +80,16 @@ class Settings:
         return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
 
+def fine_tune_build(net: torch.nn.Module, n: int, lr_mult: float) -> Build:
+    """A transferred net whose bottom n levels train at lr * lr_mult (a gradient scale, see above)."""
+    scale = {f"{name}.{p}": torch.full_like(t, lr_mult) for name in LEVELS[:n]
+             for p, t in getattr(net, name).named_parameters()} if lr_mult != 1.0 else None
+    return Build(net, 0, scale)  # nothing is frozen: every level trains, the retained ones scaled
+
+
 def fine_tune(net: torch.nn.Module, n: int, lr_mult: float) -> torch.nn.Module:
-    """Let a transferred net's bottom n levels train at lr * lr_mult (a gradient scale, see above)."""
-    for name in LEVELS[:n]:
-        for p in getattr(net, name).parameters():
-            p.requires_grad_(True)
-            if lr_mult != 1.0:
-                p.register_hook(lambda g, m=lr_mult: g * m)
-    net.retained = 0  # nothing is frozen: fit runs the whole net every step
-    return net
+    """fine_tune_build on the plain path: the scales as gradient hooks."""
+    return with_hooks(fine_tune_build(net, n, lr_mult))
 
 
 def share_back(source: torch.nn.Module, net: torch.nn.Module, n: int) -> torch.nn.Module:
@@ -99,23 +100,28 @@ def share_back(source: torch.nn.Module, net: torch.nn.Module, n: int) -> torch.n
     return out
 
 
-def run_one(shared: dict, task: dict) -> dict:
-    """One transfer run (on a worker): train, then score the new net and the source net with shared levels."""
-    t0 = time.perf_counter()
-    recipe = run_recipe(shared, task)
-    source = source_model(shared)
+def build(shared: dict, task: dict) -> Build:
+    """The run's net: the grid's frozen transfer (lr_mult 0, AnB), or its retained levels fine-tuned (AnB+)."""
     n, mult = task["n"], task["lr_mult"]
-    net = transfer(source, n, seed=recipe.seed)
-    if mult > 0:
-        fine_tune(net, n, mult)
-    row, _ = train_target(net, shared, task, recipe, t0)
+    net = transfer(source_model(shared), n, seed=task["seed"])
+    return fine_tune_build(net, n, mult) if mult > 0 else Build(net, n)
+
+
+def after(shared: dict, task: dict, row: dict, net: torch.nn.Module) -> dict:
+    """The trained net's shared levels back under the source net: what the source net forgets."""
+    n = task["n"]
+    source = source_model(shared)
     xs, ys = to_net_input(shared["heldout_images"]), torch.from_numpy(shared["heldout_labels"])
     before = evaluate(source, xs, ys, shared["source_codes"])[1]
     unchanged = all(torch.equal(getattr(net, l).get_parameter(p), getattr(source, l).get_parameter(p))
                     for l in LEVELS[:n] for p, _ in getattr(source, l).named_parameters())
-    after = before if unchanged else evaluate(share_back(source, net, n), xs, ys, shared["source_codes"])[1]
-    return dict(row, source_before=float(before), source_acc=float(after), source_drop=float(before - after),
-                seconds=round(time.perf_counter() - t0, 3))
+    after_acc = before if unchanged else evaluate(share_back(source, net, n), xs, ys, shared["source_codes"])[1]
+    return dict(row, source_before=float(before), source_acc=float(after_acc), source_drop=float(before - after_acc))
+
+
+def run_one(shared: dict, task: dict) -> dict:
+    """One transfer run through fit (the plain path): train, then score the new net and the source net."""
+    return run_plain({**shared, "study": NAME}, task)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -126,6 +132,15 @@ def summarize(rows: list[dict]) -> list[dict]:
     return [{"n": n, "k": k, "lr_mult": m, "target_acc": mean(rs, "target_acc"), "source_acc": mean(rs, "source_acc"),
              "source_drop": mean(rs, "source_drop"), "runs": len(rs)}
             for (n, k, m), rs in sorted(groups.items())]
+
+
+ACROSS = (("n", "k", "lr_mult"), ("target_acc", "gain", "source_drop"))  # lenet.studies.splits
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `gain`: test accuracy minus the frozen arm's (AnB+ minus AnB, same n, k, trials)."""
+    frozen = {(r["n"], r["k"]): r["target_acc"] for r in summary if r["lr_mult"] == 0}
+    return [dict(r, gain=r["target_acc"] - frozen.get((r["n"], r["k"]), math.nan)) for r in summary]
 
 
 def figures(summary: list[dict]) -> list[go.Figure]:
@@ -162,13 +177,14 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
-             ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+             ray: str | None = None, stop=None, progress=None, on_summary=None, log=None,
+             plain: bool = False) -> list[dict]:
     """Every (n, k, lr_mult, trial) run; the summary rows (n, k, lr_mult, target_acc, source_acc, source_drop)."""
     settings.check()
     recipe = settings.recipe()
     meta_settings = {**asdict(settings), **source_settings(source, ds, targets),
                      "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"}}
-    shared = shared_for(source, ds, targets, settings.seed, recipe, heldout=True)
+    shared = {**shared_for(source, ds, targets, settings.seed, recipe, heldout=True), "study": NAME}
     sets = {(k, t): training_set(ds, source, targets, k, t, settings.seed)
             for k in settings.samples for t in range(settings.trials)}
     tasks = [{"n": n, "k": k, "lr_mult": float(m), "trial": t, "seed": run_seed(settings.seed, Cell(n, k, t)),
@@ -178,8 +194,9 @@ def finetune(settings: Settings, source, ds, targets, *, out_dir=None, command: 
     costs = [t["k"] * (1.0 if t["lr_mult"] > 0 else LEVEL_COST[t["n"]]) for t in tasks]
     with StudyDir(out_dir, NAME, meta_settings) as sd:
         meta = {"question": QUESTION, "command": command, "source_accuracy": source.meta.get("heldout_acc")}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=costs, workers=workers, ray=ray, stop=stop,
-                      progress=progress, log=log,
+        rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta, costs=costs,
+                      group=None if plain else (lambda t: t["n"] if t["lr_mult"] == 0 else 0),  # AnB+: every level
+                      workers=workers, ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,

@@ -17,7 +17,6 @@ trials, and each against random trial by trial (a paired difference with a 95% i
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,8 +35,8 @@ from lenet.core.model import LeNet5
 from lenet.report.html import escape, html_table
 from lenet.studies import criteria as C
 from lenet.studies.common import (
-    StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model, source_settings, train_target,
-    training_set,
+    Build, StudyDir, Table, capped, check_common, run_group, run_plain, shared_for, source_model, source_settings,
+    training_set, with_hooks,
 )
 from lenet.report.study import study_report
 
@@ -96,9 +95,9 @@ def kept_count(fraction: float, maps: int) -> int:
     return int(np.floor(fraction * maps + 0.5))  # half up: 0.25 of C1's 6 maps keeps 2
 
 
-def partial_net(source: LeNet5, level: str, kept, seed: int) -> LeNet5:
+def partial_build(source: LeNet5, level: str, kept, seed: int) -> Build:
     """A new net (initialised from seed) with the source's levels below `level` frozen, the kept maps
-    of `level` copied and held fixed by a zero gradient mask, everything else fresh and trainable."""
+    of `level` copied and held fixed by a zero gradient scale, everything else fresh and trainable."""
     idx = C.check_level(level)
     kept = sorted(set(kept))
     if any(not 0 <= m < C.MAPS[level] for m in kept):
@@ -106,34 +105,36 @@ def partial_net(source: LeNet5, level: str, kept, seed: int) -> LeNet5:
     net = LeNet5(n_outputs=source.f6.out_features, seed=seed)
     for name in LEVELS[:idx]:
         getattr(net, name).load_state_dict(getattr(source, name).state_dict())
-        getattr(net, name).requires_grad_(False)
-    net.retained = idx  # fit runs the frozen levels below once
     layer, src = getattr(net, level), getattr(source, level)
     if len(kept) == C.MAPS[level]:  # the whole level transferred: plain freezing, as the grid does
         layer.load_state_dict(src.state_dict())
-        layer.requires_grad_(False)
-        net.retained = idx + 1
-        return net
+        return Build(net, idx + 1)
+    scale = {}
     for pname, rows in C.map_rows(net, level, kept).items():
         p = layer.get_parameter(pname)
         with torch.no_grad():
             p[rows] = src.get_parameter(pname)[rows]
         mask = torch.ones_like(p)
         mask[rows] = 0.0
-        p.register_hook(lambda g, m=mask: g * m)
-    return net
+        scale[f"{level}.{pname}"] = mask
+    return Build(net, idx, scale)  # the levels below run frozen, once
+
+
+def partial_net(source: LeNet5, level: str, kept, seed: int) -> LeNet5:
+    """partial_build on the plain path: the masks as gradient hooks."""
+    return with_hooks(partial_build(source, level, kept, seed))
 
 
 def encode(kept) -> str:
     return " ".join(map(str, sorted(kept)))
 
 
+def build(shared: dict, task: dict) -> Build:
+    return partial_build(source_model(shared), shared["level"], [int(m) for m in task["kept"].split()], task["seed"])
+
+
 def run_one(shared: dict, task: dict) -> dict:
-    t0 = time.perf_counter()
-    recipe = run_recipe(shared, task)
-    kept = [int(m) for m in task["kept"].split()]
-    net = partial_net(source_model(shared), shared["level"], kept, recipe.seed)
-    return train_target(net, shared, task, recipe, t0)[0]
+    return run_plain({**shared, "study": NAME}, task)
 
 
 def score_maps(settings: Settings, source, ds, sets: dict) -> dict[str, list[float]]:
@@ -210,6 +211,15 @@ def summarize(rows: list[dict], settings: Settings, chosen: dict[tuple, str]) ->
     return out
 
 
+ACROSS = (("level", "criterion", "kept_fraction", "k"), ("target_acc", "vs_random", "vs_whole"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `vs_whole`: test accuracy minus the whole level's (p = 1, the grid's run)."""
+    whole = {r["k"]: r["target_acc"] for r in summary if r["kept_fraction"] == 1.0}
+    return [dict(r, vs_whole=r["target_acc"] - whole.get(r["k"], math.nan)) for r in summary]
+
+
 def figures(summary: list[dict]) -> list[go.Figure]:
     """Target accuracy vs kept fraction, one line per criterion, one panel per k."""
     ks = sorted({r["k"] for r in summary}) or [0]
@@ -243,14 +253,15 @@ def _correlation_html(corr: dict) -> str:
 
 
 def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "", workers: int | None = None,
-            ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+            ray: str | None = None, stop=None, progress=None, on_summary=None, log=None,
+            plain: bool = False) -> list[dict]:
     """Every distinct kept set per (k, trial); the summary rows (level, criterion, kept_fraction, k, target_acc...)."""
     settings.check()
     log = log or (lambda msg: None)
     recipe = settings.recipe()
     meta_settings = {**asdict(settings), **source_settings(source, ds, targets),
                      "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"}}
-    shared = {**shared_for(source, ds, targets, settings.seed, recipe), "level": settings.level}
+    shared = {**shared_for(source, ds, targets, settings.seed, recipe), "level": settings.level, "study": NAME}
     sets = {(k, t): training_set(ds, source, targets, k, t, settings.seed)
             for k in settings.samples for t in range(settings.trials)}
     with StudyDir(out_dir, NAME, meta_settings) as sd:
@@ -266,7 +277,9 @@ def partial(settings: Settings, source, ds, targets, *, out_dir=None, command: s
         corr = correlations(settings, scores)
         meta = {"question": QUESTION, "command": command, "scores": scores, "rank_correlation": corr}
         summarize_rows = lambda rows: summarize(rows, settings, chosen)
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[float(t["k"]) for t in tasks], workers=workers,
+        full = lambda t: len(t["kept"].split()) == C.MAPS[settings.level]  # trains from the level above
+        rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta,
+                      costs=[float(t["k"]) for t in tasks], group=None if plain else full, workers=workers,
                       ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize_rows, on_summary) if on_summary else None)
         summary = summarize_rows(rows)

@@ -2,16 +2,23 @@
 
 The paper: "What remains to be investigated is how quickly this trade-off changes as the
 number of classes that contribute to knowledge transfer increases." Source nets learn S
-characters (disjoint from the 20 new ones, nested: the S = 5 characters include the S = 2
-ones), in two arms: `per-class` (per_class samples of each, the paper's 400, so more classes
-also means more images) and `fixed-total` (fixed_total images in all, fixed_total / S of
-each, so only the number of classes changes). Each source net is trained with the source
-recipe (lenet.config.SOURCE_RECIPE) and kept in OUT/sources/; then every (n, k, trial)
-transfer run. n = 0 transfers nothing, so it runs once per (k, trial) as the reference.
+characters, in two arms: `per-class` (per_class samples of each, the paper's 400, so more classes
+also means more images) and `fixed-total` (fixed_total images in all, fixed_total / S of each, so
+only the number of classes changes). Both arms use the same characters at each S.
+
+The characters: none of the 20 new ones nor a twin of one (lenet.data.twins), nested (the S = 5
+set holds the S = 2 one), drawn in `orders` random orders; trial t uses order t % orders, so the
+trials vary which characters the source net learnt, not only the k samples. An order is drawn so
+that both arms can serve every prefix: the first S characters are drawn at random among those
+with enough samples for fixed_total / S of each (so the smallest sets come from the commonest
+characters). Every source net trains for the same budget of SGD steps (source_steps, no early
+stop: a net on 2 characters sees them many more epochs than one on 40), with the source recipe's
+learning rate and batch; each is kept in OUT/sources/ and its epochs and training accuracy go
+to OUT/sources.csv. Then every (n, k, trial) transfer run; n = 0 transfers nothing, so it runs
+once per (k, trial) as the reference.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,14 +30,16 @@ from lenet.core import checkpoint
 from lenet import config
 from lenet.config import Recipe
 from lenet.data.protocol import source_split
+from lenet.data.twins import twins_of
 from lenet.grid.cells import Cell, run_seed
+from lenet.grid.runfolder import csv_text
 from lenet.report.figures import LAYOUT, k_colour
 from lenet.core.model import LeNet5
 from lenet.core.net import Net, train_source
 from lenet.core.transfer import check_levels, transfer
 from lenet.studies.common import (
-    SOURCE_HELDOUT_PER_CLASS, StudyDir, Table, capped, check_common, run_recipe, shared_for, source_model,
-    source_settings, train_target, training_set,
+    SOURCE_HELDOUT_PER_CLASS, Build, StudyDir, Table, capped, check_common, run_group, run_plain, shared_for,
+    source_model, source_settings, training_set,
 )
 from lenet.studies.runner import run_tasks
 from lenet.report.study import study_report
@@ -42,9 +51,12 @@ QUESTION = ("The paper left open how the trade-off between transferred knowledge
             "the source net learns more classes. Source nets on S = 2 ... 40 characters (400 of each, and a "
             "second arm with 8,000 images in all) are transferred at n = 0, 3, 4, 5 with k = 1, 5, 20 samples.")
 ARMS = ("per-class", "fixed-total")
-TABLE = Table(key=("arm", "S", "n", "k", "trial"), result=("seed", "train_acc", "target_acc", "epochs", "seconds"),
-              types=dict(arm=str, S=int, n=int, k=int, trial=int, seed=int, train_acc=float, target_acc=float,
-                         epochs=int, seconds=float))
+TABLE = Table(key=("arm", "S", "n", "k", "trial"), result=("order", "seed", "train_acc", "target_acc", "epochs",
+                                                          "seconds"),
+              types=dict(arm=str, S=int, n=int, k=int, trial=int, order=int, seed=int, train_acc=float,
+                         target_acc=float, epochs=int, seconds=float))
+SOURCES_CSV = "sources.csv"
+SOURCE_FIELDS = ("arm", "S", "order", "classes", "per_class", "epochs", "steps", "train_acc", "heldout_acc")
 SUMMARY_FIELDS = ("arm", "S", "n", "k", "target_acc", "target_acc_min", "target_acc_max", "runs")
 NONE = "none"  # the arm of the n = 0 reference runs (S = 0)
 
@@ -56,64 +68,85 @@ class Settings:
     fixed_total: int = 8000                   # source images in all, arm fixed-total
     levels: tuple = (0, 3, 4, 5)
     samples: tuple = (1, 5, 20)
-    trials: int = config.PAPER_TRIALS        # the paper's 5 trials per cell
+    trials: int = 3                           # trial t: its own k samples, initialisation and order t % orders
+    orders: int = 3                           # random nested orders of the source characters
     seed: int = 0
     max_epochs: int | None = None             # transfer runs; None: the transfer recipe's cap
-    source_max_epochs: int | None = None      # source nets; None: the source recipe's cap
+    source_steps: int = 8000                  # every source net's budget in SGD steps (16 epochs of 20 x 400)
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Settings":
         return cls(class_counts=(2, 5), per_class=100, fixed_total=600, levels=(0, 5), samples=(5,), trials=1,
-                   seed=seed, max_epochs=30, source_max_epochs=8)
+                   orders=1, seed=seed, max_epochs=30, source_steps=300)
 
     def check(self) -> "Settings":
         for n in self.levels:
             check_levels(n)
         if not self.class_counts or any(not isinstance(s, int) or s < 2 for s in self.class_counts):
             raise ValueError(f"source class counts S must be integers >= 2 (got {self.class_counts})")
-        check_common(self.samples, {"per_class": self.per_class, "fixed_total": self.fixed_total, "trials": self.trials},
-                     {"max_epochs": self.max_epochs, "source_max_epochs": self.source_max_epochs})
+        check_common(self.samples, {"per_class": self.per_class, "fixed_total": self.fixed_total, "trials": self.trials,
+                                    "orders": self.orders, "source_steps": self.source_steps},
+                     {"max_epochs": self.max_epochs})
         return self
 
     def recipe(self) -> Recipe:
         return capped(config.TRANSFER_RECIPE, self.max_epochs)
 
     def source_recipe(self) -> Recipe:
-        return capped(config.SOURCE_RECIPE.replace(seed=self.seed), self.source_max_epochs)
+        """The source recipe's learning rate and batch, a budget of source_steps SGD steps and no early stop."""
+        return config.SOURCE_RECIPE.replace(seed=self.seed, max_epochs=10**6, max_steps=self.source_steps,
+                                            target_train_acc=1.01)
 
 
-def source_sets(settings: Settings, ds, targets) -> dict[tuple[str, int], tuple[list[str], int]]:
-    """(arm, S) -> (the S source characters, samples of each), nested in one seeded order of the characters
-    that are not new; an S the data cannot supply is replaced by the largest it can (or dropped)."""
+def nested_order(settings: Settings, ds, targets, order: int) -> list[str]:
+    """One random order of the source pool (not new, no twin of a new character) whose first S characters,
+    for every S, each have the samples both arms take at that S (max(per_class, fixed_total // S) + held out)."""
     counts = ds.counts()
-    order = [c for c in np.random.default_rng([settings.seed, 5]).permutation(ds.classes).tolist() if c not in targets]
+    pool = [c for c in ds.classes if c not in targets and not twins_of(c) & set(targets)
+            and counts[c] >= settings.per_class + SOURCE_HELDOUT_PER_CLASS]
+    rng = np.random.default_rng([settings.seed, 5, order])
+    chosen: list[str] = []
+    for S in sorted(set(settings.class_counts)):
+        need = max(settings.per_class, settings.fixed_total // S) + SOURCE_HELDOUT_PER_CLASS
+        rich = [c for c in pool if c not in chosen and counts[c] >= need]
+        chosen += rng.permutation(rich).tolist()[:S - len(chosen)]
+    rest = [c for c in pool if c not in chosen]
+    return chosen + rng.permutation(rest).tolist()
+
+
+def source_sets(settings: Settings, ds, targets) -> dict[tuple[str, int, int], tuple[list[str], int]]:
+    """(arm, S, order) -> (the S source characters in class order, samples of each): each order's first S,
+    the same characters in both arms; an S the data cannot supply is replaced by the largest it can."""
+    counts = ds.counts()
     out = {}
-    for arm in ARMS:
-        wanted = sorted(set(settings.class_counts))
-        for S in wanted:
-            per = settings.per_class if arm == "per-class" else settings.fixed_total // S
-            rich = [c for c in order if counts[c] >= per + SOURCE_HELDOUT_PER_CLASS]
-            s = min(S, len(rich))
-            if s >= 2 and (arm, s) not in out:
-                out[arm, s] = ([c for c in ds.classes if c in set(rich[:s])], per if arm == "per-class"
-                               else settings.fixed_total // s)
+    for o in range(settings.orders):
+        order = nested_order(settings, ds, targets, o)
+        for arm in ARMS:
+            for S in sorted(set(settings.class_counts)):
+                s = min(S, len(order))
+                per = settings.per_class if arm == "per-class" else settings.fixed_total // s
+                chars = order[:s]
+                if s >= 2 and all(counts[c] >= per + SOURCE_HELDOUT_PER_CLASS for c in chars):
+                    out.setdefault((arm, s, o), ([c for c in ds.classes if c in set(chars)], per))
     return out
 
 
 def train_one(shared: dict, task: dict) -> dict:
     """One source net (on a worker) from its split: its weights, codes and meta as plain data."""
-    net, _ = train_source(task["split"], Recipe.from_dict(shared["recipe"]))
+    net, res = train_source(task["split"], Recipe.from_dict(shared["recipe"]))
+    net.meta["steps"] = res.steps
     # numpy, not tensors: torch sends tensors between processes by file descriptor, gone once the worker ends
     return {"state": {k: v.numpy().copy() for k, v in net.model.state_dict().items()}, "codes": net.codes.numpy().copy(),
             "meta": net.meta}
 
 
-def run_one(shared: dict, task: dict) -> dict:
-    t0 = time.perf_counter()
-    recipe = run_recipe(shared, task)
+def build(shared: dict, task: dict) -> Build:
     src = source_model({**shared, "source_state": shared["sources"][task["source"]]} if task["n"] else shared)
-    net = transfer(src, task["n"], seed=recipe.seed)
-    return train_target(net, shared, task, recipe, t0)[0]
+    return Build(transfer(src, task["n"], seed=task["seed"]), task["n"])
+
+
+def run_one(shared: dict, task: dict) -> dict:
+    return run_plain({**shared, "study": NAME}, task)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -123,6 +156,18 @@ def summarize(rows: list[dict]) -> list[dict]:
     return [{"arm": a, "S": S, "n": n, "k": k, "target_acc": float(np.mean(v)), "target_acc_min": float(min(v)),
              "target_acc_max": float(max(v)), "runs": len(v)}
             for (a, S, n, k), v in sorted(groups.items(), key=lambda i: (i[0][3], i[0][0], i[0][2], i[0][1]))]
+
+
+ACROSS = (("arm", "S", "n", "k"), ("target_acc", "vs_none"))
+
+
+def across_rows(summary: list[dict]) -> list[dict]:
+    """Summary rows with `vs_none`: test accuracy minus no transfer's (n = 0, same k and trials). An S the data
+    could not supply (the whole pool, its size differing from split to split) is pooled as the S asked for."""
+    asked = Settings().class_counts
+    none = {r["k"]: r["target_acc"] for r in summary if r["arm"] == NONE}
+    return [dict(r, S=r["S"] if r["arm"] == NONE or r["S"] in asked else max(asked),
+                 vs_none=r["target_acc"] - none.get(r["k"], float("nan"))) for r in summary]
 
 
 def figures(summary: list[dict]) -> list[go.Figure]:
@@ -147,7 +192,8 @@ def figures(summary: list[dict]) -> list[go.Figure]:
 
 
 def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, command: str = "",
-                   workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None) -> list[dict]:
+                   workers: int | None = None, ray: str | None = None, stop=None, progress=None, on_summary=None, log=None,
+                   plain: bool = False) -> list[dict]:
     """Source nets for every (arm, S), then every transfer run; the summary rows (arm, S, n, k, target_acc...).
     `source` only fixes the new characters' test draw; the study trains its own source nets."""
     settings.check()
@@ -157,45 +203,61 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
     meta_settings = {**asdict(settings), **source_settings(source, ds, targets),
                      "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"},
                      "source_recipe": src_recipe.to_dict(),
-                     "source_sets": {f"{a} {S}": ["".join(c), per] for (a, S), (c, per) in sets.items()}}
+                     "source_sets": {f"{a} {S} {o}": ["".join(c), per] for (a, S, o), (c, per) in sets.items()}}
     with StudyDir(out_dir, NAME, meta_settings) as sd:
-        nets = {}
-        for (arm, S), (chars, per) in sets.items():
-            where = sd.out / "sources" / f"{arm}-{S}" if sd.out is not None else None
+        distinct = {}  # (chars, per, order) -> the (arm, S, order) keys it serves: per-class S = 20 x 400 is
+        for key, (chars, per) in sets.items():  # fixed-total's 8,000 / 20, one net
+            distinct.setdefault(("".join(chars), per, key[2]), []).append(key)
+        nets, info = {}, {}
+        for keys in distinct.values():
+            where = sd.out / "sources" / "{}-{}-{}".format(*keys[0]) if sd.out is not None else None
             if where is not None and (where / checkpoint.WEIGHTS).exists():
-                nets[arm, S] = checkpoint.load(where).model.state_dict()
-        todo = [key for key in sets if key not in nets]
+                net = checkpoint.load(where)
+                for key in keys:
+                    nets[key], info[key] = net.model.state_dict(), net.meta
+        todo = [keys for keys in distinct.values() if keys[0] not in nets]
         if todo:
-            log(f"training {len(todo)} source nets: " + ", ".join(f"{a} S={S} x {sets[a, S][1]}" for a, S in todo))
-            tasks = [{"split": source_split(ds, sets[key][0], sets[key][1], SOURCE_HELDOUT_PER_CLASS, settings.seed)}
-                     for key in todo]
+            log(f"training {len(todo)} source nets ({settings.source_steps:,} SGD steps each): " +
+                ", ".join(f"S={k[0][1]} x {sets[k[0]][1]} (order {k[0][2]})" for k in todo))
+            tasks = [{"split": source_split(ds, sets[keys[0]][0], sets[keys[0]][1], SOURCE_HELDOUT_PER_CLASS,
+                                            settings.seed)} for keys in todo]
             for i, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks,
-                                    costs=[len(t["split"].train) for t in tasks], workers=workers, ray=ray, stop=stop):
+                                    costs=[1.0] * len(tasks), workers=workers, ray=ray, stop=stop):
                 codes = torch.from_numpy(res["codes"])
                 model = LeNet5(n_outputs=codes.shape[1])
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in res["state"].items()})
                 if sd.out is not None:
                     checkpoint.save(Net(model, tasks[i]["split"].classes, codes, res["meta"]),
-                                    sd.out / "sources" / "{}-{}".format(*todo[i]))
-                nets[todo[i]] = model.state_dict()
-                log(f"source net {todo[i][0]} S={todo[i][1]}: train acc {res['meta']['train_acc']:.2%} "
+                                    sd.out / "sources" / "{}-{}-{}".format(*todo[i][0]))
+                for key in todo[i]:
+                    nets[key], info[key] = model.state_dict(), res["meta"]
+                arm, S, o = todo[i][0]
+                log(f"source net S={S} x {sets[todo[i][0]][1]} (order {o}): train acc {res['meta']['train_acc']:.2%} "
                     f"in {res['meta']['epochs']} epochs")
             if stop is not None and stop.is_set():
                 return []
-        shared = {**shared_for(source, ds, targets, settings.seed, recipe),
-                  "sources": {f"{a} {S}": st for (a, S), st in nets.items()}}
+        sources = [{"arm": a, "S": S, "order": o, "classes": "".join(sets[a, S, o][0]), "per_class": sets[a, S, o][1],
+                    "epochs": int(info[a, S, o]["epochs"]), "steps": int(info[a, S, o].get("steps", 0)),
+                    "train_acc": float(info[a, S, o]["train_acc"]), "heldout_acc": float(info[a, S, o]["heldout_acc"])}
+                   for a, S, o in sets]
+        sd.write(SOURCES_CSV, csv_text(SOURCE_FIELDS, sources, floats=".6f"))
+        shared = {**shared_for(source, ds, targets, settings.seed, recipe), "study": NAME,
+                  "sources": {f"{a} {S} {o}": st for (a, S, o), st in nets.items()}}
         train = {(k, t): training_set(ds, source, targets, k, t, settings.seed)
                  for k in settings.samples for t in range(settings.trials)}
+        arm_S = sorted({(a, S) for a, S, _ in sets})
         tasks = []
         for t in range(settings.trials):
+            o = t % settings.orders
             for k in settings.samples:
                 for n in settings.levels:
-                    keys = [(NONE, 0)] if n == 0 else sorted(sets)
-                    tasks += [{"arm": a, "S": S, "n": n, "k": k, "trial": t, "source": f"{a} {S}",
+                    keys = [(NONE, 0)] if n == 0 else [(a, S) for a, S in arm_S if (a, S, o) in sets]
+                    tasks += [{"arm": a, "S": S, "n": n, "k": k, "trial": t, "order": o, "source": f"{a} {S} {o}",
                                "seed": run_seed(settings.seed, Cell(n, k, t)), **train[k, t]} for a, S in keys]
-        meta = {"question": QUESTION, "command": command}
-        rows = sd.run(TABLE, tasks, run_one, shared, meta, costs=[t["k"] * (1.0 if t["n"] == 0 else 0.15) for t in tasks],
-                      workers=workers, ray=ray, stop=stop, progress=progress, log=log,
+        meta = {"question": QUESTION, "command": command, "source_nets": sources}
+        rows = sd.run(TABLE, tasks, run_plain if plain else run_group, shared, meta,
+                      costs=[t["k"] * (1.0 if t["n"] == 0 else 0.15) for t in tasks],
+                      group=None if plain else (lambda t: t["n"]), workers=workers, ray=ray, stop=stop, progress=progress, log=log,
                       on_summary=(summarize, on_summary) if on_summary else None)
         summary = summarize(rows)
         sd.finish(SUMMARY_FIELDS, summary, study_report(TITLE, QUESTION, command, figures(summary), summary,

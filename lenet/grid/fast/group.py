@@ -46,6 +46,7 @@ class RunState:
     since_val: int = 0
     best_epoch: int = 0
     budget: int = 0          # StoppingRule.epochs of its training set
+    h_test: torch.Tensor | None = None  # its own test inputs when its frozen levels are its own (else the group's)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Finished:
     train_loss: float = math.nan
     steps: int = 0
     capped: bool = False     # ended at its budget without fitting its training set
+    weights: dict | None = None  # its final trained parameters (name -> tensor), when train_group keeps them
 
 
 @torch.no_grad()
@@ -87,9 +89,10 @@ def _acc(out: torch.Tensor, codes: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor, h_test: torch.Tensor,
                 y_test: torch.Tensor, recipe: Recipe, should_stop: Callable[[], bool],
-                h_val: torch.Tensor | None = None) -> Iterator[Finished]:
+                h_val: torch.Tensor | None = None, keep_weights: bool = False) -> Iterator[Finished]:
     """Yield each run's result as it stops. h_train: every run's cached training inputs, concatenated;
-    h_val likewise their validation inputs (rows val_offset.. of each run, len(run.y_val))."""
+    h_val likewise their validation inputs (rows val_offset.. of each run, len(run.y_val)); a run's own
+    h_test replaces the group's. keep_weights: each result carries its run's final parameters."""
     recipe.validate()
     rule = StoppingRule(recipe)
     for r in runs:
@@ -103,6 +106,9 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
 
     def val_inputs(js: list[int]) -> list[torch.Tensor]:
         return [h_val[active[j].val_offset:active[j].val_offset + len(active[j].y_val)] for j in js]
+
+    def test_inputs(js: list[int]) -> list[torch.Tensor]:
+        return [h_test if active[j].h_test is None else active[j].h_test for j in js]
 
     def train_inputs(js: list[int]) -> list[torch.Tensor]:
         return [h_train[active[j].offset:active[j].offset + active[j].n_train] for j in js]
@@ -160,19 +166,21 @@ def train_group(model: StackedUpper, runs: list[RunState], h_train: torch.Tensor
             if restore:
                 for j, out in zip(restore, _evaluate(model, restore, train_inputs(restore), best)):
                     active[j].train_acc = _acc(out, active[j].codes, active[j].y)
-            test_outs = _evaluate(model, done, [h_test] * len(done), best)
+            test_outs = _evaluate(model, done, test_inputs(done), best)
             val_accs = [active[j].best_val for j in done]
         else:
-            test_outs = _evaluate(model, done, [h_test] * len(done))
+            test_outs = _evaluate(model, done, test_inputs(done))
             val_accs = [_acc(o, active[j].codes, active[j].y_val) for j, o in
                         zip(done, _evaluate(model, done, val_inputs(done)))] if h_val is not None \
                 else [math.nan] * len(done)
         seconds = time.perf_counter() - t0
+        final = (best if use_val else model.params) if keep_weights else None
         for j, out, val_acc in zip(done, test_outs, val_accs):
             r = active[j]
             yield Finished(r.key, r.train_acc, _acc(out, r.codes, y_test), r.epoch, seconds, val_acc,
                            r.train_loss, r.epoch * math.ceil(r.n_train / B),
-                           rule.capped(r.epoch, r.budget, r.train_acc, r.train_loss))
+                           rule.capped(r.epoch, r.budget, r.train_acc, r.train_loss),
+                           {k: v.detach()[j].clone() for k, v in final.items()} if final is not None else None)
         keep = [j for j in range(len(active)) if j not in set(done)]
         if keep:
             model.keep(keep)

@@ -24,7 +24,9 @@ PARAMS = {"c1": ("weight", "bias"), "s2": ("coef", "bias"), "c3": ("kernels", "b
 class StackedUpper:
     """The trainable layers above `level` of R runs; `forward(h)` maps (B, R, *level shape) -> (R, B, 20)."""
 
-    def __init__(self, nets: list[LeNet5], level: int):
+    def __init__(self, nets: list[LeNet5], level: int, scales: list[dict[str, torch.Tensor] | None] | None = None):
+        """scales: per run, None or {"c3.kernels": tensor shaped like the parameter, ...}: each gradient entry
+        times its scale (a per-level learning rate, or 0 for a frozen map), as a gradient hook does in fit."""
         self.level = level
         self.layers = LAYERS[level:]
         self.c3_index = nets[0].c3.index  # C3's connection table, shared by every run
@@ -32,6 +34,10 @@ class StackedUpper:
                        .clone().requires_grad_(True)
                        for layer in self.layers for p in PARAMS[layer]}
         self.momentum = {name: torch.zeros_like(t) for name, t in self.params.items()}
+        named = {name for s in scales or [] if s for name in s}
+        self.scale = {name: torch.stack([s[name].to(t.dtype) if s and name in s else torch.ones_like(t[0])
+                                         for s in scales]).contiguous()
+                      for name, t in self.params.items() if name in named}  # (R, *shape) per scaled parameter
         self.fused_step = None  # the fused numba step (lenet.kernels.step), made at the first train_step
 
     @property
@@ -43,8 +49,9 @@ class StackedUpper:
         idx = torch.tensor(rows, dtype=torch.long)
         self.params = {k: v.detach().index_select(0, idx).requires_grad_(True) for k, v in self.params.items()}
         self.momentum = {k: v.index_select(0, idx) for k, v in self.momentum.items()}
+        self.scale = {k: v.index_select(0, idx) for k, v in self.scale.items()}
         if self.fused_step is not None:
-            self.fused_step.bind(self.params, self.momentum, len(rows))
+            self.fused_step.bind(self.params, self.momentum, len(rows), self.scale)
 
     def subset(self, rows: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.tensor(rows, dtype=torch.long)
@@ -57,7 +64,9 @@ class StackedUpper:
         non-contiguous gradient into one (11% of an n=0 step, profiled)."""
         names = list(self.params)
         params = [self.params[k] for k in names]
-        sgd_momentum(params, torch.autograd.grad(loss, params), [self.momentum[k] for k in names], lr, momentum)
+        grads = torch.autograd.grad(loss, params)
+        grads = [g * self.scale[k] if k in self.scale else g for k, g in zip(names, grads)]
+        sgd_momentum(params, grads, [self.momentum[k] for k in names], lr, momentum)
 
     def train_step(self, h: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor,
                    lr: float, momentum: float) -> None:
@@ -67,7 +76,7 @@ class StackedUpper:
         kernels on, one numba call (lenet.kernels.step); else forward, autograd and sgd_step."""
         if self.fused_step is None and h.device.type == "cpu" and h.dtype == torch.float32 and kernels.available():
             from lenet.kernels.step import Step
-            self.fused_step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1])
+            self.fused_step = Step(self.params, self.momentum, self.level, self.runs, idx.shape[1], self.scale)
         if self.fused_step is not None:
             self.fused_step(h, idx, targets, weight, lr, momentum)
             return
