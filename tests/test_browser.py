@@ -243,6 +243,10 @@ def test_a_confusion_cell_click_shows_its_misread_samples(server, page):
     settle(page)
     page.get_by_role("button", name="Start", exact=True).click()
     page.get_by_text("Done:").first.wait_for(timeout=90_000)
+    # Every job of the start (the run and its baseline) finished: the last to finish reruns the page, and a
+    # download clicked while a rerun replaces the buttons asks for a file that is gone.
+    page.wait_for_function("() => ![...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Stop')",
+                           timeout=120_000)
     settle(page)
     page.wait_for_timeout(1000)  # plotly draws after the script run
     found = page.evaluate(MATRIX)
