@@ -49,6 +49,24 @@ def test_experiments_shows_the_shipped_figures_on_open(emnist_server):
         assert any(t.endswith(f"k = {k}") and t.startswith("Min, average and max") for t in titles), titles
 
 
+def test_studies_shows_the_shipped_results_on_open(emnist_server):
+    """/studies in a brand-new session: the shipped results of the chosen study on three class splits, their
+    figures drawn, the command that made them, and nothing trained."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        open_page(page, emnist_server, "studies", uuid.uuid4().hex)
+        page.get_by_text(re.compile(r"^Shipped results: \S+ on 3 class splits")).first.wait_for(timeout=30_000)
+        assert page.get_by_text("python -m lenet study all --seeds 0 1 2").count()
+        page.wait_for_timeout(1500)
+        titles = [re.sub(r"<[^>]+>", "", t) for t in page.evaluate(FIGURE_TITLES)]
+        page.screenshot(path=str(ARTIFACTS / "studies-shipped.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.get_by_role("button", name="Stop").count() == 0, "opening the page starts no study"
+        browser.close()
+    assert titles and all(titles), titles  # every shipped figure is drawn, each with its title
+
+
 LAYOUT_PROBLEMS = """() => {
   const out = [];
   const visible = el => el.getClientRects().length > 0;
