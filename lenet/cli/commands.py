@@ -330,13 +330,8 @@ def cmd_tables(args) -> None:
     if not (Path(args.results) / "claims.csv").exists():
         raise ValueError(f"--results {args.results}: no claims.csv (run reproduce with --seeds first)")
     if args.write:
-        def write(f) -> list[str]:  # the grid's blocks from --results, the studies' from --studies
-            if not study_tables.has_block(f):
-                return tables.write(f, args.results, args.twins)
-            grid = tables.write(f, args.results, args.twins) if any(
-                tables.begin(b) in Path(f).read_text() for b in tables.BLOCKS) else []
-            return grid + study_tables.write(f, Path(args.studies))
-        changed = {str(f): write(f) for f in args.write}
+        render = {**tables.renderers(args.results, args.twins), **study_tables.renderers(Path(args.studies))}
+        changed = {str(f): tables.rewrite(f, render) for f in args.write}  # the grid's blocks and the studies
         _emit(args, {"changed": changed}, "\n".join(f"{f}: {', '.join(c) + ' rewritten' if c else 'up to date'}"
                                                   for f, c in changed.items()))
     else:

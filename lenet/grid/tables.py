@@ -16,6 +16,7 @@ import csv
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 from lenet.files import ASSETS, write_text
 from lenet.grid import experiment as E
@@ -217,20 +218,27 @@ def markdown(name: str, results, with_twins=None) -> str:
     return "\n".join([begin(name), *parts, end(name)]) + "\n"
 
 
-def write(path, results, with_twins=None) -> list[str]:
-    """Rewrite every block the file at path holds; the names of the blocks that changed."""
+def rewrite(path, render: dict[str, Callable[[], str]]) -> list[str]:
+    """Rewrite every block of `render` (name -> its new text) that the file at path holds; the names of
+    those that changed. A file with none of them is an error."""
     p = Path(path)
     text = p.read_text()
-    found = [b for b in BLOCKS if begin(b) in text and end(b) in text]
+    found = [b for b in render if begin(b) in text and end(b) in text]
     if not found:
-        raise ValueError(f"{p}: no result block ({', '.join(begin(b) for b in BLOCKS)} ... end) to rewrite")
+        raise ValueError(f"{p}: no result block ({', '.join(begin(b) for b in render)} ... end) to rewrite")
     changed = []
     for b in found:
         head, rest = text.split(begin(b), 1)
-        new = head + markdown(b, results, with_twins) + "\n" + rest.split(end(b), 1)[1].lstrip("\n")
+        new = head + render[b]() + "\n" + rest.split(end(b), 1)[1].lstrip("\n")
         if new != text:
             changed.append(b)
         text = new
     if changed:
         write_text(p, text)
     return changed
+
+
+def renderers(results, with_twins=None) -> dict[str, Callable[[], str]]:
+    """The grid's blocks, each drawn from the results when a file holds it."""
+    return {b: (lambda b=b: markdown(b, results, with_twins)) for b in BLOCKS}
+

@@ -218,25 +218,7 @@ def markdown(name: str, folder: Path = SHIPPED) -> str:
     return "\n".join([begin(name), *body, end(name)]) + "\n"
 
 
-def write(path, folder: Path = SHIPPED) -> list[str]:
-    """Rewrite the `studies` / `studies-line` blocks the file holds; the names of those that changed."""
-    from lenet.files import write_text
-    from lenet.grid.tables import begin, end
-    p = Path(path)
-    text, changed = p.read_text(), []
-    for b in ("studies", "studies-line"):
-        if begin(b) in text and end(b) in text:
-            head, rest = text.split(begin(b), 1)
-            new = head + markdown(b, folder) + "\n" + rest.split(end(b), 1)[1].lstrip("\n")
-            if new != text:
-                changed.append(b)
-            text = new
-    if changed:
-        write_text(p, text)
-    return changed
+def renderers(folder: Path = SHIPPED) -> dict:
+    """The studies' blocks (`studies`, `studies-line`), each drawn from the shipped results when a file holds it."""
+    return {b: (lambda b=b: markdown(b, folder)) for b in ("studies", "studies-line")}
 
-
-def has_block(path) -> bool:
-    from lenet.grid.tables import begin
-    text = Path(path).read_text()
-    return any(begin(b) in text for b in ("studies", "studies-line"))
