@@ -394,3 +394,11 @@ def test_cli_study_on_two_splits_writes_each_split_and_the_rows_across_them(tmp_
     text = doc.read_text()
     assert "#### partial" in text and "A partly transferred C3 beats the whole C3" in text and "2 class splits" in text
     assert text.startswith("x\n") and text.endswith("y\n")
+
+
+def test_tables_write_refuses_a_file_without_a_block_and_leaves_it_alone(tmp_path):
+    doc = tmp_path / "notes.md"
+    doc.write_text("my own notes\n")
+    rc = _cli("tables", "--write", doc)
+    assert rc.returncode == 2 and "no result block to rewrite" in rc.stderr and "studies-line" in rc.stderr
+    assert doc.read_text() == "my own notes\n"

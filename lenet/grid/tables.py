@@ -225,7 +225,8 @@ def rewrite(path, render: dict[str, Callable[[], str]]) -> list[str]:
     text = p.read_text()
     found = [b for b in render if begin(b) in text and end(b) in text]
     if not found:
-        raise ValueError(f"{p}: no result block ({', '.join(begin(b) for b in render)} ... end) to rewrite")
+        raise ValueError(f"{p}: no result block to rewrite (a block is the lines from {begin('NAME')!r} to "
+                         f"{end('NAME')!r}; NAME one of {', '.join(render)})")
     changed = []
     for b in found:
         head, rest = text.split(begin(b), 1)
