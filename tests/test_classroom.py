@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lenet.config import TRANSFER_RECIPE
 from lenet.data import DataError
 from lenet.data.base import BYCLASS
 from lenet.data.idx import write_idx
 from lenet.data.roots import allowed_path, data_roots, store_upload
 
 ROOT = Path(__file__).resolve().parents[1]
+ENDLESS = TRANSFER_RECIPE.replace(max_epochs=100_000, max_steps=0, target_train_loss=0.0)  # only stop ends it
 
 
 def release(folder, n=6):
@@ -96,14 +98,13 @@ def probe(job, fail: str = ""):
 def long_transfer():
     """A source net and a transfer that trains for minutes unless stopped."""
     from lenet.core import checkpoint
-    from lenet.config import TRANSFER_RECIPE
     from lenet.data import load
     from lenet.data.protocol import transfer_split
     net = checkpoint.load(ROOT / "assets" / "source-synthetic")
     ds = load("synthetic")
     chars = [c for c in ds.classes if c not in net.classes][:20]
     return net, transfer_split(ds, chars, 40, 0, 0, source_classes=net.classes), \
-        TRANSFER_RECIPE.replace(max_epochs=1000)
+        ENDLESS
 
 
 def test_jobs_train_in_a_niced_worker_process_and_keep_their_stopped_net(long_transfer):
@@ -323,7 +324,7 @@ def test_finished_and_stopped_runs_keep_their_net_and_curves_across_a_restart(tm
                        meta={"kind": "transfer", "label": "short"}, spec=spec, nets={"source": net},
                        splits={"split": split})
     assert done.wait(120) and done.snapshot().state == DONE
-    long = pool.submit(in_worker(transfer_task, net, split, 0, TRANSFER_RECIPE.replace(max_epochs=1000)), "long",
+    long = pool.submit(in_worker(transfer_task, net, split, 0, ENDLESS), "long",
                        "s1", spec=spec, nets={"source": net}, splits={"split": split})
     queued = pool.submit(in_worker(transfer_task, net, split, 0, TRANSFER_RECIPE), "q", "s2", spec=spec)
     end = time.monotonic() + 60
@@ -365,6 +366,7 @@ from lenet.runtime.jobs import JobPool
 from lenet.runtime.worker import in_worker
 from lenet.runtime.store import JobStore
 from lenet.runtime.tasks import transfer_task
+ENDLESS = TRANSFER_RECIPE.replace(max_epochs=100_000, max_steps=0, target_train_loss=0.0)  # only stop ends it
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # as Streamlit does: a clean shutdown
     net = checkpoint.load(sys.argv[2])
@@ -373,7 +375,7 @@ if __name__ == "__main__":
     part = CharacterSet(rng.integers(0, 255, (400, 28, 28), dtype=np.uint8), np.arange(400) % 2, chars, "noise", "noise")
     split = Split(part, part, chars)
     pool = JobPool(workers=1, store=JobStore(sys.argv[1]))
-    job = pool.submit(in_worker(transfer_task, net, split, 0, TRANSFER_RECIPE.replace(max_epochs=1000)), "long",
+    job = pool.submit(in_worker(transfer_task, net, split, 0, ENDLESS), "long",
                       "s1", spec={"task": "transfer", "n": 0}, nets={"source": net}, splits={"split": split})
     while not job.snapshot().records:
         time.sleep(0.05)

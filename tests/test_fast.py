@@ -94,7 +94,7 @@ def test_two_workers_agree_with_one(setup):
 def test_stop_ends_run_cells_promptly(setup):
     source, ds, tgt, _ = setup
     cells = [Cell(n, 40, t) for n in (0, 1) for t in range(3)]
-    long = TRANSFER_RECIPE.replace(max_epochs=500, target_train_acc=1.01, patience=0)
+    long = TRANSFER_RECIPE.replace(max_epochs=100_000, max_steps=0, target_train_loss=0.0)
     for workers in (1, 2):
         stop = threading.Event()
         threading.Timer(1.0, stop.set).start()
@@ -128,7 +128,7 @@ def test_fused_grid_matches_plain_per_run(setup):
 def test_fused_grid_stops_promptly(setup):
     source, ds, tgt, _ = setup
     cells = [Cell(n, 40, t) for n in (0, 1) for t in range(2)]
-    long = TRANSFER_RECIPE.replace(max_epochs=500, target_train_acc=1.01, patience=0)
+    long = TRANSFER_RECIPE.replace(max_epochs=100_000, max_steps=0, target_train_loss=0.0)
     stop = threading.Event()
     threading.Timer(1.0, stop.set).start()
     t0 = time.perf_counter()

@@ -88,7 +88,7 @@ def test_ray_run_equals_local_run_and_survives_a_killed_worker(cluster):
 
 def test_ray_run_stops_promptly(cluster):
     source, ds, tgt, _ = cluster
-    long = TRANSFER_RECIPE.replace(max_epochs=500, target_train_acc=1.01, patience=0)
+    long = TRANSFER_RECIPE.replace(max_epochs=100_000, max_steps=0, target_train_loss=0.0)
     stop = threading.Event()
     threading.Timer(2.0, stop.set).start()
     t0 = time.perf_counter()

@@ -107,20 +107,30 @@ class FusedGrid:
         sgd_momentum(params, grads, bufs, lr, momentum, scale)  # foreach: a few kernel launches for all twelve tensors
 
 
-def _schedule(n_train: int, batch: int, epochs: int, generator: torch.Generator) -> np.ndarray:
-    """(epochs * steps per epoch, batch) row indexes of one run, -1 where an epoch's last batch is short:
-    the orders `fit` draws, one torch.randperm per epoch from the run's generator."""
-    spe = math.ceil(n_train / batch)
-    out = np.full((epochs, spe * batch), -1, np.int64)
-    for e in range(epochs):
-        out[e, :n_train] = torch.randperm(n_train, generator=generator).numpy()
-    return out.reshape(epochs * spe, batch)
+class _Schedule:
+    """One run's row indexes, `fit`'s orders (one torch.randperm per epoch from the run's generator), drawn an
+    epoch at a time as the windows reach them: a budget of many epochs costs no memory up front."""
 
+    def __init__(self, n_train: int, batch: int, epochs: int, generator: torch.Generator, offset: int):
+        self.n, self.batch, self.epochs, self.generator, self.offset = n_train, batch, epochs, generator, offset
+        self.spe = math.ceil(n_train / batch)
+        self.first = 0                                   # the step the held rows start at
+        self.rows = np.empty((0, batch), np.int64)
 
-def _window(sched: np.ndarray, start: int, length: int) -> np.ndarray:
-    """Rows start..start+length of a schedule, padded with -1 past its end."""
-    w = sched[start:start + length]
-    return np.concatenate([w, np.full((length - len(w), sched.shape[1]), -1)]) if len(w) < length else w
+    def window(self, start: int, length: int) -> np.ndarray:
+        """(length, batch) rows of steps start..start+length, -1 where an epoch's last batch is short and
+        past the budget's end. Windows move forward only: rows before `start` are dropped."""
+        drop = min(start - self.first, len(self.rows)) // self.spe * self.spe
+        self.rows, self.first = self.rows[drop:], self.first + drop
+        want = min(self.epochs * self.spe, start + length)
+        epochs = []
+        for _ in range(max(0, math.ceil((want - self.first - len(self.rows)) / self.spe))):
+            e = np.full(self.spe * self.batch, -1, np.int64)
+            e[:self.n] = torch.randperm(self.n, generator=self.generator).numpy() + self.offset
+            epochs.append(e.reshape(self.spe, self.batch))
+        self.rows = np.concatenate([self.rows, *epochs]) if epochs else self.rows
+        w = self.rows[start - self.first:start - self.first + length]
+        return np.concatenate([w, np.full((length - len(w), self.batch), -1)]) if len(w) < length else w
 
 
 @torch.no_grad()
@@ -175,9 +185,8 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
         levels.append(n)
         codes.append(transfer_codes(recipe.code_kind, shared.n_classes, spec.seed, N_CLASSES))
         sizes.append(len(spec.labels))
-        sched = _schedule(len(spec.labels), recipe.batch_size, rule.epochs(len(spec.labels)),
-                          torch.Generator().manual_seed(spec.seed))
-        scheds.append(np.where(sched >= 0, sched + offset, -1))
+        scheds.append(_Schedule(len(spec.labels), recipe.batch_size, rule.epochs(len(spec.labels)),
+                                torch.Generator().manual_seed(spec.seed), offset))
         offsets.append(offset)
         images.append(spec.images)
         labels.append(spec.labels)
@@ -216,7 +225,7 @@ def run_fused(shared: Shared, runs: list[tuple[int, RunSpec]], device: torch.dev
     B, step = recipe.batch_size, 0
     while ids:
         # the next SYNC_STEPS steps of every run: row indexes (S, R, B) and per-row loss weights
-        chunk = np.stack([_window(scheds[i], step, SYNC_STEPS) for i in ids], 1)
+        chunk = np.stack([scheds[i].window(step, SYNC_STEPS) for i in ids], 1)
         valid = chunk >= 0
         m = valid.sum(-1, keepdims=True)
         weight = torch.from_numpy(np.where(valid, 1.0 / (np.maximum(m, 1) * T.shape[1]), 0.0)).float().to(dev)
