@@ -40,20 +40,21 @@ st.caption(f"Source net: {' '.join(source.classes)} -> new characters: {' '.join
 
 
 def shipped_view(name: str) -> None:
-    """The shipped results of this study, read from their CSVs (no training)."""
+    """Every shipped set of results of this study, read from their CSVs (no training)."""
     found = ui.shipped_study(name)
-    if found is None:
+    if not found:
         st.caption("No shipped results for this study (assets/results-studies).")
-        return
-    seeds = found["meta"]["seeds"]
-    with st.expander(f"Shipped results: {name} on {len(seeds)} class splits (seeds {', '.join(map(str, seeds))})",
-                     expanded=True):
-        st.caption(f"On {found['meta'].get('data', 'EMNIST')}. Each figure is the mean over the splits (each "
-                   f"split its own source net and new characters); the table gives 95% intervals with the splits resampled and each value's range over the "
-                   f"splits. Made by `{found['command']}`.")
-        for i, fig in enumerate(found["figures"]):
-            st.plotly_chart(fig, key=f"st-shipped-fig{i}")
-        ui.table(found["rows"])
+    for j, one in enumerate(found):
+        seeds = one["meta"]["seeds"]
+        title = f"{name}, {one['title']}" if one["title"] else name
+        with st.expander(f"Shipped results: {title} on {len(seeds)} class splits (seeds {', '.join(map(str, seeds))})",
+                         expanded=j == 0):
+            st.caption(f"On {one['meta'].get('data', 'EMNIST')}. Each figure is the mean over the splits (each split "
+                       f"its own source net and new characters); the table gives 95% intervals with the splits "
+                       f"resampled and each value's range over the splits. Made by `{one['command']}`.")
+            for i, fig in enumerate(one["figures"]):
+                st.plotly_chart(fig, key=f"st-shipped-fig{j}-{i}")
+            ui.table(one["rows"])
 
 
 shipped_view(name)
@@ -77,7 +78,7 @@ def live_chart(snap, name: str):
 for job, meta in ui.session_jobs("study")[-1:]:
     with st.container(border=True):
         st.markdown(ui.job_title(job, meta))
-        reference = ui.shipped_study(meta["study"])
+        reference = next(iter(ui.shipped_study(meta["study"])), None)
         left, right = st.columns(2) if reference else (None, st.container())
         if reference:  # the shipped figure beside the new run's, which fills in as it trains
             left.plotly_chart(reference["figures"][0], key="st-beside")

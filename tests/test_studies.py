@@ -402,3 +402,52 @@ def test_tables_write_refuses_a_file_without_a_block_and_leaves_it_alone(tmp_pat
     rc = _cli("tables", "--write", doc)
     assert rc.returncode == 2 and "no result block to rewrite" in rc.stderr and "studies-line" in rc.stderr
     assert doc.read_text() == "my own notes\n"
+
+
+def test_source_classes_preset_hundreds_takes_S_past_the_data_with_omniglot_characters(setup, tmp_path):
+    """--preset hundreds: the pool adds the Omniglot background characters but none of a Latin-script
+    alphabet (Latin, Greek), 15 of each with 5 held out; S = 200 is more than the data's 62 classes; the
+    new characters stay the data's; the cross-split rows keep S = 100 and 200 as they are."""
+    from lenet.data.omniglot import alphabet_of, find_omniglot
+    from lenet.studies import source_classes as SC
+    if find_omniglot() is None:
+        pytest.skip("no Omniglot background archives (assets/omniglot or LENET_OMNIGLOT_DIR)")
+    ds, source, targets = setup
+    settings = studies.settings("source-classes", 0, preset="hundreds")
+    assert settings.pool == "data+omniglot" and max(settings.class_counts) == 200 > len(ds.classes)
+    pool = SC.source_pool(settings, ds)
+    extra = pool.classes[len(ds.classes):]
+    assert pool.classes[:len(ds.classes)] == ds.classes and np.array_equal(pool.images[:len(ds)], ds.images)
+    assert len(extra) == 192 and not {alphabet_of(c) for c in extra} & {"Latin", "Greek"}
+    assert set(pool.counts()[c] for c in extra) == {20}, "every Omniglot character: its 20 drawers"
+    sets = SC.source_sets(settings, pool, targets)
+    for o in range(settings.orders):
+        for arm, per in (("per-class", 15), ("fixed-total", 3)):
+            chars, got = sets[arm, 200, o]
+            assert len(chars) == 200 and got == per and not set(chars) & set(targets)
+        assert set(sets["per-class", 40, o][0]) <= set(sets["per-class", 100, o][0]) <= set(sets["per-class", 200, o][0])
+    split = source_split(pool, sets["per-class", 200, 0][0], 15, settings.heldout_per_class)
+    assert len(split.train) == 3000 and len(split.test) == 1000
+    summary = [{"arm": "none", "S": 0, "n": 0, "k": 5, "target_acc": 0.5}] + \
+        [{"arm": "per-class", "S": S, "n": 5, "k": 5, "target_acc": 0.6} for S in (33, 100, 200)]
+    assert [r["S"] for r in SC.across_rows(summary, settings)] == [0, 200, 100, 200], "33: the pool's all, as 200"
+    assert [r["S"] for r in SC.across_rows(summary)] == [0, 40, 40, 40], "the default counts stop at 40"
+    assert "pool" not in SC.Settings().recorded() and SC.Settings.hundreds().recorded()["pool"] == "data+omniglot"
+    shipped = ROOT / "assets" / "results-studies" / "source-classes" / "seed-0" / "meta.json"
+    if shipped.exists():  # the folders made before `pool` existed still resume with the default settings
+        old = json.loads(shipped.read_text())["settings"]
+        assert {k: old[k] for k in SC.Settings().recorded()} == json.loads(json.dumps(SC.Settings().recorded()))
+    for name, preset, words in (("source-classes", "nope", "its presets: hundreds"), ("finetune", "hundreds", "has none")):
+        with pytest.raises(ValueError, match=words):
+            studies.settings(name, 0, preset=preset)
+    rc = _cli("study", "source-classes", "--quick", "--preset", "hundreds", "--data", "synthetic", "--out", tmp_path)
+    assert rc.returncode == 0, rc.stderr
+    nets = list(csv.DictReader(open(tmp_path / SC.SOURCES_CSV)))
+    assert {(r["arm"], r["S"], r["per_class"]) for r in nets} == \
+        {("per-class", "2", "15"), ("per-class", "100", "15"), ("fixed-total", "2", "300"), ("fixed-total", "100", "6")}
+    big = next(r for r in nets if r["S"] == "100" and r["arm"] == "per-class")["classes"].split(" ")
+    assert len(big) == 100 and any("/character" in c for c in big), "Omniglot names, space-separated"
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert "--preset hundreds" in meta["command"] and meta["settings"]["heldout_per_class"] == 5
+    rc = _cli("study", "all", "--preset", "hundreds", "--seeds", "0", "--data", "synthetic", "--out", tmp_path / "x")
+    assert rc.returncode == 2 and "name the study" in rc.stderr and not (tmp_path / "x").exists()

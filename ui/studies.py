@@ -14,7 +14,7 @@ from lenet.core.net import Net
 from lenet.grid.runfolder import parse_cell
 from lenet.studies.common import command_line
 from lenet.studies.splits import read_splits
-from lenet.studies.tables import SHIPPED, SHIPPED_COMMAND, have_shipped, shipped_rows
+from lenet.studies.tables import SHIPPED_SETS, have_shipped, shipped_rows
 from lenet.runtime.tasks import job_function
 
 from .background import submit
@@ -29,8 +29,7 @@ def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet
                 shipped: bool) -> Job:
     """The study in a worker process (lenet.runtime.tasks.study_task), kept on disk so that a restart shows it
     interrupted and Resume goes on from its finished runs; the figure fills in after each run."""
-    mod = studies.get(name)
-    (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()  # raises before queueing
+    studies.settings(name, seed, quick=quick)  # raises before queueing
     out = studies_root() / f"{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     s = state()
     command = command_line(name, quick=quick, seed=seed, data=s.data_kind, data_dir=s.data_path, out=out.name,
@@ -62,15 +61,20 @@ def read_study(folder: Path) -> tuple[dict, list[dict]]:
     return meta, rows
 
 
-def shipped_study(name: str) -> dict | None:
-    """The shipped results of study `name` (assets/results-studies/NAME, several class splits), read from
-    the CSVs the command wrote, no training: {"meta", "rows" (a readable table), "figures", "command"}."""
-    if not have_shipped(name, SHIPPED):
-        return None
+def shipped_study(name: str) -> list[dict]:
+    """Every shipped set of results of study `name` (lenet.studies.tables.SHIPPED_SETS: several class splits each),
+    read from the CSVs its command wrote, no training: [{"meta", "rows" (a readable table), "figures",
+    "command", "title"}]."""
     mod = studies.get(name)
-    meta, rows, per = read_splits(SHIPPED / name)
-    summary = [r for rs in per.values() for r in rs] if name == "class-choice" else rows  # sets differ per split
-    return {"meta": meta, "rows": shipped_rows(mod, rows), "figures": mod.figures(summary), "command": SHIPPED_COMMAND}
+    out = []
+    for study, folder, command, title in SHIPPED_SETS:
+        if study != name or not have_shipped(name, folder):
+            continue
+        meta, rows, per = read_splits(folder / name)
+        summary = [r for rs in per.values() for r in rs] if name == "class-choice" else rows  # sets differ per split
+        out.append({"meta": meta, "rows": shipped_rows(mod, rows), "figures": mod.figures(summary),
+                    "command": command, "title": title})
+    return out
 
 
 # Plain words for the studies' terms, shown beside each study (a reader need not know the papers).
@@ -92,7 +96,11 @@ TERMS = {
                 ("vs random", "a criterion's accuracy minus random's, trial by trial, with its 95% interval")],
     "source-classes": [("S", "the number of characters the source net learned before transfer"),
                        ("per-class / fixed-total", "400 images of each source character, or 8,000 images in "
-                                                   "all however many characters")],
+                                                   "all however many characters (in the hundreds: 15 of each, "
+                                                   "or 600 in all)"),
+                       ("in the hundreds", "S up to 200: Omniglot's background characters join EMNIST's as "
+                                           "source characters (never Latin or Greek ones, which could be "
+                                           "twins of the new letters)")],
     "class-choice": [("nearest-centroid proxy", "a quick guess at transfer: the average frozen C5 output of "
                                                 "each new character's k samples, and which average a test "
                                                 "image is nearest to, with no training")],

@@ -376,9 +376,11 @@ def cmd_study(args) -> None:
     names = list(studies.BY_COST) if args.name == "all" else [args.name]
     if args.name == "all" and not args.seeds:
         raise ValueError("study all needs --seeds (e.g. --seeds 0 1 2)")
+    if args.preset and args.name == "all":
+        raise ValueError("--preset is one study's: name the study (e.g. study source-classes --preset hundreds)")
     for name in names:
         mod = studies.get(name)
-        (mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed)).check()
+        studies.settings(name, args.seed, quick=args.quick, preset=args.preset)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
@@ -402,10 +404,11 @@ def cmd_study(args) -> None:
             return
         targets = new_characters(ds, source.classes, args.seed)
         command = command_line(args.name, quick=args.quick, seed=args.seed, data=args.data, data_dir=args.data_dir,
-                               out=str(out), source=args.source)
-        header = (f"study {args.name}{' (quick)' if args.quick else ''}: {mod.QUESTION}\n"
+                               out=str(out), source=args.source, preset=args.preset)
+        header = (f"study {args.name}{' (quick)' if args.quick else ''}"
+                  f"{f' (preset {args.preset})' if args.preset else ''}: {mod.QUESTION}\n"
                   f"source net: {source_path} ({_names(source.classes)}); new characters: {_names(targets)}")
-        rows = studies.run(args.name, mod.Settings.quick(args.seed) if args.quick else mod.Settings(seed=args.seed),
+        rows = studies.run(args.name, studies.settings(args.name, args.seed, quick=args.quick, preset=args.preset),
                            source, ds, targets, out_dir=out, command=command,
                            progress=Progress("runs", header=header), log=_err, **run)
     except KeyboardInterrupt:
@@ -431,12 +434,13 @@ def _study_splits(args, names, ds, out, run) -> None:
 
         def command(seed, name=name):  # the split's own command; -1: the whole multi-split command
             if seed < 0:
-                return (f"python -m lenet study {args.name}{' --quick' if args.quick else ''} --seeds {seeds_text} "
+                return (f"python -m lenet study {args.name}{' --quick' if args.quick else ''}"
+                        f"{f' --preset {args.preset}' if args.preset else ''} --seeds {seeds_text} "
                         f"--data {args.data}" + (f" --data-dir {args.data_dir}" if args.data_dir else "") +
                         f" --out {out}")
             return command_line(name, quick=args.quick, seed=seed, data=args.data, data_dir=args.data_dir,
-                                out=str(out / name / f"seed-{seed}"))
-        rows = run_splits(name, seeds, ds, out, quick=args.quick, command=command, log=_err,
+                                out=str(out / name / f"seed-{seed}"), preset=args.preset)
+        rows = run_splits(name, seeds, ds, out, quick=args.quick, preset=args.preset, command=command, log=_err,
                           progress=Progress(f"{name} runs"), **run)
         res["studies"][name] = {"rows": rows, "seconds": round(time.perf_counter() - t0, 1)}
         lines.append(f"{name}: {len(rows)} rows across {len(seeds)} splits in {out / name / SPLITS} "

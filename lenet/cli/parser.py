@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="a question the paper left open, as a resumable study (lenet.studies)")
     st.add_argument("name", choices=(*STUDIES, "all"), help="which study (all: every one, in turn)")
     st.add_argument("--quick", action="store_true", help="the small version (about 10 s on 2 idle cores)")
+    st.add_argument("--preset", help="other settings the study names (source-classes: hundreds, S up to 200 "
+                                     "with the Omniglot background characters in the source pool)")
     st.add_argument("--seed", type=int, default=0, help="seed of classes, samples and initialisations")
     st.add_argument("--seeds", type=int, nargs="+",
                     help="several class splits, as reproduce --seeds: OUT/NAME/seed-S each (its own source net, "

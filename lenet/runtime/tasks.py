@@ -132,8 +132,7 @@ def study_task(job, name: str, quick: bool, seed: int, source: Net, ds: Characte
     its summary so far is recorded, so the figure fills in. Runs on the cluster of LENET_RAY if set."""
     from lenet import studies
     from lenet.grid.fast.ray_runner import address_from_env
-    mod = studies.get(name)
-    settings = mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)
+    settings = studies.settings(name, seed, quick=quick)
     studies.run(name, settings, source, ds, targets, out_dir=out_dir, command=command, stop=job.stop_event,
                 progress=job.progress, on_summary=lambda rows: job.record(kind="summary", rows=rows),
                 ray=address_from_env(None))

@@ -133,7 +133,7 @@ def agreement(summary: list[dict]) -> dict:
 ACROSS = (("k",), ("spearman", "best_acc", "worst_acc", "spread", "mean_acc"))
 
 
-def across_rows(summary: list[dict]) -> list[dict]:
+def across_rows(summary: list[dict], settings: Settings | None = None) -> list[dict]:
     """Per k (the sets differ from split to split): the proxy's rank agreement with real transfer, the
     best, worst and mean set's test accuracy, and the spread (best minus worst)."""
     out = []

@@ -35,9 +35,10 @@ FORMAT = "lenet-transfer-lab/study/1"
 
 
 def command_line(name: str, *, quick: bool, seed: int, data: str, data_dir: str | None, out: str,
-                 source: str | None = None) -> str:
+                 source: str | None = None, preset: str | None = None) -> str:
     """The CLI command that makes (or resumes) a study's folder."""
-    parts = ["python -m lenet study", name] + (["--quick"] if quick else []) + [f"--seed {seed}", f"--data {data}"]
+    parts = ["python -m lenet study", name] + (["--quick"] if quick else []) + \
+        ([f"--preset {preset}"] if preset else []) + [f"--seed {seed}", f"--data {data}"]
     parts += [f"--data-dir {data_dir}"] if data_dir else []
     parts += [f"--source {source}"] if source else []
     return " ".join(parts + [f"--out {out}"])

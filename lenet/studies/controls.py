@@ -179,7 +179,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 ACROSS = (("n", "k", "arm"), ("target_acc", "vs_AnB"))
 
 
-def across_rows(summary: list[dict]) -> list[dict]:
+def across_rows(summary: list[dict], settings: Settings | None = None) -> list[dict]:
     """Summary rows with `vs_AnB`: test accuracy minus the transferred levels' (same n, k, trials)."""
     anb = {(r["n"], r["k"]): r["target_acc"] for r in summary if r["arm"] == "AnB"}
     return [dict(r, vs_AnB=r["target_acc"] - anb.get((r["n"], r["k"]), float("nan"))) for r in summary]

@@ -137,7 +137,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 ACROSS = (("n", "k", "lr_mult"), ("target_acc", "gain", "source_drop"))  # lenet.studies.splits
 
 
-def across_rows(summary: list[dict]) -> list[dict]:
+def across_rows(summary: list[dict], settings: Settings | None = None) -> list[dict]:
     """Summary rows with `gain`: test accuracy minus the frozen arm's (AnB+ minus AnB, same n, k, trials)."""
     frozen = {(r["n"], r["k"]): r["target_acc"] for r in summary if r["lr_mult"] == 0}
     return [dict(r, gain=r["target_acc"] - frozen.get((r["n"], r["k"]), math.nan)) for r in summary]

@@ -214,7 +214,7 @@ def summarize(rows: list[dict], settings: Settings, chosen: dict[tuple, str]) ->
 ACROSS = (("level", "criterion", "kept_fraction", "k"), ("target_acc", "vs_random", "vs_whole"))
 
 
-def across_rows(summary: list[dict]) -> list[dict]:
+def across_rows(summary: list[dict], settings: Settings | None = None) -> list[dict]:
     """Summary rows with `vs_whole`: test accuracy minus the whole level's (p = 1, the grid's run)."""
     whole = {r["k"]: r["target_acc"] for r in summary if r["kept_fraction"] == 1.0}
     return [dict(r, vs_whole=r["target_acc"] - whole.get(r["k"], math.nan)) for r in summary]

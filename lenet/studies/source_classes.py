@@ -16,6 +16,11 @@ stop: a net on 2 characters sees them many more epochs than one on 40), with the
 learning rate and batch; each is kept in OUT/sources/ and its epochs and training accuracy go
 to OUT/sources.csv. Then every (n, k, trial) transfer run; n = 0 transfers nothing, so it runs
 once per (k, trial) as the reference.
+
+The preset `hundreds` (Settings.hundreds, `--preset hundreds`) takes S to 200: the source pool adds
+the Omniglot background characters (config.SOURCE_POOL_EXCLUDED left out) to the data's, 15 samples
+of each and 5 held out (Omniglot has 20 drawers), the arm fixed-total at 600 images; the new
+characters and their draws stay the data's, as at S <= 40 (lenet/config.py says why each number).
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from plotly.subplots import make_subplots
 from lenet.core import checkpoint
 from lenet import config
 from lenet.config import Recipe
+from lenet.data import CharacterSet, load
+from lenet.data.omniglot import alphabet_of
 from lenet.data.protocol import source_split
 from lenet.data.twins import twins_of
 from lenet.grid.cells import Cell, run_seed
@@ -59,6 +66,8 @@ SOURCES_CSV = "sources.csv"
 SOURCE_FIELDS = ("arm", "S", "order", "classes", "per_class", "epochs", "steps", "train_acc", "heldout_acc")
 SUMMARY_FIELDS = ("arm", "S", "n", "k", "target_acc", "target_acc_min", "target_acc_max", "runs")
 NONE = "none"  # the arm of the n = 0 reference runs (S = 0)
+POOLS = ("data", "data+omniglot")
+PRESETS = ("hundreds",)
 
 
 @dataclass(frozen=True)
@@ -73,11 +82,24 @@ class Settings:
     seed: int = 0
     max_epochs: int | None = None             # transfer runs; None: the transfer recipe's cap
     source_steps: int = 8000                  # every source net's budget in SGD steps (16 epochs of 20 x 400)
+    heldout_per_class: int = SOURCE_HELDOUT_PER_CLASS  # each source character's held-out samples
+    pool: str = "data"                        # source characters: the data's, or "data+omniglot" (POOLS)
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Settings":
         return cls(class_counts=(2, 5), per_class=100, fixed_total=600, levels=(0, 5), samples=(5,), trials=1,
                    orders=1, seed=seed, max_epochs=30, source_steps=300)
+
+    @classmethod
+    def hundreds(cls, seed: int = 0, quick: bool = False) -> "Settings":
+        """S up to 200: the data's characters and the Omniglot background's (lenet/config.py); quick: S = 2
+        and 100, one trial at n = 0 and 5, short source nets."""
+        pool = dict(per_class=config.HUNDREDS_PER_CLASS, fixed_total=config.HUNDREDS_FIXED_TOTAL,
+                    heldout_per_class=config.HUNDREDS_HELDOUT_PER_CLASS, pool="data+omniglot", seed=seed)
+        if quick:
+            return cls(class_counts=(2, 100), levels=(0, 5), samples=(5,), trials=1, orders=1, max_epochs=30,
+                       source_steps=300, **pool)
+        return cls(class_counts=config.HUNDREDS_CLASS_COUNTS, **pool)
 
     def check(self) -> "Settings":
         for n in self.levels:
@@ -85,9 +107,18 @@ class Settings:
         if not self.class_counts or any(not isinstance(s, int) or s < 2 for s in self.class_counts):
             raise ValueError(f"source class counts S must be integers >= 2 (got {self.class_counts})")
         check_common(self.samples, {"per_class": self.per_class, "fixed_total": self.fixed_total, "trials": self.trials,
-                                    "orders": self.orders, "source_steps": self.source_steps},
+                                    "orders": self.orders, "source_steps": self.source_steps,
+                                    "heldout_per_class": self.heldout_per_class},
                      {"max_epochs": self.max_epochs})
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)} (got {self.pool!r})")
         return self
+
+    def recorded(self) -> dict:
+        """The settings as meta.json records them: pool and heldout_per_class only when they differ from
+        the defaults, so folders made before those settings existed still resume."""
+        out, default = asdict(self), asdict(Settings())
+        return {k: v for k, v in out.items() if k not in ("pool", "heldout_per_class") or v != default[k]}
 
     def recipe(self) -> Recipe:
         return capped(config.TRANSFER_RECIPE, self.max_epochs)
@@ -103,15 +134,39 @@ def nested_order(settings: Settings, ds, targets, order: int) -> list[str]:
     for every S, each have the samples both arms take at that S (max(per_class, fixed_total // S) + held out)."""
     counts = ds.counts()
     pool = [c for c in ds.classes if c not in targets and not twins_of(c) & set(targets)
-            and counts[c] >= settings.per_class + SOURCE_HELDOUT_PER_CLASS]
+            and counts[c] >= settings.per_class + settings.heldout_per_class]
     rng = np.random.default_rng([settings.seed, 5, order])
     chosen: list[str] = []
     for S in sorted(set(settings.class_counts)):
-        need = max(settings.per_class, settings.fixed_total // S) + SOURCE_HELDOUT_PER_CLASS
+        need = max(settings.per_class, settings.fixed_total // S) + settings.heldout_per_class
         rich = [c for c in pool if c not in chosen and counts[c] >= need]
         chosen += rng.permutation(rich).tolist()[:S - len(chosen)]
     rest = [c for c in pool if c not in chosen]
     return chosen + rng.permutation(rest).tolist()
+
+
+def joined(chars) -> str:
+    """Class names as one field: EMNIST's characters run together ("49AB"), longer names (Omniglot's
+    "Korean/character05") with spaces."""
+    return ("" if all(len(c) == 1 for c in chars) else " ").join(chars)
+
+
+def source_pool(settings: Settings, ds) -> CharacterSet:
+    """The characters source nets are drawn from: the data's, and with pool "data+omniglot" the Omniglot
+    background's too (the alphabets in config.SOURCE_POOL_EXCLUDED left out) as one set."""
+    if settings.pool == "data":
+        return ds
+    om = load("omniglot")
+    keep = [i for i, c in enumerate(om.classes) if alphabet_of(c) not in config.SOURCE_POOL_EXCLUDED]
+    rows = np.flatnonzero(np.isin(om.labels, keep))
+    new_label = np.full(len(om.classes), -1)
+    new_label[keep] = np.arange(len(keep)) + len(ds.classes)
+    names = sorted({alphabet_of(om.classes[i]) for i in keep})
+    return CharacterSet(np.concatenate([ds.images, om.images[rows]]),
+                        np.concatenate([ds.labels, new_label[om.labels[rows]]]),
+                        list(ds.classes) + [om.classes[i] for i in keep], f"{ds.source}+omniglot",
+                        f"{ds.description}; and {len(keep)} Omniglot background characters "
+                        f"({', '.join(n.replace('_', ' ') for n in names)}), {len(rows):,} drawings")
 
 
 def source_sets(settings: Settings, ds, targets) -> dict[tuple[str, int, int], tuple[list[str], int]]:
@@ -126,7 +181,7 @@ def source_sets(settings: Settings, ds, targets) -> dict[tuple[str, int, int], t
                 s = min(S, len(order))
                 per = settings.per_class if arm == "per-class" else settings.fixed_total // s
                 chars = order[:s]
-                if s >= 2 and all(counts[c] >= per + SOURCE_HELDOUT_PER_CLASS for c in chars):
+                if s >= 2 and all(counts[c] >= per + settings.heldout_per_class for c in chars):
                     out.setdefault((arm, s, o), ([c for c in ds.classes if c in set(chars)], per))
     return out
 
@@ -161,10 +216,11 @@ def summarize(rows: list[dict]) -> list[dict]:
 ACROSS = (("arm", "S", "n", "k"), ("target_acc", "vs_none"))
 
 
-def across_rows(summary: list[dict]) -> list[dict]:
+def across_rows(summary: list[dict], settings: Settings | None = None) -> list[dict]:
     """Summary rows with `vs_none`: test accuracy minus no transfer's (n = 0, same k and trials). An S the data
-    could not supply (the whole pool, its size differing from split to split) is pooled as the S asked for."""
-    asked = Settings().class_counts
+    could not supply (the whole pool, its size differing from split to split) is pooled as the largest S asked
+    for (settings' class counts; the defaults' without settings)."""
+    asked = (settings or Settings()).class_counts
     none = {r["k"]: r["target_acc"] for r in summary if r["arm"] == NONE}
     return [dict(r, S=r["S"] if r["arm"] == NONE or r["S"] in asked else max(asked),
                  vs_none=r["target_acc"] - none.get(r["k"], float("nan"))) for r in summary]
@@ -199,15 +255,16 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
     settings.check()
     log = log or (lambda msg: None)
     recipe, src_recipe = settings.recipe(), settings.source_recipe()
-    sets = source_sets(settings, ds, targets)
-    meta_settings = {**asdict(settings), **source_settings(source, ds, targets),
+    pool = source_pool(settings, ds)
+    sets = source_sets(settings, pool, targets)
+    meta_settings = {**settings.recorded(), **source_settings(source, ds, targets),
                      "recipe": {f: v for f, v in recipe.to_dict().items() if f != "seed"},
                      "source_recipe": src_recipe.to_dict(),
-                     "source_sets": {f"{a} {S} {o}": ["".join(c), per] for (a, S, o), (c, per) in sets.items()}}
+                     "source_sets": {f"{a} {S} {o}": [joined(c), per] for (a, S, o), (c, per) in sets.items()}}
     with StudyDir(out_dir, NAME, meta_settings) as sd:
         distinct = {}  # (chars, per, order) -> the (arm, S, order) keys it serves: per-class S = 20 x 400 is
         for key, (chars, per) in sets.items():  # fixed-total's 8,000 / 20, one net
-            distinct.setdefault(("".join(chars), per, key[2]), []).append(key)
+            distinct.setdefault((joined(chars), per, key[2]), []).append(key)
         nets, info = {}, {}
         for keys in distinct.values():
             where = sd.out / "sources" / "{}-{}-{}".format(*keys[0]) if sd.out is not None else None
@@ -219,7 +276,7 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
         if todo:
             log(f"training {len(todo)} source nets ({settings.source_steps:,} SGD steps each): " +
                 ", ".join(f"S={k[0][1]} x {sets[k[0]][1]} (order {k[0][2]})" for k in todo))
-            tasks = [{"split": source_split(ds, sets[keys[0]][0], sets[keys[0]][1], SOURCE_HELDOUT_PER_CLASS,
+            tasks = [{"split": source_split(pool, sets[keys[0]][0], sets[keys[0]][1], settings.heldout_per_class,
                                             settings.seed)} for keys in todo]
             for i, res in run_tasks(train_one, {"recipe": src_recipe.to_dict()}, tasks,
                                     costs=[1.0] * len(tasks), workers=workers, ray=ray, stop=stop):
@@ -236,7 +293,7 @@ def source_classes(settings: Settings, source, ds, targets, *, out_dir=None, com
                     f"in {res['meta']['epochs']} epochs")
             if stop is not None and stop.is_set():
                 return []
-        sources = [{"arm": a, "S": S, "order": o, "classes": "".join(sets[a, S, o][0]), "per_class": sets[a, S, o][1],
+        sources = [{"arm": a, "S": S, "order": o, "classes": joined(sets[a, S, o][0]), "per_class": sets[a, S, o][1],
                     "epochs": int(info[a, S, o]["epochs"]), "steps": int(info[a, S, o].get("steps", 0)),
                     "train_acc": float(info[a, S, o]["train_acc"]), "heldout_acc": float(info[a, S, o]["heldout_acc"])}
                    for a, S, o in sets]

@@ -66,12 +66,12 @@ def fields(mod) -> tuple:
     return (*keys, *[f"{v}{s}" for v in values for s in ("", "_min", "_max", "_low", "_high")], "splits")
 
 
-def across(mod, by_seed: dict[int, list[dict]]) -> list[dict]:
-    """The study's cross-split rows from each split's summary rows."""
-    return pool({s: mod.across_rows(rows) for s, rows in by_seed.items()}, *mod.ACROSS)
+def across(mod, by_seed: dict[int, list[dict]], settings=None) -> list[dict]:
+    """The study's cross-split rows from each split's summary rows (made with `settings`)."""
+    return pool({s: mod.across_rows(rows, settings) for s, rows in by_seed.items()}, *mod.ACROSS)
 
 
-def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool,
+def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool, preset: str | None = None,
                command: Callable[[int], str], log: Callable[[str], None] | None = None, **kwargs) -> list[dict]:
     """Study `name` on every split in `seeds` (OUT/NAME/seed-S), then its cross-split rows (OUT/NAME/splits.csv)."""
     from lenet import studies
@@ -86,7 +86,7 @@ def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool,
         t0 = time.perf_counter()
         source = split_source(ds, seed, out, log)
         targets = new_characters(ds, source.classes, seed)
-        settings = (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()
+        settings = studies.settings(name, seed, quick=quick, preset=preset)
         log(f"{name}, split {seed}: source {''.join(source.classes)}, new {''.join(targets)}")
         rows = studies.run(name, settings, source, ds, targets, out_dir=folder / f"seed-{seed}",
                            command=command(seed), log=log, **kwargs)
@@ -97,11 +97,12 @@ def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool,
         done = folder / f"seed-{seed}" / "meta.json"  # its training time, summed over every resume
         seconds[seed] = json.loads(done.read_text()).get("seconds", 0.0) if done.exists() else \
             round(time.perf_counter() - t0, 1)
-    rows = across(mod, by_seed)
+    rows = across(mod, by_seed, settings)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SPLITS).write_text(csv_text(fields(mod), rows, floats=".6f"))
     old = json.loads((folder / SPLITS_META).read_text()) if (folder / SPLITS_META).exists() else {}
     meta = {"study": name, "question": mod.QUESTION, "seeds": list(seeds), "quick": quick,
+            **({"preset": preset} if preset else {}),
             "data": getattr(ds, "description", ds.source),
             "settings": {k: v for k, v in vars(settings).items() if k != "seed"},
             "seconds": {**old.get("seconds", {}), **{str(s): round(v, 1) for s, v in seconds.items()}},

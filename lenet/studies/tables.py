@@ -10,7 +10,14 @@ from lenet.files import ASSETS
 
 SHIPPED = ASSETS / "results-studies"  # made by: python -m lenet study all --seeds 0 1 2 --data emnist --out ...
 SHIPPED_COMMAND = "python -m lenet study all --seeds 0 1 2 --data emnist --out assets/results-studies"
-POINTS = ("gain", "vs_random", "vs_whole", "vs_AnB", "vs_none", "source_drop", "spread")  # differences, in points
+HUNDREDS = ASSETS / "results-hundreds"  # source-classes --preset hundreds: S up to 200 (Omniglot characters too)
+HUNDREDS_COMMAND = ("python -m lenet study source-classes --preset hundreds --seeds 0 1 2 --data emnist "
+                    "--out assets/results-hundreds")
+# every shipped set of results: (study, folder, its command, a title); a study may have several
+SHIPPED_SETS = [*[(name, SHIPPED, SHIPPED_COMMAND, "") for name in
+                  ("finetune", "partial", "source-classes", "class-choice", "controls")],
+                ("source-classes", HUNDREDS, HUNDREDS_COMMAND, "S in the hundreds (preset hundreds)")]
+POINTS = ("gain", "vs_random", "vs_whole", "vs_AnB", "vs_none", "source_drop", "spread", "growth")  # differences, in points
 
 
 def interval(row: dict, v: str) -> str:
@@ -205,7 +212,10 @@ def markdown(name: str, folder: Path = SHIPPED) -> str:
     if name == "studies-line":
         seeds = sorted({s for meta, _, _ in found.values() for s in meta["seeds"]})
         body = [f"Shipped: {', '.join(found)} on {len(seeds)} twin-free class splits, each figure with a 95% "
-                f"interval over the splits ([Studies](docs/studies.md))."]
+                f"interval over the splits ([Studies](docs/studies.md))" +
+                ("; source-classes also with S up to 200, Omniglot's background characters joining EMNIST's "
+                 "([in the hundreds](docs/studies.md#source-classes-in-the-hundreds))."
+                 if folder == SHIPPED and have_shipped("source-classes", HUNDREDS) else ".")]
     else:
         body = []
         for study, (meta, line, table) in found.items():
@@ -218,7 +228,71 @@ def markdown(name: str, folder: Path = SHIPPED) -> str:
     return "\n".join([begin(name), *body, end(name)]) + "\n"
 
 
+def source_nets(folder: Path) -> list[dict]:
+    """Each (arm, S)'s source nets in a source-classes folder of several splits: their held-out accuracy,
+    mean over every split and order, with its min and max, from each split's sources.csv."""
+    from lenet.studies.splits import read_csv
+    nets: dict[tuple, list[float]] = {}
+    for path in sorted(Path(folder).glob("seed-*/sources.csv")):
+        for r in read_csv(path):
+            nets.setdefault((r["arm"], r["S"], r["per_class"]), []).append(float(r["heldout_acc"]))
+    return [{"arm": a, "S": S, "per_class": per, "heldout_acc": sum(v) / len(v), "min": min(v), "max": max(v),
+             "nets": len(v)} for (a, S, per), v in sorted(nets.items(), key=lambda i: (i[0][0] != "per-class", i[0][1]))]
+
+
+def growth(per: dict[int, list[dict]], lo: int, hi: int) -> list[dict]:
+    """Per (arm, n, k) with n > 0: test accuracy at S = hi minus at S = lo, each split's own difference (the same
+    trials and draws), pooled over the splits with its 95% interval (splits resampled) and min to max."""
+    from lenet.report.claims import pooled
+    diffs: dict[tuple, list[float]] = {}
+    for rows in per.values():
+        acc = {(r["arm"], r["S"], r["n"], r["k"]): r["target_acc"] for r in rows}
+        for (arm, S, n, k), a in acc.items():
+            if S == hi and (arm, lo, n, k) in acc:
+                diffs.setdefault((arm, n, k), []).append(a - acc[arm, lo, n, k])
+    out = []
+    for (arm, n, k), v in sorted(diffs.items(), key=lambda i: (i[0][0] != "per-class", i[0])):
+        m, low, high = pooled(v)
+        out.append({"arm": arm, "n": n, "k": k, "growth": m, "growth_low": low, "growth_high": high,
+                    "growth_min": min(v), "growth_max": max(v), "splits": len(v)})
+    return out
+
+
+def hundreds_markdown(folder: Path = HUNDREDS) -> str:
+    """Block `studies-hundreds`: source-classes with S up to 200 (the answer, the gain's move from S = 40 to the
+    largest S, the table, and the source nets' held-out accuracy)."""
+    from lenet.grid.tables import begin, end
+    from lenet.studies.splits import read_splits
+    name = "studies-hundreds"
+    if not have_shipped("source-classes", folder):
+        return "\n".join([begin(name), f"(no results in {folder}: run `{HUNDREDS_COMMAND}`)", end(name)]) + "\n"
+    meta, rows, per = read_splits(Path(folder) / "source-classes")
+    line, table = _source_classes(rows)
+    top = max(r["S"] for r in rows)
+    grow = growth(per, 40, top)
+    cell = lambda r: f"{r['arm']} n={r['n']} k={r['k']} ({interval(r, 'growth')})"
+    up, down = [r for r in grow if _above(r, "growth")], [r for r in grow if _below(r, "growth")]
+    secs = sum(meta.get("seconds", {}).values())
+    nets = source_nets(Path(folder) / "source-classes")
+    body = [f"**Answer.** {line}", "",
+            f"**From S=40 to S={top}.** Test accuracy at S={top} minus at S=40 (each split's own difference, "
+            f"pooled): higher, interval above 0, in {len(up)} of {len(grow)} (arm, n, k) cells: {_cells(up, cell)}; "
+            f"lower in {len(down)}: {_cells(down, cell)}; elsewhere the interval includes 0.", "",
+            *_md_table(["arm", "n", "k", f"S={top} minus S=40 [95% interval]", "splits min to max"],
+                       [[r["arm"], r["n"], r["k"], interval(r, "growth"), spread(r, "growth")] for r in grow]), "",
+            f"{len(meta['seeds'])} class splits (seeds {', '.join(map(str, meta['seeds']))}), {secs / 60:.1f} min of "
+            f"transfer runs' wall time; mean over the splits [95% interval, splits resampled]; accuracies in %, "
+            f"differences in points. Made by `{HUNDREDS_COMMAND}`.", "", *table, "",
+            "The source nets (held-out accuracy on their own characters, mean over every split and order, min to max):",
+            "", *_md_table(["arm", "S", "per class", "held-out accuracy", "min to max", "nets"],
+                           [[n["arm"], n["S"], n["per_class"], f"{100 * n['heldout_acc']:.1f}%",
+                             f"{100 * n['min']:.1f} to {100 * n['max']:.1f}", n["nets"]] for n in nets])]
+    return "\n".join([begin(name), *body, end(name)]) + "\n"
+
+
 def renderers(folder: Path = SHIPPED) -> dict:
-    """The studies' blocks (`studies`, `studies-line`), each drawn from the shipped results when a file holds it."""
-    return {b: (lambda b=b: markdown(b, folder)) for b in ("studies", "studies-line")}
+    """The studies' blocks (`studies`, `studies-line`, `studies-hundreds`), each drawn from the shipped results
+    when a file holds it."""
+    return {**{b: (lambda b=b: markdown(b, folder)) for b in ("studies", "studies-line")},
+            "studies-hundreds": hundreds_markdown}
 
