@@ -63,8 +63,23 @@ def test_studies_shows_the_shipped_results_on_open(emnist_server):
         page.screenshot(path=str(ARTIFACTS / "studies-shipped.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.get_by_role("button", name="Stop").count() == 0, "opening the page starts no study"
+        # source-classes has a second shipped set, S in the hundreds, folded below the first: open it
+        page.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name=re.compile(r"^source-classes:")).click()
+        hundreds = page.get_by_text(re.compile(r"^Shipped results: source-classes, S in the hundreds"))
+        hundreds.first.wait_for(timeout=30_000)
+        hundreds.first.click()
+        page.get_by_text("python -m lenet study source-classes --preset hundreds --seeds 0 1 2").first.wait_for(
+            timeout=30_000)
+        page.wait_for_timeout(1500)
+        axes = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p.getClientRects().length > 0)
+            .flatMap(p => (p.data || []).flatMap(t => t.x || []))""")
+        page.screenshot(path=str(ARTIFACTS / "studies-hundreds.png"), full_page=True)
+        assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()
     assert titles and all(titles), titles  # every shipped figure is drawn, each with its title
+    assert 200 in axes and 100 in axes, "the hundreds' figure is drawn, S up to 200"
 
 
 LAYOUT_PROBLEMS = """() => {

@@ -451,3 +451,17 @@ def test_source_classes_preset_hundreds_takes_S_past_the_data_with_omniglot_char
     assert "--preset hundreds" in meta["command"] and meta["settings"]["heldout_per_class"] == 5
     rc = _cli("study", "all", "--preset", "hundreds", "--seeds", "0", "--data", "synthetic", "--out", tmp_path / "x")
     assert rc.returncode == 2 and "name the study" in rc.stderr and not (tmp_path / "x").exists()
+
+
+def test_the_hundreds_block_of_docs_studies_is_what_tables_writes_from_the_shipped_csvs():
+    """docs/studies.md's studies-hundreds block is generated from assets/results-hundreds (three splits, S up to
+    200 in both arms), not typed."""
+    from lenet.grid.tables import begin
+    from lenet.studies.tables import HUNDREDS, have_shipped, hundreds_markdown
+    assert have_shipped("source-classes", HUNDREDS), "assets/results-hundreds ships (docs/studies.md says how)"
+    block = hundreds_markdown()
+    doc = (ROOT / "docs" / "studies.md").read_text()
+    assert block in doc and block.startswith(begin("studies-hundreds"))
+    assert "S=200 minus S=40" in block and "| per-class | 200 | 15 |" in block and "| fixed-total | 200 | 3 |" in block
+    meta = json.loads((HUNDREDS / "source-classes" / "splits.json").read_text())
+    assert meta["seeds"] == [0, 1, 2] and meta["preset"] == "hundreds" and meta["settings"]["pool"] == "data+omniglot"

@@ -215,7 +215,7 @@ def markdown(name: str, folder: Path = SHIPPED) -> str:
                 f"interval over the splits ([Studies](docs/studies.md))" +
                 ("; source-classes also with S up to 200, Omniglot's background characters joining EMNIST's "
                  "([in the hundreds](docs/studies.md#source-classes-in-the-hundreds))."
-                 if folder == SHIPPED and have_shipped("source-classes", HUNDREDS) else ".")]
+                 if Path(folder).resolve() == SHIPPED.resolve() and have_shipped("source-classes", HUNDREDS) else ".")]
     else:
         body = []
         for study, (meta, line, table) in found.items():
