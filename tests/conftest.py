@@ -22,3 +22,18 @@ def autograd_nodes():
                 todo += [g for g, _ in f.next_functions]
         return set(seen.values())
     return nodes
+
+
+@pytest.fixture(scope="module")
+def emnist_app_env(tmp_path_factory):
+    """The app's settings for a module of AppTests on real characters: LENET_HOME in tmp, the shipped EMNIST
+    subset and source net, one worker."""
+    from lenet.core import checkpoint
+    from lenet.data.emnist import SUBSET_DIR
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LENET_HOME", str(tmp_path_factory.mktemp("home")))
+    mp.setenv("LENET_DATA", str(SUBSET_DIR))
+    mp.setenv("LENET_SOURCE", str(checkpoint.shipped("emnist")))
+    mp.setenv("LENET_WORKERS", "1")
+    yield
+    mp.undo()

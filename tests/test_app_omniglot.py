@@ -12,24 +12,13 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lenet.core import checkpoint
-from lenet.data.emnist import SUBSET_DIR
 from lenet.data.omniglot import SHIPPED_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = uuid.uuid4().hex
 
 
-@pytest.fixture(scope="module", autouse=True)
-def env(tmp_path_factory):
-    """LENET_HOME in tmp, the shipped EMNIST subset and source net."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LENET_HOME", str(tmp_path_factory.mktemp("home")))
-    mp.setenv("LENET_DATA", str(SUBSET_DIR))
-    mp.setenv("LENET_SOURCE", str(checkpoint.shipped("emnist")))
-    mp.setenv("LENET_WORKERS", "1")
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("emnist_app_env")  # tests/conftest.py
 
 
 def texts(elements) -> str:

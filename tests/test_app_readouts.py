@@ -19,16 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SID = uuid.uuid4().hex
 
 
-@pytest.fixture(scope="module", autouse=True)
-def env(tmp_path_factory):
-    """LENET_HOME in tmp, the shipped EMNIST subset and source net."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LENET_HOME", str(tmp_path_factory.mktemp("home")))
-    mp.setenv("LENET_DATA", str(SUBSET_DIR))
-    mp.setenv("LENET_SOURCE", str(checkpoint.shipped("emnist")))
-    mp.setenv("LENET_WORKERS", "1")
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("emnist_app_env")  # tests/conftest.py
 
 
 def test_transfer_page_runs_the_chosen_readout():
