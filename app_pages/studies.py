@@ -33,6 +33,10 @@ quick = c1.toggle("Quick version (under a minute)", value=True, key="st-quick",
                        "minutes and its command is in the report.")
 seed = c2.number_input("Seed", 0, 10_000, 0, key="st-seed",
                        help="Which samples and initialisations the runs use; the same seed repeats the study.")
+presets = getattr(mods[name], "PRESETS", {})
+preset = st.selectbox("Settings", ["default", *presets], key=f"st-preset-{name}",
+                      format_func=lambda p: f"{p}: {presets[p]}" if p in presets else "default: the study's own",
+                      help="Other settings this study names; the default is the study's own.") if presets else "default"
 st.markdown(f"**{mods[name].TITLE}.** {mods[name].QUESTION}")
 if terms(name):
     st.caption(terms(name))
@@ -59,7 +63,8 @@ def shipped_view(name: str) -> None:
 
 shipped_view(name)
 if st.button("Run the study", type="primary") and roles.require_teacher("start a study"):
-    ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped)
+    ui.check_data(ui.start_study, name, quick, int(seed), source, ds, targets, shipped,
+                  None if preset == "default" else preset)
 
 
 def results_view(name: str, summary: list[dict], key: str) -> None:

@@ -319,7 +319,8 @@ def test_studies_page_shows_the_shipped_results_on_open_without_a_job(env):
     from lenet.studies.tables import have_shipped
     shipped = [n for n in studies.NAMES if have_shipped(n)]
     assert "partial" in shipped, "assets/results-studies ships the studies (python -m lenet study all --seeds 0 1 2)"
-    at = page("app_pages/studies.py", sid="shipped-studies")
+    sid = uuid.uuid4().hex  # a session id the app keeps (32 hex digits), so the check below can fail
+    at = page("app_pages/studies.py", sid=sid)
     for name in studies.NAMES:
         at.selectbox(key="st-name").set_value(name).run()
         assert not at.exception
@@ -334,7 +335,7 @@ def test_studies_page_shows_the_shipped_results_on_open_without_a_job(env):
         assert len(at.get("plotly_chart")) >= 1, f"{name}: a figure from the shipped CSVs"
         cells = " ".join(str(v) for t in at.table for v in t.value.to_numpy().ravel())
         assert "[" in cells and " to " in cells, f"{name}: intervals and ranges over the splits"
-    assert not at.success and not (env["home"] / "studies" / "shipped-studies").exists(), "no job was started"
+    assert not at.success and not (env["home"] / "studies" / sid).exists(), "no job was started"
 
 
 def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
@@ -355,3 +356,24 @@ def test_studies_page_lists_the_studies_runs_a_quick_one_and_reopens_it(env):
     assert "python -m lenet study partial --quick" in at.code[0].value
     shown = texts(at.caption) + texts(at.markdown) + texts(at.code)
     assert str(env["home"]) not in shown, "no server paths for browser users"
+
+
+def test_studies_page_runs_a_study_with_one_of_its_presets(env):
+    """source-classes names a preset (hundreds): the page offers it only there, and the quick version runs with
+    it as a job, its command and settings saying so (the Omniglot characters in the source pool, S = 100)."""
+    import json
+    sid = uuid.uuid4().hex
+    at = page("app_pages/studies.py", sid=sid)
+    at.selectbox(key="st-name").set_value("partial").run()
+    assert not [s for s in at.selectbox if s.label == "Settings"], "a study without presets shows no choice"
+    at.selectbox(key="st-name").set_value("source-classes").run()
+    box = at.selectbox(key="st-preset-source-classes")
+    assert box.options[0].startswith("default") and box.options[1].startswith("hundreds: S up to 200")
+    box.set_value("hundreds").run()
+    button(at, "Run the study").click().run()
+    until(at, lambda a: "Done" in texts(a.success), timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    done = max((env["home"] / "studies" / sid).glob("source-classes-quick-hundreds-*"))
+    meta = json.loads((done / "meta.json").read_text())
+    assert meta["settings"]["pool"] == "data+omniglot" and meta["settings"]["class_counts"] == [2, 100]
+    assert "--quick --preset hundreds" in meta["command"]

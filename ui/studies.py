@@ -26,17 +26,19 @@ def studies_root() -> Path:
 
 
 def start_study(name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],
-                shipped: bool) -> Job:
-    """The study in a worker process (lenet.runtime.tasks.study_task), kept on disk so that a restart shows it
-    interrupted and Resume goes on from its finished runs; the figure fills in after each run."""
-    studies.settings(name, seed, quick=quick)  # raises before queueing
-    out = studies_root() / f"{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+                shipped: bool, preset: str | None = None) -> Job:
+    """The study (its quick version and/or one of its presets) in a worker process
+    (lenet.runtime.tasks.study_task), kept on disk so that a restart shows it interrupted and Resume goes on
+    from its finished runs; the figure fills in after each run."""
+    studies.settings(name, seed, quick=quick, preset=preset)  # raises before queueing
+    tag = f"{'-quick' if quick else ''}{f'-{preset}' if preset else ''}"
+    out = studies_root() / f"{name}{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     s = state()
     command = command_line(name, quick=quick, seed=seed, data=s.data_kind, data_dir=s.data_path, out=out.name,
-                           source=None if shipped else "<the app's active source net>")
+                           source=None if shipped else "<the app's active source net>", preset=preset)
     spec = {"task": "study", "study": name, "quick": quick, "seed": seed, "data": [s.data_kind, s.data_path],
-            "targets": list(targets), "out_dir": str(out), "command": command}
-    label = f"{name}{' (quick)' if quick else ''}, seed {seed}"
+            "targets": list(targets), "out_dir": str(out), "command": command, **({"preset": preset} if preset else {})}
+    label = f"{name}{' (quick)' if quick else ''}{f', {preset}' if preset else ''}, seed {seed}"
     return submit("study", label, job_function(spec, {"source": source}, {}, ds), spec=spec, nets={"source": source},
                   study=name, out_dir=str(out))
 

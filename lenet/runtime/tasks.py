@@ -127,12 +127,13 @@ def _finished_runs(out: Path) -> list:
 
 
 def study_task(job, name: str, quick: bool, seed: int, source: Net, ds: CharacterSet, targets: list[str],
-               out_dir: str, command: str) -> str:
-    """A study (lenet.studies) into out_dir, resumably (finished runs there are kept); after each run
-    its summary so far is recorded, so the figure fills in. Runs on the cluster of LENET_RAY if set."""
+               out_dir: str, command: str, preset: str | None = None) -> str:
+    """A study (lenet.studies; its quick version and/or one of its presets) into out_dir, resumably (finished
+    runs there are kept); after each run its summary so far is recorded, so the figure fills in. Runs on the
+    cluster of LENET_RAY if set."""
     from lenet import studies
     from lenet.grid.fast.ray_runner import address_from_env
-    settings = studies.settings(name, seed, quick=quick)
+    settings = studies.settings(name, seed, quick=quick, preset=preset)
     studies.run(name, settings, source, ds, targets, out_dir=out_dir, command=command, stop=job.stop_event,
                 progress=job.progress, on_summary=lambda rows: job.record(kind="summary", rows=rows),
                 ray=address_from_env(None))
@@ -169,7 +170,8 @@ TASKS: dict[str, Callable] = {  # spec -> (task function, its arguments)
         spec["levels"], spec["samples"], spec["trials"], Recipe.from_dict(spec["recipe"]), spec["out_dir"],
         spec.get("sizes")),
     "study": lambda spec, nets, splits, ds: (study_task, spec["study"], spec["quick"], spec["seed"], nets["source"],
-                                             ds, spec["targets"], spec["out_dir"], spec["command"]),
+                                             ds, spec["targets"], spec["out_dir"], spec["command"],
+                                             spec.get("preset")),
 }
 NEEDS = {"source": ((), ("split",)), "transfer": (("source",), ("split",)),  # (nets, splits) the store keeps
          "readout": (("source",), ("split",)),

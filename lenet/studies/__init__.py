@@ -2,9 +2,9 @@
 
 Each module names its study (NAME), asks its question (QUESTION, two sentences), and gives its
 settings (Settings, with Settings.quick() for a ~2-minute version), the study function, its
-summary (SUMMARY_FIELDS, summarize) and its figures; a module may name PRESETS, other settings
-made by Settings.PRESET(seed, quick=...) (source-classes: `hundreds`). Results go to runs.csv, summary.csv,
-report.html and meta.json in the output folder, resumably (lenet.studies.common).
+summary (SUMMARY_FIELDS, summarize) and its figures. A module may name PRESETS ({name: what it is}),
+other settings made by Settings.PRESET(seed, quick=...) (source-classes: `hundreds`). Results go to
+runs.csv, summary.csv, report.html and meta.json in the output folder, resumably (lenet.studies.common).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def settings(name: str, seed: int = 0, *, quick: bool = False, preset: str | Non
     mod = get(name)
     if preset is None:
         return (mod.Settings.quick(seed) if quick else mod.Settings(seed=seed)).check()
-    presets = getattr(mod, "PRESETS", ())
+    presets = getattr(mod, "PRESETS", {})
     if preset not in presets:
         raise ValueError(f"study {name} has no preset {preset!r}" +
                          (f"; its presets: {', '.join(presets)}" if presets else " (it has none)"))
