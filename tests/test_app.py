@@ -18,6 +18,7 @@ from lenet.core import checkpoint
 from lenet.config import Recipe
 from lenet.data import load
 from lenet.data.protocol import default_class_split, source_split
+from appsession import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = uuid.uuid4().hex
@@ -44,14 +45,7 @@ def env(tmp_path_factory):
 
 
 def page(path: str | None = None, sid: str = SID) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["sid"] = sid
-    at.run()
-    if path:
-        at.switch_page(path)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(path, sid)
 
 
 def until(at: AppTest, done, timeout: float = 45.0) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from lenet.data.omniglot import SHIPPED_DIR
+from appsession import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = uuid.uuid4().hex
@@ -26,11 +26,7 @@ def texts(elements) -> str:
 
 
 def test_transfer_page_takes_new_characters_from_an_omniglot_alphabet():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.query_params["sid"] = SID
-    at.run()
-    at.switch_page("app_pages/transfer.py")
-    at.run()
+    at = open_app("app_pages/transfer.py", SID, timeout=90)
     at.radio(key="tr-from").set_value("an Omniglot alphabet").run()
     at.selectbox(key="tr-alphabet").set_value("Korean").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -76,11 +72,7 @@ def test_transfer_page_takes_new_characters_from_an_omniglot_alphabet():
 def test_experiments_page_runs_the_grid_on_an_omniglot_alphabet():
     """Experiments takes each class split's new characters from one Omniglot alphabet, with Omniglot's test and
     validation sizes, exactly as `reproduce --data omniglot` does."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.query_params["sid"] = uuid.uuid4().hex
-    at.run()
-    at.switch_page("app_pages/experiments.py")
-    at.run()
+    at = open_app("app_pages/experiments.py", timeout=90)
     at.radio(key="ex-from").set_value("Omniglot alphabets").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.multiselect(key="ex-k-omniglot").options == ["1", "2", "5", "10"]
@@ -110,12 +102,8 @@ def test_teach_takes_characters_from_an_omniglot_alphabet():
     from lenet.data import load
     from lenet.data.protocol import rows_of
     from lenet.drawing.store import SampleStore
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     sid = uuid.uuid4().hex
-    at.query_params["sid"] = sid
-    at.run()
-    at.switch_page("app_pages/teach.py")
-    at.run()
+    at = open_app("app_pages/teach.py", sid, timeout=90)
     at.toggle(key="teach-og").set_value(True).run()
     at.selectbox(key="teach-og-alphabet").set_value("Korean").run()
     chars = at.multiselect(key="teach-og-chars-Korean")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from lenet.core import checkpoint
 from lenet.core.readouts import readout
 from lenet.data import load, to_net_input
 from lenet.data.emnist import SUBSET_DIR
+from appsession import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SID = uuid.uuid4().hex
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.usefixtures("emnist_app_env")  # tests/conftest.py
 
 
 def test_transfer_page_runs_the_chosen_readout():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.query_params["sid"] = SID
-    at.run()
-    at.switch_page("app_pages/transfer.py")
-    at.run()
+    at = open_app("app_pages/transfer.py", SID, timeout=90)
     box = at.selectbox(key="tr-readout")
     assert box.options == ["mse (the paper's): the levels above n learn towards random codes",
                            "ce: the levels above n learn one output per character (cross-entropy)",

@@ -12,20 +12,9 @@ import uuid
 import pytest
 
 from lenet.classroom import Classes
-from test_browser import ARGS, ARTIFACTS, CHROMIUM, playwright, streamlit_app
+from test_browser import ARGS, ARTIFACTS, CHROMIUM, _stroke, playwright, streamlit_app
 
 PASSWORD = "chalk and 7 apples"
-
-
-def _stroke(pg, canvas, points) -> None:
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    pg.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    pg.mouse.down()
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        for i in range(1, 7):
-            pg.mouse.move(box["x"] + x0 + (x1 - x0) * i / 6, box["y"] + y0 + (y1 - y0) * i / 6)
-    pg.mouse.up()
 
 
 def _ring(rng):

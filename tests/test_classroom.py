@@ -251,16 +251,12 @@ def _resume_after_restart(sid: str, page: str, timeout: float = 300):
     interrupted; Resume runs it to Done. The AppTest, for more checks."""
     import time
 
-    from streamlit.testing.v1 import AppTest
+    from appsession import open_app
 
     import ui
     ui.pool.clear()
     ui.sessions.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["sid"] = sid
-    at.run()
-    at.switch_page(page)
-    at.run()
+    at = open_app(page, sid)
     assert "Interrupted" in " ".join(w.value for w in at.warning)
     next(b for b in at.button if b.label == "Resume").click().run()
     end = time.monotonic() + timeout

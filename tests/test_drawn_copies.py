@@ -178,7 +178,7 @@ def test_a_teach_job_trains_on_drawn_copies_of_the_samples(synth):
         def record(self, **kw):
             pass
     recipe = TRANSFER_RECIPE.replace(max_epochs=2, max_steps=0)
-    for drawn, per_char in ((3.0, 12), (0.0, 3)):
-        spec = {"n": 4, "recipe": recipe.to_dict(), "drawn": drawn}
+    for copies, per_char in ((3.0, 12), (0.0, 3)):
+        spec = {"n": 4, "recipe": recipe.to_dict(), "drawn": copies}
         fn, *args = TASKS["transfer"](spec, {"source": source}, {"split": split}, None)
         assert fn(Job(), *args).meta["k"] == per_char

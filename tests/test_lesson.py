@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from lenet.report import lesson
+from appsession import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "assets" / "results-emnist"
@@ -34,16 +34,6 @@ def clone(tmp_path_factory):
         mp.delenv(name, raising=False)
     yield folders
     mp.undo()
-
-
-def open_page(path: str, sid: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["sid"] = sid
-    at.run()
-    at.switch_page(path)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def every_text(node) -> str:
@@ -79,7 +69,7 @@ def test_best_levels_names_the_best_n_and_those_it_cannot_be_told_from():
 def test_lesson_shows_every_step_from_shipped_results_and_trains_nothing(clone):
     import ui
     sid = uuid.uuid4().hex
-    at = open_page("app_pages/lesson.py", sid)
+    at = open_app("app_pages/lesson.py", sid)
     assert [s.value for s in at.subheader][:6] == [
         "1. What the source net knows", "2. What freezing n levels means", "3. A quick grid: 1 sample per class, then 40",
         "4. The paper's figure", "5. What the levels see", "6. One drawing"]
@@ -108,8 +98,8 @@ def test_no_page_shows_a_server_path(clone):
     secret = [str(p) for p in clone.values()] + [str(ROOT), str(Path.home())]
     seen = {}
     for path in PAGES:
-        seen[path] = every_text(open_page(path, sid))
-    at = open_page("app_pages/source.py", sid)
+        seen[path] = every_text(open_app(path, sid))
+    at = open_app("app_pages/source.py", sid)
     at.radio(key="src-kind").set_value("path").run()
     seen["source: the data-folder choice"] = every_text(at)
     for typed in ("/etc", str(clone["data"] / "nothing-here"), "relative/missing"):

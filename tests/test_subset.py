@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from lenet.data.protocol import PAPER, VAL_PER_CLASS, default_class_split, sourc
 from lenet.data.subset import SUBSET_DIR, make_subset
 from lenet.grid.experiment import check_targets
 from test_download import server  # noqa: F401  (the local HTTP server fixture)
+from appsession import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LENET_DATA_DIR") or ROOT.parent / "shared" / "data" / "emnist")
@@ -152,13 +152,7 @@ def test_subset_errors_are_specific(fresh, tmp_path):
 # --- the app on a fresh clone --------------------------------------------------------------------
 
 def _app(path: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.query_params["sid"] = uuid.uuid4().hex
-    at.run()
-    if path:
-        at.switch_page(path).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(path)
 
 
 def _texts(elements) -> str:

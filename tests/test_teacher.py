@@ -15,6 +15,7 @@ import pytest
 from lenet.classroom import ALPHABET, LENGTH, Classes, Gate, QuotaError, check_quota, clean_code, new_code
 from lenet.classroom import auth
 from lenet.data import DataError
+from appsession import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse 42"
@@ -161,15 +162,7 @@ def app_env(tmp_path_factory):
 
 
 def _page(path: str, sid: str):
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.secrets["teacher_password"] = PASSWORD  # from Streamlit's secrets, as an operator may set it
-    at.query_params["sid"] = sid
-    at.run()
-    at.switch_page(path)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(path, sid, secrets={"teacher_password": PASSWORD})  # as an operator may set it
 
 
 def _texts(at) -> str:
