@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from lenet.config import DRAWN_TEACH, TRANSFER_RECIPE, DrawnCopies
+from lenet.config import DRAWN_TEACH, TRANSFER_RECIPE
 from lenet.core import checkpoint
 from lenet.core.net import Net, train_transfer
 from lenet.data import CharacterSet, find_emnist, load

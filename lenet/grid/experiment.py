@@ -29,7 +29,7 @@ from lenet.data.protocol import VAL_PER_CLASS, check_classes
 from lenet.grid.fast import run_cells
 from lenet.grid.cells import FIELDS, TEST_PER_CLASS, Cell, RunResult, grid, run_cell, run_seed
 from lenet.grid.runfolder import META, REPORT, REPRODUCTION, RUNS, SUMMARY, RunFolder, RunsFileError, Table, csv_text, \
-    parse_cell, read_rows
+    read_csv, read_rows
 from lenet.core.net import Net
 from lenet.core.transfer import check_levels
 
@@ -142,11 +142,8 @@ def write_seed_outputs(out_dir, by_seed: dict[int, list[RunResult]]) -> tuple[li
 
 def read_seed_outputs(folder) -> dict[str, list[dict]]:
     """{"seeds", "claims", "margins"}: the rows of a multi-split folder's CSVs, numbers parsed."""
-    out = {}
-    for key, name in (("seeds", SEEDS), ("claims", CLAIMS), ("margins", MARGINS)):
-        with open(Path(folder) / name, newline="") as f:
-            out[key] = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
-    return out
+    return {key: read_csv(Path(folder) / name) for key, name in (("seeds", SEEDS), ("claims", CLAIMS),
+                                                                  ("margins", MARGINS))}
 
 
 # --- the protocol per data set ----------------------------------------------------------------

@@ -70,6 +70,12 @@ def parse_cell(text: str):
     return text
 
 
+def read_csv(path) -> list[dict]:
+    """A CSV file's rows, each cell a number where it is one (parse_cell)."""
+    with open(path, newline="") as f:
+        return [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
+
+
 def csv_text(fields, rows: list[dict], floats: str | None = None) -> str:
     """The rows as CSV text, header first."""
     buf = io.StringIO()

@@ -12,7 +12,6 @@ assets/results-readouts, "readouts-omniglot" from assets/results-omniglot, each 
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -163,16 +162,9 @@ def readouts(folder) -> list[str]:
     """Mean test accuracy per k and n over the class splits of a `reproduce --seeds --readouts` folder, a
     column per readout (mse: the paper's, the grid's runs), 95% intervals (readouts-seeds.csv); then each
     readout's margin over mse, paired within each split (readouts-margins.csv)."""
-    from lenet.core.readouts import READOUTS as KINDS
     from lenet.grid import readouts as R
-    from lenet.grid.runfolder import parse_cell
 
-    folder = Path(folder)
-    with open(folder / R.SEEDS, newline="") as f:
-        rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
-    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
-    kinds = [k for k in KINDS if any(key[2] == k for key in at)]
-    nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+    rows, at, kinds, nks = _readout_cells(Path(folder) / R.SEEDS)
     show = lambda r: "" if r is None else f"{100 * r['mean']:.1f} {_ci(r['ci_lo'], r['ci_hi'])}"
     body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
     note = (f"Mean test accuracy (%) over {max(r['seeds'] for r in rows)} class splits (each split's mean over its "
@@ -181,17 +173,23 @@ def readouts(folder) -> list[str]:
     return _table(head, body) + ["", note, "", *readout_margins(folder)]
 
 
+def _readout_cells(path) -> tuple[list[dict], dict, list[str], list[tuple[int, int]]]:
+    """A readouts CSV (one row per n, k and readout): its rows, {(n, k, readout): row}, the readouts it holds
+    (in lenet.core.readouts' order) and its (n, k) cells, by k then n."""
+    from lenet.core.readouts import READOUTS
+    from lenet.grid.runfolder import read_csv
+
+    rows = read_csv(path)
+    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
+    kinds = [k for k in READOUTS if any(key[2] == k for key in at)]
+    return rows, at, kinds, sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+
+
 def readout_margins(folder) -> list[str]:
     """Each readout minus the paper's (mse), in points, paired within each split, from readouts-margins.csv."""
-    from lenet.core.readouts import READOUTS as KINDS
     from lenet.grid import readouts as R
-    from lenet.grid.runfolder import parse_cell
 
-    with open(Path(folder) / R.MARGINS, newline="") as f:
-        rows = [{c: parse_cell(v) for c, v in row.items()} for row in csv.DictReader(f)]
-    at = {(r["n"], r["k"], r["readout"]): r for r in rows}
-    kinds = [k for k in KINDS if any(key[2] == k for key in at)]
-    nks = sorted({(n, k) for n, k, _ in at}, key=lambda t: (t[1], t[0]))
+    _, at, kinds, nks = _readout_cells(Path(folder) / R.MARGINS)
     show = lambda r: "" if r is None else f"{_pts(r['margin'])} {_ci(r['lo'], r['hi'], False)}"
     body = [[k, n, *(show(at.get((n, k, kind))) for kind in kinds)] for n, k in nks]
     return _table(["k", "n", *[f"{k} minus mse" for k in kinds]], body) + [

@@ -12,7 +12,6 @@ seconds: its study folder's, summed over resumes).
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -23,7 +22,7 @@ from lenet.core import checkpoint
 from lenet.core.net import Net, train_source
 from lenet.config import SOURCE_RECIPE
 from lenet.data.protocol import default_class_split, new_characters, source_split
-from lenet.grid.runfolder import csv_text, parse_cell
+from lenet.grid.runfolder import csv_text, read_csv
 from lenet.report.claims import pooled
 
 SPLITS, SPLITS_META, SOURCES = "splits.csv", "splits.json", "sources"
@@ -109,11 +108,6 @@ def run_splits(name: str, seeds: list[int], ds, out, *, quick: bool, preset: str
             "command": command(-1)}
     (folder / SPLITS_META).write_text(json.dumps(meta, indent=2, default=list))
     return rows
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: parse_cell(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def read_splits(folder) -> tuple[dict, list[dict], dict[int, list[dict]]]:

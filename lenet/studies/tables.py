@@ -231,7 +231,7 @@ def markdown(name: str, folder: Path = SHIPPED) -> str:
 def source_nets(folder: Path) -> list[dict]:
     """Each (arm, S)'s source nets in a source-classes folder of several splits: their held-out accuracy,
     mean over every split and order, with its min and max, from each split's sources.csv."""
-    from lenet.studies.splits import read_csv
+    from lenet.grid.runfolder import read_csv
     nets: dict[tuple, list[float]] = {}
     for path in sorted(Path(folder).glob("seed-*/sources.csv")):
         for r in read_csv(path):
